@@ -1,0 +1,152 @@
+//! Authentication: accounts, sessions, access and refresh tokens.
+//!
+//! A login opens a session (one row in `sessions`). The session hands out short-lived JWT
+//! access tokens and one current refresh token, which is replaced on every refresh. Presenting
+//! a replaced refresh token means it was copied: the whole session is revoked at once.
+
+mod extractor;
+mod password;
+pub mod rate_limit;
+pub mod secret;
+pub mod tokens;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use extractor::AuthUser;
+use password::{hash_password, verify_password};
+use rate_limit::RateLimiter;
+use tokens::{JwtKeys, RefreshToken};
+
+use crate::domain::{Email, Name, Password};
+use crate::error::ApiError;
+use crate::store::{self, NewSession, NewUser, RefreshOutcome, Store, User};
+
+pub struct AuthService {
+    pub keys: JwtKeys,
+    pub access_token_ttl: chrono::Duration,
+    pub refresh_token_ttl: chrono::Duration,
+    pub bcrypt_cost: u32,
+    pub limiter: RateLimiter,
+    /// Verified against when the email is unknown, so that a login for a non-existent
+    /// account takes as long as one with a wrong password.
+    dummy_hash: String,
+}
+
+/// A session's fresh pair of tokens, and whose they are.
+pub struct IssuedTokens {
+    pub user: User,
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+}
+
+impl AuthService {
+    pub async fn new(
+        keys: JwtKeys,
+        access_token_ttl: std::time::Duration,
+        refresh_token_ttl: std::time::Duration,
+        bcrypt_cost: u32,
+        limiter: RateLimiter,
+    ) -> Result<Self, ApiError> {
+        let dummy_hash = hash_password(&Password::parse("not-a-real-password").map_err(ApiError::internal)?, bcrypt_cost)
+            .await?;
+        Ok(Self {
+            keys,
+            access_token_ttl: chrono::Duration::from_std(access_token_ttl).map_err(ApiError::internal)?,
+            refresh_token_ttl: chrono::Duration::from_std(refresh_token_ttl).map_err(ApiError::internal)?,
+            bcrypt_cost,
+            limiter,
+            dummy_hash,
+        })
+    }
+
+    pub async fn register(&self, store: &Store, name: Name, email: Email, password: Password) -> Result<IssuedTokens, ApiError> {
+        let password_hash = hash_password(&password, self.bcrypt_cost).await?;
+        let user = store
+            .create_user(&NewUser {
+                id: Uuid::now_v7(),
+                name: name.into_inner(),
+                email: email.into_inner(),
+                password_hash,
+                created_at: store::now(),
+            })
+            .await?;
+        self.open_session(store, user, None).await
+    }
+
+    /// Wrong email and wrong password give the same answer, after the same bcrypt work.
+    pub async fn login(
+        &self,
+        store: &Store,
+        email: &str,
+        password: &str,
+        device_id: Option<String>,
+    ) -> Result<IssuedTokens, ApiError> {
+        let credentials = match Email::parse(email) {
+            Ok(email) => store.find_credentials_by_email(email.as_str()).await?,
+            Err(_) => None,
+        };
+        let hash = credentials.as_ref().map_or(self.dummy_hash.as_str(), |found| found.password_hash.as_str());
+        let matches = verify_password(password, hash).await?;
+        match credentials {
+            Some(found) if matches => self.open_session(store, found.user, device_id).await,
+            _ => Err(ApiError::unauthorized("invalid_credentials", "wrong email or password")),
+        }
+    }
+
+    pub async fn refresh(&self, store: &Store, presented: &str) -> Result<IssuedTokens, ApiError> {
+        let invalid = || ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid; log in again");
+        let presented = RefreshToken::parse(presented).ok_or_else(invalid)?;
+        let replacement = RefreshToken::generate(presented.session_id);
+        let now = store::now();
+        let outcome = store
+            .rotate_refresh_token(presented.session_id, &presented.hash(), &replacement.hash(), now, now + self.refresh_token_ttl)
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated { user_id } => {
+                let user = store.find_user(user_id).await?.ok_or_else(invalid)?;
+                Ok(self.tokens_for(user, replacement, now))
+            }
+            RefreshOutcome::ReuseDetected => {
+                tracing::warn!(session = %presented.session_id, "refresh token reused: session revoked");
+                Err(ApiError::unauthorized(
+                    "refresh_token_reused",
+                    "this refresh token was already used; the session has been ended for safety",
+                ))
+            }
+            RefreshOutcome::Invalid => Err(invalid()),
+        }
+    }
+
+    pub async fn logout(&self, store: &Store, session_id: Uuid) -> Result<(), ApiError> {
+        store.revoke_session(session_id, store::now()).await?;
+        Ok(())
+    }
+
+    async fn open_session(&self, store: &Store, user: User, device_id: Option<String>) -> Result<IssuedTokens, ApiError> {
+        let refresh = RefreshToken::generate(Uuid::now_v7());
+        let now = store::now();
+        store
+            .create_session(&NewSession {
+                id: refresh.session_id,
+                user_id: user.id,
+                device_id,
+                refresh_token_hash: refresh.hash(),
+                created_at: now,
+                expires_at: now + self.refresh_token_ttl,
+            })
+            .await?;
+        Ok(self.tokens_for(user, refresh, now))
+    }
+
+    fn tokens_for(&self, user: User, refresh: RefreshToken, now: DateTime<Utc>) -> IssuedTokens {
+        let access_expires_at = now + self.access_token_ttl;
+        IssuedTokens {
+            access_token: self.keys.issue(user.id, refresh.session_id, now, access_expires_at),
+            access_expires_at,
+            refresh_token: refresh.token,
+            user,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The JWT signing secret: `JWT_SECRET`, or one generated once and kept in the data folder
+//! (beside the SQLite file) so that tokens survive a restart.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::auth::tokens::random_hex;
+
+const SECRET_FILE: &str = "jwt_secret";
+
+pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
+    if let Some(secret) = configured {
+        return Ok(secret.to_string());
+    }
+    let path = data_dir.join(SECRET_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= 32 {
+            tracing::warn!(path = %path.display(), "JWT_SECRET is not set: using the secret generated earlier");
+            return Ok(existing);
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = random_hex(32);
+    let mut file = open_private(&path)?;
+    file.write_all(secret.as_bytes())?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET is not set: generated a secret and saved it; set JWT_SECRET in production \
+         (and the same one on every instance)"
+    );
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::create(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_is_kept_for_the_next_start() {
+        let folder = std::env::temp_dir().join(format!("chat-api-secret-{}", uuid::Uuid::now_v7()));
+        let first = load_or_generate(None, &folder).unwrap();
+        let second = load_or_generate(None, &folder).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 64);
+        assert_eq!(load_or_generate(Some("configured"), &folder).unwrap(), "configured");
+        std::fs::remove_dir_all(folder).unwrap();
+    }
+}

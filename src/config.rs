@@ -1,0 +1,199 @@
+//! Configuration, read once at start-up from the environment (and `.env`).
+//!
+//! Every variable is listed in `.env.example` and in the README's configuration table.
+//! A value that is present but malformed stops the service with a message naming the
+//! variable: silently falling back to a default would hide a typo in production.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/chat.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(
+        "JWT_SECRET is required when APP_ENV=production: set it to a random string of at least 32 characters"
+    )]
+    MissingJwtSecretInProduction,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    /// Connections in the pool; SQLite serialises writers anyway, PostgreSQL profits from more.
+    pub database_max_connections: u32,
+    pub bind: SocketAddr,
+    /// `None` means: generate one and keep it beside the database (see `auth::secret`).
+    pub jwt_secret: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub bcrypt_cost: u32,
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    pub production: bool,
+    pub json_body_limit: usize,
+    /// Requests per minute per client address on register, login and refresh; 0 turns it off.
+    pub auth_rate_limit_per_minute: u32,
+    /// Where a generated JWT secret is kept when `JWT_SECRET` is unset.
+    pub data_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any name → value lookup (the tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let production = get("APP_ENV").is_some_and(|env| env.eq_ignore_ascii_case("production"));
+
+        let jwt_secret = get("JWT_SECRET");
+        if let Some(secret) = &jwt_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: "must be at least 32 characters long".into(),
+            });
+        }
+        if production && jwt_secret.is_none() {
+            return Err(ConfigError::MissingJwtSecretInProduction);
+        }
+
+        let bcrypt_cost: u32 = parse(&get, "BCRYPT_COST", 12)?;
+        if !(4..=31).contains(&bcrypt_cost) {
+            return Err(ConfigError::Invalid {
+                name: "BCRYPT_COST",
+                reason: "must be between 4 and 31".into(),
+            });
+        }
+
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
+            None => LogFormat::Human,
+            Some(format) if format == "human" || format == "text" => LogFormat::Human,
+            Some(format) if format == "json" => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    reason: format!("expected human or json, got {other:?}"),
+                });
+            }
+        };
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let data_dir = get("DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            crate::store::sqlite_file_path(&database_url)
+                .and_then(|file| file.parent().map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("./data"))
+        });
+
+        Ok(Self {
+            database_url,
+            database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+            bind: parse(&get, "BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(positive(&get, "ACCESS_TOKEN_TTL", 900)?),
+            refresh_token_ttl: Duration::from_secs(positive(&get, "REFRESH_TOKEN_TTL", 30 * 86_400)?),
+            bcrypt_cost,
+            cors_origins: get("CORS_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(|origin| origin.trim().to_string())
+                        .filter(|origin| !origin.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            log_format,
+            production,
+            json_body_limit: positive(&get, "JSON_BODY_LIMIT", 64 * 1024)? as usize,
+            auth_rate_limit_per_minute: parse(&get, "AUTH_RATE_LIMIT_PER_MINUTE", 30)?,
+            data_dir,
+        })
+    }
+}
+
+fn parse<T>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
+            name,
+            reason: format!("{err} (got {raw:?})"),
+        }),
+    }
+}
+
+fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    let value = parse(get, name, default)?;
+    if value == 0 {
+        return Err(ConfigError::Invalid { name, reason: "must be greater than 0".into() });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_loopback() {
+        let config = config_from(&[]).unwrap();
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.bcrypt_cost, 12);
+        assert!(config.cors_origins.is_empty());
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn production_without_jwt_secret_refuses_to_start() {
+        let error = config_from(&[("APP_ENV", "production")]).unwrap_err();
+        assert!(matches!(error, ConfigError::MissingJwtSecretInProduction));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for (name, value) in [
+            ("BIND", "not-an-address"),
+            ("ACCESS_TOKEN_TTL", "-5"),
+            ("ACCESS_TOKEN_TTL", "0"),
+            ("BCRYPT_COST", "3"),
+            ("LOG_FORMAT", "xml"),
+            ("JWT_SECRET", "short"),
+        ] {
+            let error = config_from(&[(name, value)]).unwrap_err().to_string();
+            assert!(error.starts_with(name), "{name}={value} gave {error}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list() {
+        let config = config_from(&[("CORS_ORIGINS", "http://a.test, http://b.test,")]).unwrap();
+        assert_eq!(config.cors_origins, vec!["http://a.test", "http://b.test"]);
+    }
+}

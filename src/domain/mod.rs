@@ -1,0 +1,195 @@
+//! Validated input: "parse, don't validate". Each type can only hold an acceptable value,
+//! and its `parse` says in plain words what is wrong with an unacceptable one. Handlers turn
+//! those words into a 422 naming the field.
+
+use email_address::EmailAddress;
+
+/// A display name: trimmed, 1 to 100 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        let length = trimmed.chars().count();
+        if length == 0 {
+            return Err("must not be empty".into());
+        }
+        if length > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An email address, lower-cased so that two spellings of one address are one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_CHARS: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let candidate = raw.trim().to_lowercase();
+        if candidate.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        // `EmailAddress` accepts display forms ("Ana <a@b.c>") too; we want the bare address.
+        let options =
+            email_address::Options::default().with_required_tld().without_display_text().without_domain_literal();
+        match EmailAddress::parse_with_options(&candidate, options) {
+            Ok(_) => Ok(Self(candidate)),
+            Err(_) => Err("is not a valid email address".into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A password: 8 to 72 bytes. bcrypt reads only the first 72 bytes, so a longer one is
+/// refused rather than silently cut.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_BYTES: usize = 8;
+    pub const MAX_BYTES: usize = 72;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() < Self::MIN_BYTES {
+            return Err(format!("must be at least {} bytes", Self::MIN_BYTES));
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return Err(format!("must be at most {} bytes (bcrypt's limit)", Self::MAX_BYTES));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+// Never print a password, not even in debug logs.
+impl std::fmt::Debug for Password {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Password(***)")
+    }
+}
+
+/// The text of a message: 1 to 10,000 characters, not only white space. Kept as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub const MAX_CHARS: usize = 10_000;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A client's idempotency key for a send: 1 to 100 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let length = raw.chars().count();
+        if length == 0 || length > Self::MAX_CHARS {
+            return Err(format!("must be 1 to {} characters", Self::MAX_CHARS));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A page size: `default` when absent, otherwise 1 to `max`.
+pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, String> {
+    match requested {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(format!("must be between 1 and {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse("  Ana ").unwrap().into_inner(), "Ana");
+        assert!(Name::parse("   ").is_err());
+        assert!(Name::parse(&"é".repeat(100)).is_ok());
+        assert!(Name::parse(&"é".repeat(101)).is_err());
+        assert!(Name::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        for bad in ["", "ana", "ana@", "@example.com", "ana@localhost", "Ana <ana@example.com>", "a b@example.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn passwords_are_8_to_72_bytes() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"x".repeat(72)).is_ok());
+        assert!(Password::parse(&"x".repeat(73)).is_err());
+        // 36 two-byte characters are 72 bytes; 37 are too many.
+        assert!(Password::parse(&"é".repeat(36)).is_ok());
+        assert!(Password::parse(&"é".repeat(37)).is_err());
+        assert_eq!(format!("{:?}", Password::parse("secret-password").unwrap()), "Password(***)");
+    }
+
+    #[test]
+    fn message_text_is_1_to_10000_characters() {
+        assert!(MessageText::parse("").is_err());
+        assert!(MessageText::parse(" \n\t").is_err());
+        assert_eq!(MessageText::parse(" hi ").unwrap().into_inner(), " hi ");
+        assert!(MessageText::parse(&"字".repeat(10_000)).is_ok());
+        assert!(MessageText::parse(&"字".repeat(10_001)).is_err());
+    }
+
+    #[test]
+    fn page_limits_default_and_cap() {
+        assert_eq!(page_limit(None, 20, 100), Ok(20));
+        assert_eq!(page_limit(Some(100), 20, 100), Ok(100));
+        assert!(page_limit(Some(0), 20, 100).is_err());
+        assert!(page_limit(Some(101), 20, 100).is_err());
+    }
+}

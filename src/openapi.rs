@@ -1,0 +1,65 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! request and response types. Served at `/api-docs/openapi.json` (Swagger UI at
+//! `/swagger-ui/`) and committed as `openapi/openapi.json`; regenerate that file with
+//! `cargo run -- openapi > openapi/openapi.json` (a test fails when it is stale).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorEnvelope};
+use crate::routes::{auth, conversations, health, messages, users, views};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "chat-api",
+        description = "A Chatify-compatible chat backend. Every answer is an envelope: \
+            `{\"status\":\"success\",\"data\":...}` or `{\"status\":\"error\",\"error\":{\"code\",\"message\"}}`. \
+            Authenticate with `Authorization: Bearer <token>` from `/api/v1/auth/login`."
+    ),
+    paths(
+        health::health,
+        health::ready,
+        auth::register,
+        auth::login,
+        auth::refresh_token,
+        auth::logout,
+        users::get_me,
+        users::search_users,
+        users::get_user,
+        conversations::create_conversation,
+        conversations::list_conversations,
+        conversations::get_conversation,
+        messages::send_message,
+        messages::list_messages,
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody, views::UserView, views::MessageView, views::ConversationView)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts, sessions and tokens"),
+        (name = "users", description = "Profiles and user search"),
+        (name = "conversations", description = "Direct and group conversations"),
+        (name = "messages", description = "Sending and reading messages"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The document as committed in `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}

@@ -1,0 +1,228 @@
+//! `/api/v1/conversation`: direct and group conversations.
+
+use std::collections::BTreeSet;
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::envelope::{Success, created, ok};
+use super::views::ConversationView;
+use super::{collect_fields, field};
+use crate::auth::AuthUser;
+use crate::domain::{Name, page_limit};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::startup::AppState;
+use crate::store::{self, ConversationCursor, NewGroup};
+
+/// The most members a group may be created with in one request.
+const MAX_GROUP_MEMBERS: usize = 1000;
+
+/// Either `{receiver_id}` for a direct conversation, or `{type: "group", name, participants}`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateConversationRequest {
+    /// `direct` (the default) or `group`.
+    #[serde(default, rename = "type")]
+    #[schema(example = "direct")]
+    pub kind: Option<String>,
+    /// For a direct conversation: the other user. Alias: `receiverId`.
+    #[serde(default, alias = "receiverId")]
+    pub receiver_id: Option<Uuid>,
+    /// For a group: its name, 1 to 100 characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// For a group: the other members (the caller is added as owner).
+    #[serde(default)]
+    pub participants: Option<Vec<Uuid>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationData {
+    pub conversation: ConversationView,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationsData {
+    pub conversations: Vec<ConversationView>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationListQuery {
+    /// Page size: 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub before: Option<String>,
+}
+
+/// Start a direct conversation or create a group.
+///
+/// With `receiver_id`: the direct conversation between the caller and that user; 201 when
+/// it was created now, 200 with the existing one (a pair never has two). With
+/// `type: "group"`: a new group owned by the caller.
+#[utoipa::path(
+    post, path = "/api/v1/conversation", tag = "conversations",
+    security(("bearer" = [])),
+    request_body = CreateConversationRequest,
+    responses(
+        (status = 201, description = "Created", body = Success<ConversationData>),
+        (status = 200, description = "The pair's existing direct conversation", body = Success<ConversationData>),
+        (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "The receiver does not exist", body = ErrorEnvelope),
+        (status = 422, description = "Missing receiver, conversation with oneself, bad group name or members", body = ErrorEnvelope),
+    )
+)]
+#[post("")]
+pub async fn create_conversation(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: web::Json<CreateConversationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    match body.kind.as_deref() {
+        None | Some("direct") => start_direct(&state, caller, body.receiver_id).await,
+        Some("group") => create_group(&state, caller, body.name, body.participants).await,
+        Some(_) => Err(ApiError::invalid_field("type", "must be \"direct\" or \"group\"")),
+    }
+}
+
+async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>) -> Result<HttpResponse, ApiError> {
+    let receiver = receiver.ok_or_else(|| ApiError::invalid_field("receiver_id", "is required"))?;
+    if receiver == caller.user_id {
+        return Err(ApiError::invalid_field("receiver_id", "cannot start a conversation with yourself"));
+    }
+    if state.store.find_user(receiver).await?.is_none() {
+        return Err(ApiError::not_found("user"));
+    }
+    let (conversation, was_created) = state
+        .store
+        .find_or_create_direct_conversation(caller.user_id, receiver, Uuid::now_v7(), store::now())
+        .await?;
+    let data = ConversationData { conversation: conversation.into() };
+    Ok(if was_created { created(data) } else { ok(data) })
+}
+
+async fn create_group(
+    state: &AppState,
+    caller: AuthUser,
+    name: Option<String>,
+    participants: Option<Vec<Uuid>>,
+) -> Result<HttpResponse, ApiError> {
+    let members = |participants: Option<Vec<Uuid>>| -> Result<Vec<Uuid>, String> {
+        let distinct: BTreeSet<Uuid> =
+            participants.unwrap_or_default().into_iter().filter(|id| *id != caller.user_id).collect();
+        if distinct.is_empty() {
+            return Err("must name at least one other user".into());
+        }
+        if distinct.len() > MAX_GROUP_MEMBERS {
+            return Err(format!("at most {MAX_GROUP_MEMBERS} members"));
+        }
+        Ok(distinct.into_iter().collect())
+    };
+    let (name, members) = collect_fields((
+        field("name", name.as_deref().map_or(Err("is required".to_string()), Name::parse)),
+        field("participants", members(participants)),
+    ))?;
+    let conversation = state
+        .store
+        .create_group(&NewGroup {
+            id: Uuid::now_v7(),
+            owner_id: caller.user_id,
+            name: name.into_inner(),
+            members,
+            created_at: store::now(),
+        })
+        .await?;
+    Ok(created(ConversationData { conversation: conversation.into() }))
+}
+
+/// The caller's conversations.
+///
+/// Most recent activity first; cursor-paginated with `limit` and `before`.
+#[utoipa::path(
+    get, path = "/api/v1/conversation", tag = "conversations",
+    security(("bearer" = [])),
+    params(ConversationListQuery),
+    responses(
+        (status = 200, description = "A page of conversations", body = Success<ConversationsData>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "`limit` out of range or unknown `before` cursor", body = ErrorEnvelope),
+    )
+)]
+#[get("")]
+pub async fn list_conversations(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: web::Query<ConversationListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
+    let cursor = query.before.as_deref().map(decode_cursor).transpose()?;
+    let mut conversations = state.store.list_conversations(caller.user_id, limit + 1, cursor).await?;
+    let next_cursor = super::next_page(&mut conversations, limit, |conversation| {
+        encode_cursor(ConversationCursor { updated_at: conversation.updated_at, id: conversation.id })
+    });
+    Ok(ok(ConversationsData { conversations: conversations.into_iter().map(ConversationView::from).collect(), next_cursor }))
+}
+
+/// One conversation.
+///
+/// 404 when it does not exist or the caller is not a participant.
+#[utoipa::path(
+    get, path = "/api/v1/conversation/{id}", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "The conversation", body = Success<ConversationData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+    )
+)]
+#[get("/{id}")]
+pub async fn get_conversation(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = state
+        .store
+        .find_conversation(caller.user_id, id.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(ok(ConversationData { conversation: conversation.into() }))
+}
+
+/// The cursor is opaque to clients: `<last activity in µs>_<conversation id>`.
+fn encode_cursor(cursor: ConversationCursor) -> String {
+    format!("{}_{}", cursor.updated_at.timestamp_micros(), cursor.id.simple())
+}
+
+fn decode_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
+    let invalid = || ApiError::invalid_field("before", "is not a cursor returned by this route");
+    let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
+    let updated_at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+    let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+    Ok(ConversationCursor { updated_at, id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = ConversationCursor { updated_at: store::now(), id: Uuid::now_v7() };
+        assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
+        for garbage in ["", "abc", "12_notauuid", "x_0190a0a0a0a07000800000000000000"] {
+            assert_eq!(decode_cursor(garbage).unwrap_err().code(), "validation_failed");
+        }
+    }
+}

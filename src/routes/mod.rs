@@ -1,0 +1,87 @@
+//! The HTTP layer: every route of the API, in one table ([`configure`]), and the helpers the
+//! handlers share. Handlers extract and validate, call the store or a service, and shape the
+//! answer; they hold no SQL.
+
+pub mod auth;
+pub mod conversations;
+pub mod envelope;
+pub mod health;
+pub mod messages;
+pub mod users;
+pub mod views;
+
+use actix_web::web;
+
+use crate::error::ApiError;
+
+/// The route table. Within a scope, literal paths come before `{id}` paths that would
+/// otherwise capture them (`/user/getme` before `/user/{id}`).
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(health::health).service(health::ready).service(
+        web::scope("/api/v1")
+            .service(
+                web::scope("/auth")
+                    .service(auth::register)
+                    .service(auth::login)
+                    .service(auth::refresh_token)
+                    .service(auth::logout),
+            )
+            .service(web::scope("/user").service(users::get_me).service(users::search_users).service(users::get_user))
+            .service(
+                web::scope("/conversation")
+                    .service(conversations::create_conversation)
+                    .service(conversations::list_conversations)
+                    .service(conversations::get_conversation),
+            )
+            .service(web::scope("/message").service(messages::send_message).service(messages::list_messages)),
+    );
+}
+
+/// Names a field's validation result, for [`collect_fields`].
+pub(crate) fn field<T>(name: &'static str, result: Result<T, String>) -> Result<T, (String, String)> {
+    result.map_err(|problem| (name.to_string(), problem))
+}
+
+/// All fields' values, or one 422 that lists every failing field (not just the first).
+pub(crate) fn collect_fields<T: CollectFields>(fields: T) -> Result<T::Values, ApiError> {
+    fields.collect()
+}
+
+pub(crate) trait CollectFields {
+    type Values;
+    fn collect(self) -> Result<Self::Values, ApiError>;
+}
+
+macro_rules! collect_fields_for_tuple {
+    ($($value:ident),+) => {
+        impl<$($value),+> CollectFields for ($(Result<$value, (String, String)>,)+) {
+            type Values = ($($value,)+);
+
+            #[allow(non_snake_case)]
+            fn collect(self) -> Result<Self::Values, ApiError> {
+                let ($($value,)+) = self;
+                match ($($value,)+) {
+                    ($(Ok($value),)+) => Ok(($($value,)+)),
+                    ($($value,)+) => {
+                        let mut failures = Vec::new();
+                        $(if let Err(failure) = $value { failures.push(failure); })+
+                        Err(ApiError::invalid_fields(failures))
+                    }
+                }
+            }
+        }
+    };
+}
+collect_fields_for_tuple!(A, B);
+collect_fields_for_tuple!(A, B, C);
+
+/// Cuts a page fetched with `limit + 1` rows down to `limit`, and returns the cursor of its
+/// last item when there was more (`None` on the last page).
+pub(crate) fn next_page<T>(items: &mut Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Option<String> {
+    let limit = limit as usize;
+    if items.len() <= limit {
+        return None;
+    }
+    items.truncate(limit);
+    items.last().map(cursor_of)
+}

@@ -1,0 +1,126 @@
+//! The JSON shapes of users, conversations and messages, shared by every route (and by the
+//! SSE stream): ids as `_id`, fields camelCase, timestamps RFC 3339 UTC.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::store::{Conversation, Message, User, UserRef};
+
+/// A user. Never carries a password hash: the store does not even read it for this.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    #[schema(example = "Ana Lima")]
+    pub name: String,
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        Self { id: user.id, name: user.name, email: user.email, created_at: user.created_at, updated_at: user.updated_at }
+    }
+}
+
+/// The author of a message.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SenderView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    pub name: String,
+}
+
+impl From<UserRef> for SenderView {
+    fn from(sender: UserRef) -> Self {
+        Self { id: sender.id, name: sender.name }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    /// The conversation's id.
+    pub conversation: Uuid,
+    pub sender: SenderView,
+    #[schema(example = "Hello!")]
+    pub content: String,
+    /// Attachments (none yet: uploads come with a later release).
+    #[schema(value_type = Vec<Object>)]
+    pub files: Vec<serde_json::Value>,
+    /// The sender's idempotency key, if one was given.
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Message> for MessageView {
+    fn from(message: Message) -> Self {
+        Self {
+            id: message.id,
+            conversation: message.conversation_id,
+            sender: message.sender.into(),
+            content: message.content,
+            files: Vec::new(),
+            client_id: message.client_id,
+            created_at: message.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationType {
+    Direct,
+    Group,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: ConversationType,
+    /// The group's name; `null` for direct conversations (show the other participant's name).
+    pub name: Option<String>,
+    /// The group's owner; `null` for direct conversations.
+    pub owner: Option<Uuid>,
+    pub participants: Vec<UserView>,
+    /// The last message's text, as Chatify clients expect, or `null`.
+    pub last_message: Option<String>,
+    /// The whole last message (richer than `lastMessage`), or `null`.
+    pub latest_message: Option<MessageView>,
+    /// Messages from others after the caller's read position.
+    pub unread_count: i64,
+    pub created_at: DateTime<Utc>,
+    /// Time of the last activity: creation or the last message.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Conversation> for ConversationView {
+    fn from(conversation: Conversation) -> Self {
+        let latest_message: Option<MessageView> = conversation.last_message.map(MessageView::from);
+        Self {
+            id: conversation.id,
+            kind: match conversation.kind {
+                crate::store::ConversationKind::Direct => ConversationType::Direct,
+                crate::store::ConversationKind::Group => ConversationType::Group,
+            },
+            name: conversation.name,
+            owner: conversation.owner_id,
+            participants: conversation.participants.into_iter().map(UserView::from).collect(),
+            last_message: latest_message.as_ref().map(|message| message.content.clone()),
+            latest_message,
+            unread_count: conversation.unread_count,
+            created_at: conversation.created_at,
+            updated_at: conversation.updated_at,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Builds the service from its configuration: store, secrets, shared state, HTTP server.
+//! The listener is bound here, before anything runs, so that callers (tests, `main`) know
+//! the port at once (`BIND=127.0.0.1:0` picks a free one).
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::{Condition, ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpRequest, HttpServer, web};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::JwtKeys;
+use crate::auth::{AuthService, secret};
+use crate::config::Config;
+use crate::error::{ApiError, envelope_framework_errors, json_config, path_config, query_config};
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::store::{ConnectOptions, Store, StoreError};
+
+/// How long in-flight requests get to finish once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] StoreError),
+    #[error("cannot load or create the JWT secret in {folder}: {source}")]
+    Secret { folder: String, source: std::io::Error },
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("cannot start authentication: {0}")]
+    Auth(ApiError),
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub auth: AuthService,
+    pub production: bool,
+}
+
+impl AppState {
+    /// Counts a request against the client's budget for the auth endpoints: 429 past it.
+    pub fn check_auth_rate_limit(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        let Some(address) = request.peer_addr() else { return Ok(()) };
+        self.auth.limiter.check(address.ip()).map_err(ApiError::rate_limited)
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl Application {
+    /// Connects and migrates the store, then binds the listener. Nothing is served until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let options = ConnectOptions { max_connections: config.database_max_connections, ..Default::default() };
+        let store = Store::connect(&config.database_url, &options).await?;
+        store.migrate().await?;
+
+        let secret_folder = store.sqlite_folder().unwrap_or_else(|| config.data_dir.clone());
+        let secret = secret::load_or_generate(config.jwt_secret.as_deref(), &secret_folder)
+            .map_err(|source| StartupError::Secret { folder: secret_folder.display().to_string(), source })?;
+        let auth = AuthService::new(
+            JwtKeys::new(secret.as_bytes()),
+            config.access_token_ttl,
+            config.refresh_token_ttl,
+            config.bcrypt_cost,
+            RateLimiter::per_minute(config.auth_rate_limit_per_minute),
+        )
+        .await
+        .map_err(StartupError::Auth)?;
+
+        let state = web::Data::new(AppState { store: store.clone(), auth, production: config.production });
+        let listener = TcpListener::bind(config.bind)
+            .map_err(|source| StartupError::Bind { address: config.bind.to_string(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { address: config.bind.to_string(), source })?.port();
+        let openapi = ApiDoc::openapi();
+        let json_body_limit = config.json_body_limit;
+        let cors_origins = config.cors_origins.clone();
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json_config(json_body_limit))
+                .app_data(query_config())
+                .app_data(path_config())
+                .app_data(web::PayloadConfig::new(json_body_limit))
+                .wrap(Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
+                .wrap(ErrorHandlers::new().default_handler(envelope_framework_errors))
+                .wrap(from_fn(log_request))
+                .configure(routes::configure)
+                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address: config.bind.to_string(), source })?
+        // Signals are handled by `main`, which decides the order of shutdown.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+
+        Ok(Self { port, server, store })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere (signal handler, tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped through [`Application::handle`], then closes the database pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        result
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_header("last-event-id")
+        .supports_credentials()
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// One log line per request: method, path, status, duration. The query string is left out
+/// on purpose: it may carry a stream ticket.
+async fn log_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.path().to_string();
+    let response = next.call(request).await?;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(response)
+}

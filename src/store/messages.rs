@@ -1,0 +1,161 @@
+//! Messages.
+
+use uuid::Uuid;
+
+use super::{Dialect, Message, MessagePage, MessageRow, NewMessage, Store, StoreError, StoreResult, is_unique_violation, with_backend};
+
+macro_rules! select_messages {
+    () => {
+        "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at
+         FROM messages m JOIN users u ON u.id = m.sender_id"
+    };
+}
+
+/// Outcome of [`Store::create_message`].
+pub enum Sent {
+    /// Stored now.
+    Created(Message),
+    /// A retry: the message with this `clientId` was stored before and is returned as it was.
+    AlreadyStored(Message),
+}
+
+impl Store {
+    /// Stores a message and moves the conversation's last message, in one transaction.
+    /// `NotFound` when the sender is not a participant. The conversation row is locked by the
+    /// update of `last_seq`, so a conversation's messages get their `seq` in commit order.
+    pub async fn create_message(&self, new: &NewMessage) -> StoreResult<Sent> {
+        if let Some(client_id) = &new.client_id
+            && let Some(stored) = self.find_by_client_id(new, client_id).await?
+        {
+            return Ok(Sent::AlreadyStored(stored));
+        }
+        let inserted = with_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $3, updated_at = $4
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
+                 RETURNING last_seq",
+            )
+            .bind(new.conversation_id)
+            .bind(new.sender_id)
+            .bind(new.id)
+            .bind(new.created_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(seq) = seq else {
+                return Err(StoreError::NotFound("conversation"));
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO messages (id, conversation_id, seq, sender_id, content, client_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new.id)
+            .bind(new.conversation_id)
+            .bind(seq)
+            .bind(new.sender_id)
+            .bind(&new.content)
+            .bind(&new.client_id)
+            .bind(new.created_at)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {
+                    // Sending a message means having read everything before it.
+                    sqlx::query(
+                        "UPDATE participants SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2",
+                    )
+                    .bind(new.conversation_id)
+                    .bind(new.sender_id)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            }
+        });
+        match inserted {
+            Ok(()) => {}
+            // Two concurrent sends with one clientId: the second lost the race and rolled back.
+            Err(error) if is_unique_violation(&error) && new.client_id.is_some() => {
+                let client_id = new.client_id.as_deref().unwrap_or_default();
+                if let Some(stored) = self.find_by_client_id(new, client_id).await? {
+                    return Ok(Sent::AlreadyStored(stored));
+                }
+                return Err(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let message = self.find_message(new.id).await?.ok_or(StoreError::NotFound("message"))?;
+        Ok(Sent::Created(message))
+    }
+
+    pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {
+        let row = with_backend!(self, |pool| {
+            sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(Message::from))
+    }
+
+    async fn find_by_client_id(&self, new: &NewMessage, client_id: &str) -> StoreResult<Option<Message>> {
+        let row = with_backend!(self, |pool| {
+            sqlx::query_as::<_, MessageRow>(concat!(
+                select_messages!(),
+                " WHERE m.conversation_id = $1 AND m.sender_id = $2 AND m.client_id = $3"
+            ))
+            .bind(new.conversation_id)
+            .bind(new.sender_id)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(Message::from))
+    }
+
+    /// A page of a conversation's messages for `caller`: newest first, or oldest first when
+    /// `page.after` is set. `NotFound` for non-participants; `Invalid` for a cursor that is
+    /// not a message of this conversation.
+    pub async fn list_messages(&self, caller: Uuid, conversation: Uuid, page: MessagePage) -> StoreResult<Vec<Message>> {
+        if !self.is_participant(conversation, caller).await? {
+            return Err(StoreError::NotFound("conversation"));
+        }
+        let before = match page.before {
+            Some(id) => self.message_seq(conversation, id, "before").await?,
+            None => i64::MAX,
+        };
+        let after = match page.after {
+            Some(id) => self.message_seq(conversation, id, "after").await?,
+            None => 0,
+        };
+        let rows = with_backend!(self, |pool| {
+            let sql = if page.after.is_some() {
+                concat!(select_messages!(), " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $4")
+            } else {
+                concat!(select_messages!(), " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq DESC LIMIT $4")
+            };
+            sqlx::query_as::<_, MessageRow>(sql)
+                .bind(conversation)
+                .bind(before)
+                .bind(after)
+                .bind(i64::from(page.limit))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(Message::from).collect())
+    }
+
+    async fn message_seq(&self, conversation: Uuid, message: Uuid, field: &'static str) -> StoreResult<i64> {
+        let seq = with_backend!(self, |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT seq FROM messages WHERE id = $1 AND conversation_id = $2")
+                .bind(message)
+                .bind(conversation)
+                .fetch_optional(pool)
+                .await?
+        });
+        seq.ok_or(StoreError::Invalid { field, problem: "not a message of this conversation".into() })
+    }
+}

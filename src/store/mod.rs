@@ -1,0 +1,182 @@
+//! Storage: the only place that speaks SQL.
+//!
+//! [`Store`] is the one interface the rest of the service uses. Behind it sit two backends,
+//! PostgreSQL and SQLite, each owning its connection setup and migrations (`postgres.rs`,
+//! `sqlite.rs`, `migrations/<backend>/`). The queries themselves are written once: each
+//! method body runs through [`with_backend!`], which compiles that body once per backend
+//! with `pool` bound to the backend's own pool type. Where the two dialects differ, the
+//! difference belongs on the [`Dialect`] trait, implemented by each pool type; everything else is literally
+//! the same SQL (both accept `$1` placeholders, `RETURNING`, `ON CONFLICT` and row values).
+//! This keeps the two backends from drifting apart, which is what happens to SQL written twice.
+
+mod conversations;
+mod messages;
+pub use messages::Sent;
+pub mod models;
+mod postgres;
+mod sessions;
+mod sqlite;
+mod users;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::{PgPool, SqlitePool};
+
+pub use models::*;
+pub use sqlite::sqlite_file_path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing does not exist, or the caller may not see it (which we do not distinguish).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule was broken, e.g. an email already registered.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A value that is well-formed but refers to something unusable (an unknown cursor, an
+    /// unknown participant id).
+    #[error("{field}: {problem}")]
+    Invalid { field: &'static str, problem: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// The storage handle: cheap to clone (it holds a connection pool).
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Options shared by both backends.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool (`&PgPool` or `&SqlitePool`).
+/// The body is compiled once per backend, so it may only use what both support.
+macro_rules! with_backend {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_backend;
+
+/// What differs between the two backends, looked up on the pool type inside [`with_backend!`].
+pub(crate) trait Dialect {
+    type Db: sqlx::Database;
+
+    /// Starts a transaction that will write. SQLite takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
+    /// SQLITE_BUSY when another writer got in between, whatever the busy timeout.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
+}
+
+impl Dialect for PgPool {
+    type Db = sqlx::Postgres;
+
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.begin().await
+    }
+}
+
+impl Dialect for SqlitePool {
+    type Db = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl Store {
+    /// Connects to the database named by `url`: `postgres://` or `postgresql://` for
+    /// PostgreSQL, `sqlite:` for SQLite (the file and its folder are created if missing).
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::connect(url, options).await?)
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::connect(url, options).await?)
+        } else {
+            return Err(StoreError::Invalid {
+                field: "DATABASE_URL",
+                problem: "must start with postgres://, postgresql:// or sqlite:".into(),
+            });
+        };
+        Ok(Self { backend })
+    }
+
+    /// Applies the backend's pending migrations (embedded in the binary).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Postgres(pool) => postgres::migrate(pool).await,
+            Backend::Sqlite(pool) => sqlite::migrate(pool).await,
+        }
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Postgres(_) => BackendKind::Postgres,
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// The folder of the SQLite file, if this store is a SQLite file.
+    pub fn sqlite_folder(&self) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let file = pool.connect_options().get_filename().to_path_buf();
+                file.parent().map(PathBuf::from)
+            }
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Is the database reachable? (`GET /ready`)
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_backend!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        with_backend!(self, |pool| pool.close().await)
+    }
+}
+
+/// True when `error` is a unique-constraint violation (any backend).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The current time at the precision both backends keep (microseconds), so that a value
+/// read back equals the value written.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

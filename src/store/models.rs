@@ -1,0 +1,243 @@
+//! What the store reads and writes. Plain data: the HTTP layer turns these into JSON views.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    /// Lower-cased on the way in, so comparisons are case-insensitive on both backends.
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserCredentials {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of a user search: users ordered by name, then id.
+#[derive(Clone, Debug)]
+pub struct UserSearch {
+    pub caller: Uuid,
+    /// Lower-cased, matched anywhere in the name or the email.
+    pub keyword: String,
+    pub limit: u32,
+    /// The last user of the previous page.
+    pub after_user: Option<Uuid>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: Option<String>,
+    pub refresh_token_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was the session's current one; it has been replaced.
+    Rotated { user_id: Uuid },
+    /// The token had already been rotated away: the session has been revoked (reuse detection).
+    ReuseDetected,
+    /// Unknown, expired or revoked session.
+    Invalid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConversationKind {
+    Direct,
+    Group,
+}
+
+impl ConversationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::Direct => "direct",
+            ConversationKind::Group => "group",
+        }
+    }
+
+    fn parse(kind: &str) -> Self {
+        if kind == "group" { ConversationKind::Group } else { ConversationKind::Direct }
+    }
+}
+
+/// The author of a message, as messages show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    /// Position in the conversation: 1, 2, 3... in commit order.
+    pub seq: i64,
+    pub sender: UserRef,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A conversation as one participant sees it.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub kind: ConversationKind,
+    pub name: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub participants: Vec<User>,
+    pub last_message: Option<Message>,
+    pub unread_count: i64,
+    pub created_at: DateTime<Utc>,
+    /// Time of the last activity (creation or last message): the list's sort key.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a page of the conversation list starts: strictly older activity than this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConversationCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewGroup {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    /// Other members (the owner is added by the store); distinct, without the owner.
+    pub members: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub sender_id: Uuid,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which slice of a conversation's messages to read.
+#[derive(Clone, Copy, Debug)]
+pub struct MessagePage {
+    /// Only messages older than this one (newest first).
+    pub before: Option<Uuid>,
+    /// Only messages newer than this one; when set, the page is oldest first.
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
+
+// ---- rows as the database returns them -------------------------------------------------
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MessageRow {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub seq: i64,
+    pub sender_id: Uuid,
+    pub sender_name: String,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(row: MessageRow) -> Self {
+        Message {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            seq: row.seq,
+            sender: UserRef { id: row.sender_id, name: row.sender_name },
+            content: row.content,
+            client_id: row.client_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ConversationRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub name: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub last_seq: i64,
+    pub last_read_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_message_id: Option<Uuid>,
+    pub last_message_seq: Option<i64>,
+    pub last_message_sender_id: Option<Uuid>,
+    pub last_message_sender_name: Option<String>,
+    pub last_message_content: Option<String>,
+    pub last_message_client_id: Option<String>,
+    pub last_message_created_at: Option<DateTime<Utc>>,
+}
+
+impl ConversationRow {
+    pub(super) fn into_conversation(self, participants: Vec<User>) -> Conversation {
+        let last_message = match (
+            self.last_message_id,
+            self.last_message_seq,
+            self.last_message_sender_id,
+            self.last_message_sender_name,
+            self.last_message_content,
+            self.last_message_created_at,
+        ) {
+            (Some(id), Some(seq), Some(sender_id), Some(sender_name), Some(content), Some(created_at)) => {
+                Some(Message {
+                    id,
+                    conversation_id: self.id,
+                    seq,
+                    sender: UserRef { id: sender_id, name: sender_name },
+                    content,
+                    client_id: self.last_message_client_id,
+                    created_at,
+                })
+            }
+            _ => None,
+        };
+        Conversation {
+            id: self.id,
+            kind: ConversationKind::parse(&self.kind),
+            name: self.name,
+            owner_id: self.owner_id,
+            participants,
+            last_message,
+            unread_count: (self.last_seq - self.last_read_seq).max(0),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ParticipantRow {
+    pub conversation_id: Uuid,
+    #[sqlx(flatten)]
+    pub user: User,
+}

@@ -1,0 +1,91 @@
+//! Login sessions: one per login, holding the hash of its current refresh token.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{NewSession, RefreshOutcome, Store, StoreResult, with_backend};
+
+impl Store {
+    pub async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        with_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, device_id, refresh_token_hash, created_at, refreshed_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            )
+            .bind(session.id)
+            .bind(session.user_id)
+            .bind(&session.device_id)
+            .bind(&session.refresh_token_hash)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Swaps the session's refresh token hash from `presented` to `replacement`, atomically:
+    /// of two requests presenting the same token, exactly one rotates. A token that is not
+    /// the current one of a live session revokes that session (it was stolen or replayed).
+    pub async fn rotate_refresh_token(
+        &self,
+        session_id: Uuid,
+        presented: &[u8],
+        replacement: &[u8],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome> {
+        with_backend!(self, |pool| {
+            let rotated: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE sessions SET refresh_token_hash = $3, refreshed_at = $4, expires_at = $5
+                 WHERE id = $1 AND refresh_token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
+                 RETURNING user_id",
+            )
+            .bind(session_id)
+            .bind(presented)
+            .bind(replacement)
+            .bind(now)
+            .bind(expires_at)
+            .fetch_optional(pool)
+            .await?;
+            if let Some(user_id) = rotated {
+                return Ok(RefreshOutcome::Rotated { user_id });
+            }
+            let revoked = sqlx::query(
+                "UPDATE sessions SET revoked_at = $3
+                 WHERE id = $1 AND refresh_token_hash <> $2 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(presented)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(if revoked.rows_affected() > 0 { RefreshOutcome::ReuseDetected } else { RefreshOutcome::Invalid })
+        })
+    }
+
+    /// Ends a session: its refresh token and every access token issued to it stop working.
+    pub async fn revoke_session(&self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        with_backend!(self, |pool| {
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(session_id)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Is this session of this user still live? Checked on every authenticated request,
+    /// by primary key, so that logout and reuse detection take effect at once.
+    pub async fn session_is_active(&self, session_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_scalar::<_, i32>("SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                .bind(session_id)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+}

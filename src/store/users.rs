@@ -1,0 +1,103 @@
+//! Users and their credentials.
+
+use uuid::Uuid;
+
+use super::{
+    NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation,
+    with_backend,
+};
+
+impl Store {
+    /// Stores a new user; `Conflict(email_taken)` when the email is registered already.
+    pub async fn create_user(&self, new_user: &NewUser) -> StoreResult<User> {
+        let inserted = with_backend!(self, |pool| {
+            sqlx::query_as::<_, User>(
+                "INSERT INTO users (id, name, search_name, email, password_hash, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 RETURNING id, name, email, created_at, updated_at",
+            )
+            .bind(new_user.id)
+            .bind(&new_user.name)
+            .bind(new_user.name.to_lowercase())
+            .bind(&new_user.email)
+            .bind(&new_user.password_hash)
+            .bind(new_user.created_at)
+            .fetch_one(pool)
+            .await
+        });
+        inserted.map_err(|error| {
+            if is_unique_violation(&error) {
+                StoreError::Conflict { code: "email_taken", message: "this email is already registered".into() }
+            } else {
+                error.into()
+            }
+        })
+    }
+
+    pub async fn find_credentials_by_email(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_as::<_, UserCredentials>(
+                "SELECT id, name, email, created_at, updated_at, password_hash FROM users WHERE email = $1",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(found)
+    }
+
+    pub async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_as::<_, User>("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found)
+    }
+
+    /// Users whose name or email contains the keyword, except the caller, by name.
+    pub async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<User>> {
+        let pattern = format!("%{}%", escape_like(&search.keyword));
+        let users = with_backend!(self, |pool| {
+            sqlx::query_as::<_, User>(
+                "SELECT id, name, email, created_at, updated_at FROM users
+                 WHERE id <> $1
+                   AND (search_name LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\')
+                   AND ($3 IS NULL OR (search_name, id) > (SELECT search_name, id FROM users WHERE id = $3))
+                 ORDER BY search_name, id
+                 LIMIT $4",
+            )
+            .bind(search.caller)
+            .bind(&pattern)
+            .bind(search.after_user)
+            .bind(i64::from(search.limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(users)
+    }
+}
+
+/// Makes `%`, `_` and `\` in user input match themselves in a `LIKE ... ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_in_keywords_match_literally() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(escape_like("ana"), "ana");
+    }
+}
