@@ -15,9 +15,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/chat.db";
 pub enum ConfigError {
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
-    #[error(
-        "JWT_SECRET is required when APP_ENV=production: set it to a random string of at least 32 characters"
-    )]
+    #[error("JWT_SECRET is required when APP_ENV=production: set it to a random string of at least 32 characters")]
     MissingJwtSecretInProduction,
 }
 
@@ -33,6 +31,8 @@ pub struct Config {
     /// Connections in the pool; SQLite serialises writers anyway, PostgreSQL profits from more.
     pub database_max_connections: u32,
     pub bind: SocketAddr,
+    /// HTTP worker threads; `None`: one per CPU core.
+    pub workers: Option<usize>,
     /// `None` means: generate one and keep it beside the database (see `auth::secret`).
     pub jwt_secret: Option<String>,
     pub access_token_ttl: Duration,
@@ -104,6 +104,10 @@ impl Config {
             database_url,
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
             bind: parse(&get, "BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            workers: get("WORKERS")
+                .map(|_| positive(&get, "WORKERS", 1))
+                .transpose()?
+                .map(|workers| workers as usize),
             jwt_secret,
             access_token_ttl: Duration::from_secs(positive(&get, "ACCESS_TOKEN_TTL", 900)?),
             refresh_token_ttl: Duration::from_secs(positive(&get, "REFRESH_TOKEN_TTL", 30 * 86_400)?),
@@ -142,7 +146,10 @@ where
 fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
     let value = parse(get, name, default)?;
     if value == 0 {
-        return Err(ConfigError::Invalid { name, reason: "must be greater than 0".into() });
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be greater than 0".into(),
+        });
     }
     Ok(value)
 }
@@ -153,8 +160,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 

@@ -33,7 +33,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), fields: None, retry_after_seconds: None, cause: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: None,
+            retry_after_seconds: None,
+            cause: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -71,13 +78,20 @@ impl ApiError {
             .map(|(field, problem)| format!("{field}: {problem}"))
             .collect::<Vec<_>>()
             .join("; ");
-        Self { fields: Some(fields), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message) }
+        Self {
+            fields: Some(fields),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+        }
     }
 
     pub fn rate_limited(retry_after_seconds: u64) -> Self {
         Self {
             retry_after_seconds: Some(retry_after_seconds),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests, slow down")
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests, slow down",
+            )
         }
     }
 
@@ -86,7 +100,11 @@ impl ApiError {
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             cause: Some(cause.into()),
-            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal server error",
+            )
         }
     }
 
@@ -136,7 +154,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if self.status.is_server_error() {
             match &self.cause {
-                Some(cause) => tracing::error!(code = self.code, error = %cause, error_debug = ?cause, "request failed"),
+                Some(cause) => {
+                    tracing::error!(code = self.code, error = %cause, error_debug = ?cause, "request failed")
+                }
                 None => tracing::error!(code = self.code, message = %self.message, "request failed"),
             }
         }
@@ -146,23 +166,29 @@ impl ResponseError for ApiError {
         }
         response.json(ErrorEnvelope {
             status: "error",
-            error: ErrorBody { code: self.code.to_string(), message: self.message.clone(), fields: self.fields.clone() },
+            error: ErrorBody {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                fields: self.fields.clone(),
+            },
         })
     }
 }
 
 /// JSON bodies: 400 for what is not JSON, 422 for JSON of the wrong shape, 413 and 415.
 pub fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default().limit(limit).error_handler(|error, _req: &HttpRequest| {
-        json_error(error).into()
-    })
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|error, _req: &HttpRequest| json_error(error).into())
 }
 
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("body is larger than {limit} bytes"))
-        }
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("body is larger than {limit} bytes"),
+        ),
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -221,11 +247,15 @@ pub fn envelope_framework_errors<B: MessageBody + 'static>(
     let status = response.status();
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::new(status, "route_not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", "method not allowed on this route"),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "body is too large"),
-        status if status.is_server_error() => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", "method not allowed on this route")
         }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "body is too large"),
+        status if status.is_server_error() => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal server error",
+        ),
         status => ApiError::new(
             status,
             "bad_request",
@@ -234,5 +264,7 @@ pub fn envelope_framework_errors<B: MessageBody + 'static>(
     };
     let (request, _) = response.into_parts();
     let replaced: HttpResponse<BoxBody> = error.error_response();
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, replaced).map_into_right_body()))
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, replaced).map_into_right_body(),
+    ))
 }

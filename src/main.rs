@@ -23,7 +23,11 @@ async fn main() -> ExitCode {
     }
     if !matches!(command.as_str(), "serve" | "migrate") {
         eprintln!("{USAGE}");
-        return if matches!(command.as_str(), "help" | "--help" | "-h") { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        return if matches!(command.as_str(), "help" | "--help" | "-h") {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        };
     }
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -33,7 +37,11 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
-    let result = if command == "migrate" { migrate(&config).await } else { serve(config).await };
+    let result = if command == "migrate" {
+        migrate(&config).await
+    } else {
+        serve(config).await
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

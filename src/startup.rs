@@ -48,7 +48,9 @@ pub struct AppState {
 impl AppState {
     /// Counts a request against the client's budget for the auth endpoints: 429 past it.
     pub fn check_auth_rate_limit(&self, request: &HttpRequest) -> Result<(), ApiError> {
-        let Some(address) = request.peer_addr() else { return Ok(()) };
+        let Some(address) = request.peer_addr() else {
+            return Ok(());
+        };
         self.auth.limiter.check(address.ip()).map_err(ApiError::rate_limited)
     }
 }
@@ -63,13 +65,20 @@ impl Application {
     /// Connects and migrates the store, then binds the listener. Nothing is served until
     /// [`Application::run_until_stopped`].
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let options = ConnectOptions { max_connections: config.database_max_connections, ..Default::default() };
+        let options = ConnectOptions {
+            max_connections: config.database_max_connections,
+            ..Default::default()
+        };
         let store = Store::connect(&config.database_url, &options).await?;
         store.migrate().await?;
 
         let secret_folder = store.sqlite_folder().unwrap_or_else(|| config.data_dir.clone());
-        let secret = secret::load_or_generate(config.jwt_secret.as_deref(), &secret_folder)
-            .map_err(|source| StartupError::Secret { folder: secret_folder.display().to_string(), source })?;
+        let secret = secret::load_or_generate(config.jwt_secret.as_deref(), &secret_folder).map_err(|source| {
+            StartupError::Secret {
+                folder: secret_folder.display().to_string(),
+                source,
+            }
+        })?;
         let auth = AuthService::new(
             JwtKeys::new(secret.as_bytes()),
             config.access_token_ttl,
@@ -80,14 +89,29 @@ impl Application {
         .await
         .map_err(StartupError::Auth)?;
 
-        let state = web::Data::new(AppState { store: store.clone(), auth, production: config.production });
-        let listener = TcpListener::bind(config.bind)
-            .map_err(|source| StartupError::Bind { address: config.bind.to_string(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { address: config.bind.to_string(), source })?.port();
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            auth,
+            production: config.production,
+        });
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            address: config.bind.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: config.bind.to_string(),
+                source,
+            })?
+            .port();
         let openapi = ApiDoc::openapi();
         let json_body_limit = config.json_body_limit;
         let cors_origins = config.cors_origins.clone();
 
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -101,8 +125,12 @@ impl Application {
                 .configure(routes::configure)
                 .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
         })
+        .workers(workers)
         .listen(listener)
-        .map_err(|source| StartupError::Bind { address: config.bind.to_string(), source })?
+        .map_err(|source| StartupError::Bind {
+            address: config.bind.to_string(),
+            source,
+        })?
         // Signals are handled by `main`, which decides the order of shutdown.
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())

@@ -30,16 +30,27 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state is not configured"))?;
             let token = token.ok_or_else(|| {
-                ApiError::unauthorized("missing_token", "send an access token as 'Authorization: Bearer <token>'")
+                ApiError::unauthorized(
+                    "missing_token",
+                    "send an access token as 'Authorization: Bearer <token>'",
+                )
             })?;
             let claims = state.auth.keys.verify(&token).map_err(|error| match error {
-                TokenError::Expired => ApiError::unauthorized("token_expired", "the access token has expired; refresh it"),
+                TokenError::Expired => {
+                    ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
+                }
                 TokenError::Invalid => ApiError::unauthorized("invalid_token", "the access token is not valid"),
             })?;
             if !state.store.session_is_active(claims.sid, claims.sub).await? {
-                return Err(ApiError::unauthorized("session_ended", "this session has ended; log in again"));
+                return Err(ApiError::unauthorized(
+                    "session_ended",
+                    "this session has ended; log in again",
+                ));
             }
-            Ok(AuthUser { user_id: claims.sub, session_id: claims.sid })
+            Ok(AuthUser {
+                user_id: claims.sub,
+                session_id: claims.sid,
+            })
         })
     }
 }

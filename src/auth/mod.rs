@@ -49,8 +49,11 @@ impl AuthService {
         bcrypt_cost: u32,
         limiter: RateLimiter,
     ) -> Result<Self, ApiError> {
-        let dummy_hash = hash_password(&Password::parse("not-a-real-password").map_err(ApiError::internal)?, bcrypt_cost)
-            .await?;
+        let dummy_hash = hash_password(
+            &Password::parse("not-a-real-password").map_err(ApiError::internal)?,
+            bcrypt_cost,
+        )
+        .await?;
         Ok(Self {
             keys,
             access_token_ttl: chrono::Duration::from_std(access_token_ttl).map_err(ApiError::internal)?,
@@ -61,7 +64,13 @@ impl AuthService {
         })
     }
 
-    pub async fn register(&self, store: &Store, name: Name, email: Email, password: Password) -> Result<IssuedTokens, ApiError> {
+    pub async fn register(
+        &self,
+        store: &Store,
+        name: Name,
+        email: Email,
+        password: Password,
+    ) -> Result<IssuedTokens, ApiError> {
         let password_hash = hash_password(&password, self.bcrypt_cost).await?;
         let user = store
             .create_user(&NewUser {
@@ -87,7 +96,9 @@ impl AuthService {
             Ok(email) => store.find_credentials_by_email(email.as_str()).await?,
             Err(_) => None,
         };
-        let hash = credentials.as_ref().map_or(self.dummy_hash.as_str(), |found| found.password_hash.as_str());
+        let hash = credentials
+            .as_ref()
+            .map_or(self.dummy_hash.as_str(), |found| found.password_hash.as_str());
         let matches = verify_password(password, hash).await?;
         match credentials {
             Some(found) if matches => self.open_session(store, found.user, device_id).await,
@@ -96,12 +107,19 @@ impl AuthService {
     }
 
     pub async fn refresh(&self, store: &Store, presented: &str) -> Result<IssuedTokens, ApiError> {
-        let invalid = || ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid; log in again");
+        let invalid =
+            || ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid; log in again");
         let presented = RefreshToken::parse(presented).ok_or_else(invalid)?;
         let replacement = RefreshToken::generate(presented.session_id);
         let now = store::now();
         let outcome = store
-            .rotate_refresh_token(presented.session_id, &presented.hash(), &replacement.hash(), now, now + self.refresh_token_ttl)
+            .rotate_refresh_token(
+                presented.session_id,
+                &presented.hash(),
+                &replacement.hash(),
+                now,
+                now + self.refresh_token_ttl,
+            )
             .await?;
         match outcome {
             RefreshOutcome::Rotated { user_id } => {
@@ -124,7 +142,12 @@ impl AuthService {
         Ok(())
     }
 
-    async fn open_session(&self, store: &Store, user: User, device_id: Option<String>) -> Result<IssuedTokens, ApiError> {
+    async fn open_session(
+        &self,
+        store: &Store,
+        user: User,
+        device_id: Option<String>,
+    ) -> Result<IssuedTokens, ApiError> {
         let refresh = RefreshToken::generate(Uuid::now_v7());
         let now = store::now();
         store

@@ -17,5 +17,7 @@ pub async fn hash_password(password: &Password, cost: u32) -> Result<String, Api
 /// Checks `password` against `hash`. A malformed stored hash counts as a mismatch.
 pub async fn verify_password(password: &str, hash: &str) -> Result<bool, ApiError> {
     let (password, hash) = (password.to_string(), hash.to_string());
-    web::block(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.map_err(ApiError::internal)
+    web::block(move || bcrypt::verify(password, &hash).unwrap_or(false))
+        .await
+        .map_err(ApiError::internal)
 }

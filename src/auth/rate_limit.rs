@@ -17,7 +17,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `per_minute` requests per address per minute; 0 allows everything.
     pub fn per_minute(per_minute: u32) -> Self {
-        Self { per_window: per_minute, window: Duration::from_secs(60), counters: Mutex::new(HashMap::new()) }
+        Self {
+            per_window: per_minute,
+            window: Duration::from_secs(60),
+            counters: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts one request from `client`: `Ok` when allowed, `Err(seconds to wait)` when not.

@@ -38,11 +38,20 @@ impl JwtKeys {
         // Expiry is exact: the TTL is configurable, so no hidden extra minute.
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     pub fn issue(&self, user: Uuid, session: Uuid, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> String {
-        let claims = AccessClaims { sub: user, sid: session, iat: now.timestamp(), exp: expires_at.timestamp() };
+        let claims = AccessClaims {
+            sub: user,
+            sid: session,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
     }
@@ -66,7 +75,10 @@ pub struct RefreshToken {
 
 impl RefreshToken {
     pub fn generate(session_id: Uuid) -> Self {
-        Self { session_id, token: format!("{}.{}", session_id.simple(), random_hex(32)) }
+        Self {
+            session_id,
+            token: format!("{}.{}", session_id.simple(), random_hex(32)),
+        }
     }
 
     /// Splits a presented token; `None` when it cannot be one of ours.
@@ -75,7 +87,10 @@ impl RefreshToken {
         if secret.len() != 64 || !secret.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return None;
         }
-        Some(Self { session_id: Uuid::try_parse(session).ok()?, token: token.to_string() })
+        Some(Self {
+            session_id: Uuid::try_parse(session).ok()?,
+            token: token.to_string(),
+        })
     }
 
     pub fn hash(&self) -> Vec<u8> {

@@ -44,8 +44,10 @@ impl Email {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
         // `EmailAddress` accepts display forms ("Ana <a@b.c>") too; we want the bare address.
-        let options =
-            email_address::Options::default().with_required_tld().without_display_text().without_domain_literal();
+        let options = email_address::Options::default()
+            .with_required_tld()
+            .without_display_text()
+            .without_domain_literal();
         match EmailAddress::parse_with_options(&candidate, options) {
             Ok(_) => Ok(Self(candidate)),
             Err(_) => Err("is not a valid email address".into()),
@@ -159,7 +161,15 @@ mod tests {
     #[test]
     fn emails_are_lower_cased_and_checked() {
         assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
-        for bad in ["", "ana", "ana@", "@example.com", "ana@localhost", "Ana <ana@example.com>", "a b@example.com"] {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@localhost",
+            "Ana <ana@example.com>",
+            "a b@example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -173,7 +183,10 @@ mod tests {
         // 36 two-byte characters are 72 bytes; 37 are too many.
         assert!(Password::parse(&"é".repeat(36)).is_ok());
         assert!(Password::parse(&"é".repeat(37)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("secret-password").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-password").unwrap()),
+            "Password(***)"
+        );
     }
 
     #[test]

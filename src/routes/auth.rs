@@ -124,7 +124,10 @@ pub async fn login(
     state.check_auth_rate_limit(&request)?;
     let body = body.into_inner();
     let device_id = body.device_id.map(|device| device.chars().take(200).collect());
-    let issued = state.auth.login(&state.store, &body.email, &body.password, device_id).await?;
+    let issued = state
+        .auth
+        .login(&state.store, &body.email, &body.password, device_id)
+        .await?;
     Ok(session_response(StatusCode::OK, issued, &state))
 }
 
@@ -160,7 +163,10 @@ pub async fn refresh_token(
     let presented = from_body
         .or_else(|| request.cookie(REFRESH_COOKIE).map(|cookie| cookie.value().to_string()))
         .ok_or_else(|| {
-            ApiError::unauthorized("missing_refresh_token", "send refreshToken in the body or the refreshToken cookie")
+            ApiError::unauthorized(
+                "missing_refresh_token",
+                "send refreshToken in the body or the refreshToken cookie",
+            )
         })?;
     let issued = state.auth.refresh(&state.store, &presented).await?;
     Ok(session_response(StatusCode::OK, issued, &state))
@@ -180,7 +186,12 @@ pub async fn refresh_token(
 #[post("/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
     state.auth.logout(&state.store, caller.session_id).await?;
-    let mut response = respond(StatusCode::OK, LogoutData { message: "logged out".into() });
+    let mut response = respond(
+        StatusCode::OK,
+        LogoutData {
+            message: "logged out".into(),
+        },
+    );
     let mut cookie = refresh_cookie(String::new(), &state);
     cookie.make_removal();
     response.add_cookie(&cookie).map_err(ApiError::internal)?;

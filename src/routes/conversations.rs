@@ -95,7 +95,10 @@ pub async fn create_conversation(
 async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>) -> Result<HttpResponse, ApiError> {
     let receiver = receiver.ok_or_else(|| ApiError::invalid_field("receiver_id", "is required"))?;
     if receiver == caller.user_id {
-        return Err(ApiError::invalid_field("receiver_id", "cannot start a conversation with yourself"));
+        return Err(ApiError::invalid_field(
+            "receiver_id",
+            "cannot start a conversation with yourself",
+        ));
     }
     if state.store.find_user(receiver).await?.is_none() {
         return Err(ApiError::not_found("user"));
@@ -104,7 +107,9 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
         .store
         .find_or_create_direct_conversation(caller.user_id, receiver, Uuid::now_v7(), store::now())
         .await?;
-    let data = ConversationData { conversation: conversation.into() };
+    let data = ConversationData {
+        conversation: conversation.into(),
+    };
     Ok(if was_created { created(data) } else { ok(data) })
 }
 
@@ -115,8 +120,11 @@ async fn create_group(
     participants: Option<Vec<Uuid>>,
 ) -> Result<HttpResponse, ApiError> {
     let members = |participants: Option<Vec<Uuid>>| -> Result<Vec<Uuid>, String> {
-        let distinct: BTreeSet<Uuid> =
-            participants.unwrap_or_default().into_iter().filter(|id| *id != caller.user_id).collect();
+        let distinct: BTreeSet<Uuid> = participants
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| *id != caller.user_id)
+            .collect();
         if distinct.is_empty() {
             return Err("must name at least one other user".into());
         }
@@ -126,7 +134,10 @@ async fn create_group(
         Ok(distinct.into_iter().collect())
     };
     let (name, members) = collect_fields((
-        field("name", name.as_deref().map_or(Err("is required".to_string()), Name::parse)),
+        field(
+            "name",
+            name.as_deref().map_or(Err("is required".to_string()), Name::parse),
+        ),
         field("participants", members(participants)),
     ))?;
     let conversation = state
@@ -139,7 +150,9 @@ async fn create_group(
             created_at: store::now(),
         })
         .await?;
-    Ok(created(ConversationData { conversation: conversation.into() }))
+    Ok(created(ConversationData {
+        conversation: conversation.into(),
+    }))
 }
 
 /// The caller's conversations.
@@ -165,11 +178,20 @@ pub async fn list_conversations(
     let query = query.into_inner();
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let cursor = query.before.as_deref().map(decode_cursor).transpose()?;
-    let mut conversations = state.store.list_conversations(caller.user_id, limit + 1, cursor).await?;
+    let mut conversations = state
+        .store
+        .list_conversations(caller.user_id, limit + 1, cursor)
+        .await?;
     let next_cursor = super::next_page(&mut conversations, limit, |conversation| {
-        encode_cursor(ConversationCursor { updated_at: conversation.updated_at, id: conversation.id })
+        encode_cursor(ConversationCursor {
+            updated_at: conversation.updated_at,
+            id: conversation.id,
+        })
     });
-    Ok(ok(ConversationsData { conversations: conversations.into_iter().map(ConversationView::from).collect(), next_cursor }))
+    Ok(ok(ConversationsData {
+        conversations: conversations.into_iter().map(ConversationView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// One conversation.
@@ -197,7 +219,9 @@ pub async fn get_conversation(
         .find_conversation(caller.user_id, id.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    Ok(ok(ConversationData { conversation: conversation.into() }))
+    Ok(ok(ConversationData {
+        conversation: conversation.into(),
+    }))
 }
 
 /// The cursor is opaque to clients: `<last activity in µs>_<conversation id>`.
@@ -208,7 +232,11 @@ fn encode_cursor(cursor: ConversationCursor) -> String {
 fn decode_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
     let invalid = || ApiError::invalid_field("before", "is not a cursor returned by this route");
     let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
-    let updated_at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+    let updated_at = micros
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
     let id = Uuid::try_parse(id).map_err(|_| invalid())?;
     Ok(ConversationCursor { updated_at, id })
 }
@@ -219,7 +247,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = ConversationCursor { updated_at: store::now(), id: Uuid::now_v7() };
+        let cursor = ConversationCursor {
+            updated_at: store::now(),
+            id: Uuid::now_v7(),
+        };
         assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
         for garbage in ["", "abc", "12_notauuid", "x_0190a0a0a0a07000800000000000000"] {
             assert_eq!(decode_cursor(garbage).unwrap_err().code(), "validation_failed");

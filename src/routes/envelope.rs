@@ -14,7 +14,10 @@ pub struct Success<T> {
 }
 
 pub fn respond<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponse::build(status).json(Success { status: "success", data })
+    HttpResponse::build(status).json(Success {
+        status: "success",
+        data,
+    })
 }
 
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {

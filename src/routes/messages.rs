@@ -95,8 +95,12 @@ pub async fn send_message(
         })
         .await?;
     Ok(match sent {
-        Sent::Created(message) => created(MessageData { message: message.into() }),
-        Sent::AlreadyStored(message) => ok(MessageData { message: message.into() }),
+        Sent::Created(message) => created(MessageData {
+            message: message.into(),
+        }),
+        Sent::AlreadyStored(message) => ok(MessageData {
+            message: message.into(),
+        }),
     })
 }
 
@@ -125,8 +129,18 @@ pub async fn list_messages(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit, 50, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
-    let page = MessagePage { before: query.before, after: query.after, limit: limit + 1 };
-    let mut messages = state.store.list_messages(caller.user_id, conversation.into_inner(), page).await?;
+    let page = MessagePage {
+        before: query.before,
+        after: query.after,
+        limit: limit + 1,
+    };
+    let mut messages = state
+        .store
+        .list_messages(caller.user_id, conversation.into_inner(), page)
+        .await?;
     let next_cursor = super::next_page(&mut messages, limit, |message| message.id.to_string());
-    Ok(ok(MessagesData { messages: messages.into_iter().map(MessageView::from).collect(), next_cursor }))
+    Ok(ok(MessagesData {
+        messages: messages.into_iter().map(MessageView::from).collect(),
+        next_cursor,
+    }))
 }

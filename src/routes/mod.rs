@@ -26,14 +26,23 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .service(auth::refresh_token)
                     .service(auth::logout),
             )
-            .service(web::scope("/user").service(users::get_me).service(users::search_users).service(users::get_user))
+            .service(
+                web::scope("/user")
+                    .service(users::get_me)
+                    .service(users::search_users)
+                    .service(users::get_user),
+            )
             .service(
                 web::scope("/conversation")
                     .service(conversations::create_conversation)
                     .service(conversations::list_conversations)
                     .service(conversations::get_conversation),
             )
-            .service(web::scope("/message").service(messages::send_message).service(messages::list_messages)),
+            .service(
+                web::scope("/message")
+                    .service(messages::send_message)
+                    .service(messages::list_messages),
+            ),
     );
 }
 

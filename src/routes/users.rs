@@ -48,7 +48,11 @@ pub struct UserSearchQuery {
 )]
 #[get("/getme")]
 pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
-    let user = state.store.find_user(caller.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = state
+        .store
+        .find_user(caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(ok(UserData { user: user.into() }))
 }
 
@@ -81,10 +85,18 @@ pub async fn search_users(
     }
     let mut users = state
         .store
-        .search_users(&UserSearch { caller: caller.user_id, keyword, limit: limit + 1, after_user: query.before })
+        .search_users(&UserSearch {
+            caller: caller.user_id,
+            keyword,
+            limit: limit + 1,
+            after_user: query.before,
+        })
         .await?;
     let next_cursor = super::next_page(&mut users, limit, |user| user.id.to_string());
-    Ok(ok(UsersData { users: users.into_iter().map(UserView::from).collect(), next_cursor }))
+    Ok(ok(UsersData {
+        users: users.into_iter().map(UserView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// One user's public profile.
@@ -105,6 +117,10 @@ pub async fn get_user(
     _caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.store.find_user(id.into_inner()).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = state
+        .store
+        .find_user(id.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(ok(UserData { user: user.into() }))
 }

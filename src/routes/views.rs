@@ -24,7 +24,13 @@ pub struct UserView {
 
 impl From<User> for UserView {
     fn from(user: User) -> Self {
-        Self { id: user.id, name: user.name, email: user.email, created_at: user.created_at, updated_at: user.updated_at }
+        Self {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
     }
 }
 
@@ -38,7 +44,10 @@ pub struct SenderView {
 
 impl From<UserRef> for SenderView {
     fn from(sender: UserRef) -> Self {
-        Self { id: sender.id, name: sender.name }
+        Self {
+            id: sender.id,
+            name: sender.name,
+        }
     }
 }
 

@@ -36,7 +36,11 @@ impl Store {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<(Conversation, bool)> {
-        let (low, high) = if caller < other { (caller, other) } else { (other, caller) };
+        let (low, high) = if caller < other {
+            (caller, other)
+        } else {
+            (other, caller)
+        };
         let direct_key = format!("{low}:{high}");
         let (conversation_id, created) = with_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -77,7 +81,10 @@ impl Store {
                 }
             }
         });
-        let conversation = self.find_conversation(caller, conversation_id).await?.ok_or(StoreError::NotFound("conversation"))?;
+        let conversation = self
+            .find_conversation(caller, conversation_id)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
         Ok((conversation, created))
     }
 
@@ -94,8 +101,12 @@ impl Store {
                 }
                 builder.push(")");
                 let known: Vec<Uuid> = builder.build_query_scalar().fetch_all(&mut *tx).await?;
-                let unknown: Vec<String> =
-                    group.members.iter().filter(|member| !known.contains(member)).map(Uuid::to_string).collect();
+                let unknown: Vec<String> = group
+                    .members
+                    .iter()
+                    .filter(|member| !known.contains(member))
+                    .map(Uuid::to_string)
+                    .collect();
                 if !unknown.is_empty() {
                     return Err(StoreError::Invalid {
                         field: "participants",
@@ -113,7 +124,8 @@ impl Store {
             .bind(group.created_at)
             .execute(&mut *tx)
             .await?;
-            let members = std::iter::once((group.owner_id, "owner")).chain(group.members.iter().map(|id| (*id, "member")));
+            let members =
+                std::iter::once((group.owner_id, "owner")).chain(group.members.iter().map(|id| (*id, "member")));
             for (user, role) in members {
                 sqlx::query(
                     "INSERT INTO participants (conversation_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
@@ -127,7 +139,9 @@ impl Store {
             }
             tx.commit().await?;
         });
-        self.find_conversation(group.owner_id, group.id).await?.ok_or(StoreError::NotFound("conversation"))
+        self.find_conversation(group.owner_id, group.id)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))
     }
 
     /// One conversation as `caller` sees it; `None` when it does not exist or `caller` is
@@ -202,7 +216,10 @@ impl Store {
         });
         let mut by_conversation: HashMap<Uuid, Vec<User>> = HashMap::new();
         for participant in participants {
-            by_conversation.entry(participant.conversation_id).or_default().push(participant.user);
+            by_conversation
+                .entry(participant.conversation_id)
+                .or_default()
+                .push(participant.user);
         }
         Ok(rows
             .into_iter()

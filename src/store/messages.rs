@@ -2,7 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{Dialect, Message, MessagePage, MessageRow, NewMessage, Store, StoreError, StoreResult, is_unique_violation, with_backend};
+use super::{
+    Dialect, Message, MessagePage, MessageRow, NewMessage, Store, StoreError, StoreResult, is_unique_violation,
+    with_backend,
+};
 
 macro_rules! select_messages {
     () => {
@@ -87,7 +90,10 @@ impl Store {
             }
             Err(error) => return Err(error.into()),
         }
-        let message = self.find_message(new.id).await?.ok_or(StoreError::NotFound("message"))?;
+        let message = self
+            .find_message(new.id)
+            .await?
+            .ok_or(StoreError::NotFound("message"))?;
         Ok(Sent::Created(message))
     }
 
@@ -119,7 +125,12 @@ impl Store {
     /// A page of a conversation's messages for `caller`: newest first, or oldest first when
     /// `page.after` is set. `NotFound` for non-participants; `Invalid` for a cursor that is
     /// not a message of this conversation.
-    pub async fn list_messages(&self, caller: Uuid, conversation: Uuid, page: MessagePage) -> StoreResult<Vec<Message>> {
+    pub async fn list_messages(
+        &self,
+        caller: Uuid,
+        conversation: Uuid,
+        page: MessagePage,
+    ) -> StoreResult<Vec<Message>> {
         if !self.is_participant(conversation, caller).await? {
             return Err(StoreError::NotFound("conversation"));
         }
@@ -133,9 +144,15 @@ impl Store {
         };
         let rows = with_backend!(self, |pool| {
             let sql = if page.after.is_some() {
-                concat!(select_messages!(), " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $4")
+                concat!(
+                    select_messages!(),
+                    " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $4"
+                )
             } else {
-                concat!(select_messages!(), " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq DESC LIMIT $4")
+                concat!(
+                    select_messages!(),
+                    " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq DESC LIMIT $4"
+                )
             };
             sqlx::query_as::<_, MessageRow>(sql)
                 .bind(conversation)
@@ -156,6 +173,9 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        seq.ok_or(StoreError::Invalid { field, problem: "not a message of this conversation".into() })
+        seq.ok_or(StoreError::Invalid {
+            field,
+            problem: "not a message of this conversation".into(),
+        })
     }
 }

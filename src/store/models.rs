@@ -76,7 +76,11 @@ impl ConversationKind {
     }
 
     fn parse(kind: &str) -> Self {
-        if kind == "group" { ConversationKind::Group } else { ConversationKind::Direct }
+        if kind == "group" {
+            ConversationKind::Group
+        } else {
+            ConversationKind::Direct
+        }
     }
 }
 
@@ -171,7 +175,10 @@ impl From<MessageRow> for Message {
             id: row.id,
             conversation_id: row.conversation_id,
             seq: row.seq,
-            sender: UserRef { id: row.sender_id, name: row.sender_name },
+            sender: UserRef {
+                id: row.sender_id,
+                name: row.sender_name,
+            },
             content: row.content,
             client_id: row.client_id,
             created_at: row.created_at,
@@ -213,7 +220,10 @@ impl ConversationRow {
                     id,
                     conversation_id: self.id,
                     seq,
-                    sender: UserRef { id: sender_id, name: sender_name },
+                    sender: UserRef {
+                        id: sender_id,
+                        name: sender_name,
+                    },
                     content,
                     client_id: self.last_message_client_id,
                     created_at,

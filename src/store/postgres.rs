@@ -19,6 +19,9 @@ pub(super) async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<
 }
 
 pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
-    sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(sqlx::Error::from)?;
+    sqlx::migrate!("./migrations/postgres")
+        .run(pool)
+        .await
+        .map_err(sqlx::Error::from)?;
     Ok(())
 }

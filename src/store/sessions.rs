@@ -60,7 +60,11 @@ impl Store {
             .bind(now)
             .execute(pool)
             .await?;
-            Ok(if revoked.rows_affected() > 0 { RefreshOutcome::ReuseDetected } else { RefreshOutcome::Invalid })
+            Ok(if revoked.rows_affected() > 0 {
+                RefreshOutcome::ReuseDetected
+            } else {
+                RefreshOutcome::Invalid
+            })
         })
     }
 

@@ -34,7 +34,10 @@ pub(super) async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
-    sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(sqlx::Error::from)?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(pool)
+        .await
+        .map_err(sqlx::Error::from)?;
     Ok(())
 }
 

@@ -3,8 +3,7 @@
 use uuid::Uuid;
 
 use super::{
-    NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation,
-    with_backend,
+    NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation, with_backend,
 };
 
 impl Store {
@@ -27,7 +26,10 @@ impl Store {
         });
         inserted.map_err(|error| {
             if is_unique_violation(&error) {
-                StoreError::Conflict { code: "email_taken", message: "this email is already registered".into() }
+                StoreError::Conflict {
+                    code: "email_taken",
+                    message: "this email is already registered".into(),
+                }
             } else {
                 error.into()
             }

@@ -1,0 +1,12 @@
+//! Integration tests: real HTTP against the running app, on SQLite and on PostgreSQL.
+//! One test binary (one build) for all of them; each module covers one resource.
+
+mod helpers;
+
+mod auth;
+mod conversations;
+mod errors;
+mod health;
+mod messages;
+mod openapi;
+mod users;
