@@ -46,6 +46,18 @@ pub struct Config {
     pub auth_rate_limit_per_minute: u32,
     /// Where a generated JWT secret is kept when `JWT_SECRET` is unset.
     pub data_dir: PathBuf,
+    /// Comment sent on idle streams so proxies and clients see the connection alive.
+    pub sse_keep_alive: Duration,
+    /// The `retry:` hint: how long a client waits before reconnecting.
+    pub sse_retry: Duration,
+    /// Events a stream may have waiting before it is closed as too slow.
+    pub sse_buffer: usize,
+    /// Open streams per user (per instance); one more closes the oldest.
+    pub max_streams_per_user: usize,
+    /// How long events are kept for resuming streams.
+    pub event_retention: Duration,
+    /// How long a user's last stream may be gone before they are announced offline.
+    pub presence_debounce: Duration,
 }
 
 impl Config {
@@ -125,6 +137,12 @@ impl Config {
             json_body_limit: positive(&get, "JSON_BODY_LIMIT", 64 * 1024)? as usize,
             auth_rate_limit_per_minute: parse(&get, "AUTH_RATE_LIMIT_PER_MINUTE", 30)?,
             data_dir,
+            sse_keep_alive: Duration::from_secs(positive(&get, "SSE_KEEP_ALIVE_SECONDS", 15)?),
+            sse_retry: Duration::from_millis(positive(&get, "SSE_RETRY_MS", 3000)?),
+            sse_buffer: positive(&get, "SSE_BUFFER", 256)? as usize,
+            max_streams_per_user: positive(&get, "MAX_STREAMS_PER_USER", 10)? as usize,
+            event_retention: Duration::from_secs(positive(&get, "EVENT_RETENTION_DAYS", 30)? * 86_400),
+            presence_debounce: Duration::from_millis(parse(&get, "PRESENCE_DEBOUNCE_MS", 5000)?),
         })
     }
 }

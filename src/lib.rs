@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod openapi;
+pub mod realtime;
 pub mod routes;
 pub mod startup;
 pub mod store;

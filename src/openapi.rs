@@ -7,7 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
-use crate::routes::{auth, conversations, health, messages, users, views};
+use crate::realtime::events as realtime_events;
+use crate::routes::{auth, conversations, events, health, messages, users, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,21 +26,36 @@ use crate::routes::{auth, conversations, health, messages, users, views};
         auth::refresh_token,
         auth::logout,
         users::get_me,
+        users::last_activity,
         users::search_users,
         users::get_user,
         conversations::create_conversation,
         conversations::list_conversations,
         conversations::get_conversation,
+        conversations::send_typing,
         messages::send_message,
         messages::list_messages,
+        events::create_ticket,
+        events::open_stream,
+        events::list_events,
     ),
-    components(schemas(ErrorEnvelope, ErrorBody, views::UserView, views::MessageView, views::ConversationView)),
+    components(schemas(
+        ErrorEnvelope,
+        ErrorBody,
+        views::UserView,
+        views::MessageView,
+        views::ConversationView,
+        realtime_events::TypingData,
+        realtime_events::PresenceData,
+        realtime_events::ResetData,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts, sessions and tokens"),
         (name = "users", description = "Profiles and user search"),
         (name = "conversations", description = "Direct and group conversations"),
         (name = "messages", description = "Sending and reading messages"),
+        (name = "events", description = "Real-time events: the SSE stream and its JSON twin"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

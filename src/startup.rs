@@ -3,6 +3,7 @@
 //! the port at once (`BIND=127.0.0.1:0` picks a free one).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_cors::Cors;
@@ -13,6 +14,7 @@ use actix_web::middleware::{Condition, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
+use uuid::Uuid;
 
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::JwtKeys;
@@ -20,6 +22,7 @@ use crate::auth::{AuthService, secret};
 use crate::config::Config;
 use crate::error::{ApiError, envelope_framework_errors, json_config, path_config, query_config};
 use crate::openapi::ApiDoc;
+use crate::realtime::{Hub, StreamSettings};
 use crate::routes;
 use crate::store::{ConnectOptions, Store, StoreError};
 
@@ -41,6 +44,7 @@ pub enum StartupError {
 /// What every handler shares.
 pub struct AppState {
     pub store: Store,
+    pub hub: Arc<Hub>,
     pub auth: AuthService,
     pub production: bool,
 }
@@ -59,6 +63,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    hub: Arc<Hub>,
 }
 
 impl Application {
@@ -89,8 +94,19 @@ impl Application {
         .await
         .map_err(StartupError::Auth)?;
 
+        let settings = StreamSettings {
+            buffer: config.sse_buffer,
+            max_per_user: config.max_streams_per_user,
+            keep_alive: config.sse_keep_alive,
+            retry: config.sse_retry,
+            presence_debounce: config.presence_debounce,
+        };
+        let hub = Hub::start(store.clone(), settings, Uuid::now_v7()).await?;
+        tokio::spawn(prune_events(store.clone(), config.event_retention));
+
         let state = web::Data::new(AppState {
             store: store.clone(),
+            hub: hub.clone(),
             auth,
             production: config.production,
         });
@@ -136,7 +152,12 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .run();
 
-        Ok(Self { port, server, store })
+        Ok(Self {
+            port,
+            server,
+            store,
+            hub,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -148,11 +169,31 @@ impl Application {
         self.server.handle()
     }
 
+    /// The real-time hub: `shutdown` it before stopping the server, so that open streams end
+    /// instead of holding the graceful stop up.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
     /// Serves until stopped through [`Application::handle`], then closes the database pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.store.close().await;
         result
+    }
+}
+
+/// Deletes events older than the retention window, hourly.
+async fn prune_events(store: Store, retention: Duration) {
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        ticks.tick().await;
+        match store.prune_events(crate::store::now() - retention).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned old events"),
+            Err(error) => tracing::warn!(%error, "pruning events failed"),
+        }
     }
 }
 

@@ -99,7 +99,10 @@ impl AuthService {
         let hash = credentials
             .as_ref()
             .map_or(self.dummy_hash.as_str(), |found| found.password_hash.as_str());
-        let matches = verify_password(password, hash).await?;
+        // bcrypt compares only the first 72 bytes: a longer password (registration refuses
+        // them) is wrong by definition, after the same work.
+        let acceptable = Password::parse(password).is_ok();
+        let matches = verify_password(password, hash).await? && acceptable;
         match credentials {
             Some(found) if matches => self.open_session(store, found.user, device_id).await,
             _ => Err(ApiError::unauthorized("invalid_credentials", "wrong email or password")),

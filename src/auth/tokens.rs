@@ -16,6 +16,9 @@ pub struct AccessClaims {
     pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
+    /// Unique per token, so that two tokens issued in the same second differ.
+    #[serde(default)]
+    pub jti: Option<Uuid>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +54,7 @@ impl JwtKeys {
             sid: session,
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            jti: Some(Uuid::now_v7()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
@@ -94,8 +98,13 @@ impl RefreshToken {
     }
 
     pub fn hash(&self) -> Vec<u8> {
-        Sha256::digest(self.token.as_bytes()).to_vec()
+        sha256(&self.token)
     }
+}
+
+/// The SHA-256 of a secret token: what is stored instead of the token.
+pub fn sha256(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 /// `bytes` random bytes from the operating system, as lower-case hex.

@@ -14,6 +14,8 @@ use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{Name, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::realtime::events;
+use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
 use crate::startup::AppState;
 use crate::store::{self, ConversationCursor, NewGroup};
 
@@ -49,6 +51,20 @@ pub struct ConversationsData {
     pub conversations: Vec<ConversationView>,
     /// Pass as `before` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+    /// The event position this page was read at: open the event stream from it
+    /// (`Last-Event-ID`) to miss nothing that happened after.
+    pub event_id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TypingRequest {
+    /// `true` while the caller types, `false` when they stop.
+    pub typing: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TypingAck {
+    pub typing: bool,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -105,7 +121,13 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
     }
     let (conversation, was_created) = state
         .store
-        .find_or_create_direct_conversation(caller.user_id, receiver, Uuid::now_v7(), store::now())
+        .find_or_create_direct_conversation(
+            caller.user_id,
+            receiver,
+            Uuid::now_v7(),
+            store::now(),
+            events::conversation_created,
+        )
         .await?;
     let data = ConversationData {
         conversation: conversation.into(),
@@ -142,13 +164,16 @@ async fn create_group(
     ))?;
     let conversation = state
         .store
-        .create_group(&NewGroup {
-            id: Uuid::now_v7(),
-            owner_id: caller.user_id,
-            name: name.into_inner(),
-            members,
-            created_at: store::now(),
-        })
+        .create_group(
+            &NewGroup {
+                id: Uuid::now_v7(),
+                owner_id: caller.user_id,
+                name: name.into_inner(),
+                members,
+                created_at: store::now(),
+            },
+            events::conversation_created,
+        )
         .await?;
     Ok(created(ConversationData {
         conversation: conversation.into(),
@@ -178,6 +203,8 @@ pub async fn list_conversations(
     let query = query.into_inner();
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let cursor = query.before.as_deref().map(decode_cursor).transpose()?;
+    // Read before the page: whatever happens after this position is in the stream.
+    let event_id = state.store.head_position().await?.to_string();
     let mut conversations = state
         .store
         .list_conversations(caller.user_id, limit + 1, cursor)
@@ -191,6 +218,7 @@ pub async fn list_conversations(
     Ok(ok(ConversationsData {
         conversations: conversations.into_iter().map(ConversationView::from).collect(),
         next_cursor,
+        event_id,
     }))
 }
 
@@ -222,6 +250,54 @@ pub async fn get_conversation(
     Ok(ok(ConversationData {
         conversation: conversation.into(),
     }))
+}
+
+/// Tell the other participants that the caller is typing (or stopped).
+///
+/// Sends `typing` `{conversationId, userId, typing}` to the other participants' streams. Live
+/// only: never stored or replayed.
+#[utoipa::path(
+    post, path = "/api/v1/conversation/{id}/typing", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    request_body = TypingRequest,
+    responses(
+        (status = 200, description = "Sent", body = Success<TypingAck>),
+        (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "`typing` missing or not a boolean", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/typing")]
+pub async fn send_typing(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<TypingRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = id.into_inner();
+    if !state.store.is_participant(conversation, caller.user_id).await? {
+        return Err(ApiError::not_found("conversation"));
+    }
+    let typing = body.typing;
+    let data = events::TypingData {
+        conversation_id: conversation,
+        user_id: caller.user_id,
+        typing,
+    };
+    state
+        .hub
+        .publish_ephemeral(EphemeralEvent {
+            kind: events::TYPING.to_string(),
+            audience: EphemeralAudience::Conversation {
+                id: conversation,
+                except: Some(caller.user_id),
+            },
+            payload: serde_json::to_string(&data).map_err(ApiError::internal)?,
+        })
+        .await;
+    Ok(ok(TypingAck { typing }))
 }
 
 /// The cursor is opaque to clients: `<last activity in µs>_<conversation id>`.

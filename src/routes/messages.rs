@@ -11,6 +11,7 @@ use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{ClientId, MessageText, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::realtime::events;
 use crate::startup::AppState;
 use crate::store::{self, MessagePage, NewMessage, Sent};
 
@@ -40,6 +41,9 @@ pub struct MessagesData {
     /// Pass as `before` (or as `after`, when paging forward with `after`) for the next page;
     /// `null` on the last page.
     pub next_cursor: Option<String>,
+    /// The event position this page was read at: open the event stream from it
+    /// (`Last-Event-ID`) to miss nothing that happened after.
+    pub event_id: String,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -85,14 +89,17 @@ pub async fn send_message(
     ))?;
     let sent = state
         .store
-        .create_message(&NewMessage {
-            id: Uuid::now_v7(),
-            conversation_id: body.convo_id,
-            sender_id: caller.user_id,
-            content: content.into_inner(),
-            client_id: client_id.map(ClientId::into_inner),
-            created_at: store::now(),
-        })
+        .create_message(
+            &NewMessage {
+                id: Uuid::now_v7(),
+                conversation_id: body.convo_id,
+                sender_id: caller.user_id,
+                content: content.into_inner(),
+                client_id: client_id.map(ClientId::into_inner),
+                created_at: store::now(),
+            },
+            events::message_created,
+        )
         .await?;
     Ok(match sent {
         Sent::Created(message) => created(MessageData {
@@ -134,6 +141,8 @@ pub async fn list_messages(
         after: query.after,
         limit: limit + 1,
     };
+    // Read before the page: whatever happens after this position is in the stream.
+    let event_id = state.store.head_position().await?.to_string();
     let mut messages = state
         .store
         .list_messages(caller.user_id, conversation.into_inner(), page)
@@ -142,5 +151,6 @@ pub async fn list_messages(
     Ok(ok(MessagesData {
         messages: messages.into_iter().map(MessageView::from).collect(),
         next_cursor,
+        event_id,
     }))
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod conversations;
 pub mod envelope;
+pub mod events;
 pub mod health;
 pub mod messages;
 pub mod users;
@@ -29,6 +30,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .service(
                 web::scope("/user")
                     .service(users::get_me)
+                    .service(users::last_activity)
                     .service(users::search_users)
                     .service(users::get_user),
             )
@@ -36,12 +38,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 web::scope("/conversation")
                     .service(conversations::create_conversation)
                     .service(conversations::list_conversations)
-                    .service(conversations::get_conversation),
+                    .service(conversations::get_conversation)
+                    .service(conversations::send_typing),
             )
             .service(
                 web::scope("/message")
                     .service(messages::send_message)
                     .service(messages::list_messages),
+            )
+            .service(
+                web::scope("/events")
+                    .service(events::create_ticket)
+                    .service(events::open_stream)
+                    .service(events::list_events),
             ),
     );
 }

@@ -10,6 +10,7 @@ use super::views::UserView;
 use crate::auth::AuthUser;
 use crate::domain::page_limit;
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::realtime::presence;
 use crate::startup::AppState;
 use crate::store::UserSearch;
 
@@ -97,6 +98,71 @@ pub async fn search_users(
         users: users.into_iter().map(UserView::from).collect(),
         next_cursor,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LastActivityQuery {
+    /// Comma-separated user ids, at most 100.
+    pub ids: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastActivityData {
+    /// For each known user id: `"online"`, or the seconds since they were last seen online
+    /// (`null`: never).
+    #[schema(value_type = Object, example = json!({"0190f3a4-5b6c-7d8e-9f00-112233445566": "online"}))]
+    pub last_activity: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Who is online, and since when the others are not.
+///
+/// A user is online while at least one of their event streams is open (on any instance).
+#[utoipa::path(
+    get, path = "/api/v1/user/last-activity", tag = "users",
+    security(("bearer" = [])),
+    params(LastActivityQuery),
+    responses(
+        (status = 200, description = "Each known user's activity", body = Success<LastActivityData>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "More than 100 ids, or one that is not a UUID", body = ErrorEnvelope),
+    )
+)]
+#[get("/last-activity")]
+pub async fn last_activity(
+    state: web::Data<AppState>,
+    _caller: AuthUser,
+    query: web::Query<LastActivityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ids: Vec<&str> = query
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
+    if ids.len() > 100 {
+        return Err(ApiError::invalid_field("ids", "at most 100 ids"));
+    }
+    let ids = ids
+        .into_iter()
+        .map(|id| Uuid::try_parse(id).map_err(|_| ApiError::invalid_field("ids", format!("{id:?} is not a user id"))))
+        .collect::<Result<Vec<Uuid>, ApiError>>()?;
+    let now = chrono::Utc::now();
+    let last_activity = presence::last_activity(&state.store, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, (online, last_active_at))| {
+            let value = match (online, last_active_at) {
+                (true, _) => serde_json::Value::from("online"),
+                (false, Some(at)) => serde_json::Value::from((now - at).num_seconds().max(0)),
+                (false, None) => serde_json::Value::Null,
+            };
+            (id.to_string(), value)
+        })
+        .collect();
+    Ok(ok(LastActivityData { last_activity }))
 }
 
 /// One user's public profile.

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Conversation, ConversationCursor, ConversationRow, Dialect, NewGroup, ParticipantRow, Store, StoreError,
-    StoreResult, User, with_backend,
+    Conversation, ConversationCursor, ConversationKind, ConversationRow, Dialect, NewEvent, NewGroup, ParticipantRow,
+    Store, StoreError, StoreResult, User, commit_with_events, with_backend,
 };
 
 /// A conversation as participant `$1` sees it, with its last message.
@@ -25,16 +25,55 @@ macro_rules! select_conversations {
     };
 }
 
+/// Loads users by id inside a transaction (`$tx`), ordered by id, as the participant lists are.
+macro_rules! users_by_id {
+    ($tx:ident, $ids:expr) => {{
+        let mut builder =
+            sqlx::QueryBuilder::new("SELECT id, name, email, created_at, updated_at FROM users WHERE id IN (");
+        let mut list = builder.separated(", ");
+        for id in $ids {
+            list.push_bind(id);
+        }
+        builder.push(") ORDER BY id");
+        let users: Vec<User> = builder.build_query_as().fetch_all(&mut *$tx).await?;
+        users
+    }};
+}
+
+/// A conversation that was just created: no messages, nothing unread.
+fn new_conversation(
+    id: Uuid,
+    kind: ConversationKind,
+    name: Option<String>,
+    owner_id: Option<Uuid>,
+    participants: Vec<User>,
+    now: DateTime<Utc>,
+) -> Conversation {
+    Conversation {
+        id,
+        kind,
+        name,
+        owner_id,
+        participants,
+        last_message: None,
+        unread_count: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 impl Store {
     /// The direct conversation of `caller` and `other`, created if the pair has none.
-    /// Returns it and whether it was created. One per pair, also under concurrent requests:
-    /// the unique `direct_key` decides, and the loser of a race reads the winner's row.
+    /// Returns it and whether it was created; `events` gives the events a creation appends.
+    /// One per pair, also under concurrent requests: the unique `direct_key` decides, and the
+    /// loser of a race reads the winner's row.
     pub async fn find_or_create_direct_conversation(
         &self,
         caller: Uuid,
         other: Uuid,
         id: Uuid,
         now: DateTime<Utc>,
+        events: impl Fn(&Conversation) -> Vec<NewEvent>,
     ) -> StoreResult<(Conversation, bool)> {
         let (low, high) = if caller < other {
             (caller, other)
@@ -42,7 +81,7 @@ impl Store {
             (other, caller)
         };
         let direct_key = format!("{low}:{high}");
-        let (conversation_id, created) = with_backend!(self, |pool| {
+        let created = with_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO conversations (id, kind, direct_key, created_at, updated_at)
@@ -55,64 +94,65 @@ impl Store {
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-            match inserted {
-                Some(id) => {
-                    for user in [low, high] {
-                        sqlx::query(
-                            "INSERT INTO participants (conversation_id, user_id, role, joined_at)
-                             VALUES ($1, $2, 'member', $3)",
-                        )
-                        .bind(id)
-                        .bind(user)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    (id, true)
+            if inserted.is_none() {
+                tx.rollback().await?;
+                None
+            } else {
+                for user in [low, high] {
+                    sqlx::query(
+                        "INSERT INTO participants (conversation_id, user_id, role, joined_at)
+                         VALUES ($1, $2, 'member', $3)",
+                    )
+                    .bind(id)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                None => {
-                    let existing: Uuid = sqlx::query_scalar("SELECT id FROM conversations WHERE direct_key = $1")
-                        .bind(&direct_key)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    (existing, false)
-                }
+                let participants = users_by_id!(tx, [low, high]);
+                let conversation = new_conversation(id, ConversationKind::Direct, None, None, participants, now);
+                commit_with_events!(self, pool, tx, events(&conversation), now);
+                Some(conversation)
             }
         });
+        if let Some(conversation) = created {
+            return Ok((conversation, true));
+        }
+        let existing: Uuid = with_backend!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM conversations WHERE direct_key = $1")
+                .bind(&direct_key)
+                .fetch_one(pool)
+                .await?
+        });
         let conversation = self
-            .find_conversation(caller, conversation_id)
+            .find_conversation(caller, existing)
             .await?
             .ok_or(StoreError::NotFound("conversation"))?;
-        Ok((conversation, created))
+        Ok((conversation, false))
     }
 
-    /// Creates a group owned by `group.owner_id`, with its members, in one transaction.
-    /// Every member must exist (`Invalid` on `participants` otherwise).
-    pub async fn create_group(&self, group: &NewGroup) -> StoreResult<Conversation> {
+    /// Creates a group owned by `group.owner_id`, with its members, in one transaction, with
+    /// the events `events` gives. Every member must exist (`Invalid` on `participants`).
+    pub async fn create_group(
+        &self,
+        group: &NewGroup,
+        events: impl Fn(&Conversation) -> Vec<NewEvent>,
+    ) -> StoreResult<Conversation> {
         with_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if !group.members.is_empty() {
-                let mut builder = sqlx::QueryBuilder::new("SELECT id FROM users WHERE id IN (");
-                let mut list = builder.separated(", ");
-                for member in &group.members {
-                    list.push_bind(*member);
-                }
-                builder.push(")");
-                let known: Vec<Uuid> = builder.build_query_scalar().fetch_all(&mut *tx).await?;
-                let unknown: Vec<String> = group
-                    .members
-                    .iter()
-                    .filter(|member| !known.contains(member))
-                    .map(Uuid::to_string)
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(StoreError::Invalid {
-                        field: "participants",
-                        problem: format!("unknown user id(s): {}", unknown.join(", ")),
-                    });
-                }
+            let everyone = std::iter::once(group.owner_id).chain(group.members.iter().copied());
+            let participants = users_by_id!(tx, everyone);
+            let unknown: Vec<String> = group
+                .members
+                .iter()
+                .filter(|member| !participants.iter().any(|user| user.id == **member))
+                .map(Uuid::to_string)
+                .collect();
+            if !unknown.is_empty() {
+                return Err(StoreError::Invalid {
+                    field: "participants",
+                    problem: format!("unknown user id(s): {}", unknown.join(", ")),
+                });
             }
             sqlx::query(
                 "INSERT INTO conversations (id, kind, name, owner_id, created_at, updated_at)
@@ -124,24 +164,29 @@ impl Store {
             .bind(group.created_at)
             .execute(&mut *tx)
             .await?;
-            let members =
-                std::iter::once((group.owner_id, "owner")).chain(group.members.iter().map(|id| (*id, "member")));
-            for (user, role) in members {
+            for user in &participants {
+                let role = if user.id == group.owner_id { "owner" } else { "member" };
                 sqlx::query(
                     "INSERT INTO participants (conversation_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(group.id)
-                .bind(user)
+                .bind(user.id)
                 .bind(role)
                 .bind(group.created_at)
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
-        });
-        self.find_conversation(group.owner_id, group.id)
-            .await?
-            .ok_or(StoreError::NotFound("conversation"))
+            let conversation = new_conversation(
+                group.id,
+                ConversationKind::Group,
+                Some(group.name.clone()),
+                Some(group.owner_id),
+                participants,
+                group.created_at,
+            );
+            commit_with_events!(self, pool, tx, events(&conversation), group.created_at);
+            Ok(conversation)
+        })
     }
 
     /// One conversation as `caller` sees it; `None` when it does not exist or `caller` is

@@ -3,8 +3,8 @@
 use uuid::Uuid;
 
 use super::{
-    Dialect, Message, MessagePage, MessageRow, NewMessage, Store, StoreError, StoreResult, is_unique_violation,
-    with_backend,
+    Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Store, StoreError, StoreResult, UserRef,
+    commit_with_events, is_unique_violation, with_backend,
 };
 
 macro_rules! select_messages {
@@ -23,17 +23,23 @@ pub enum Sent {
 }
 
 impl Store {
-    /// Stores a message and moves the conversation's last message, in one transaction.
-    /// `NotFound` when the sender is not a participant. The conversation row is locked by the
-    /// update of `last_seq`, so a conversation's messages get their `seq` in commit order.
-    pub async fn create_message(&self, new: &NewMessage) -> StoreResult<Sent> {
+    /// Stores a message, moves the conversation's last message and the sender's read
+    /// position, and appends the events `events` gives, in one transaction. `NotFound` when
+    /// the sender is not a participant. The conversation row is locked by the update of
+    /// `last_seq`, so a conversation's messages get their `seq` in commit order.
+    pub async fn create_message(
+        &self,
+        new: &NewMessage,
+        events: impl Fn(&Message) -> Vec<NewEvent>,
+    ) -> StoreResult<Sent> {
         if let Some(client_id) = &new.client_id
             && let Some(stored) = self.find_by_client_id(new, client_id).await?
         {
             return Ok(Sent::AlreadyStored(stored));
         }
-        let inserted = with_backend!(self, |pool| {
+        let stored = with_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            pool.lock_conversation(&mut tx, new.conversation_id).await?;
             let seq: Option<i64> = sqlx::query_scalar(
                 "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $3, updated_at = $4
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
@@ -62,39 +68,46 @@ impl Store {
             .execute(&mut *tx)
             .await;
             match inserted {
+                // Two concurrent sends with one clientId: this one lost the race (rolled back).
+                Err(error) if is_unique_violation(&error) && new.client_id.is_some() => None,
+                Err(error) => return Err(error.into()),
                 Ok(_) => {
                     // Sending a message means having read everything before it.
-                    sqlx::query(
-                        "UPDATE participants SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2",
+                    let sender_name: String = sqlx::query_scalar(
+                        "UPDATE participants SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2
+                         RETURNING (SELECT name FROM users WHERE id = $2)",
                     )
                     .bind(new.conversation_id)
                     .bind(new.sender_id)
                     .bind(seq)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-                    tx.commit().await?;
-                    Ok(())
+                    let message = Message {
+                        id: new.id,
+                        conversation_id: new.conversation_id,
+                        seq,
+                        sender: UserRef {
+                            id: new.sender_id,
+                            name: sender_name,
+                        },
+                        content: new.content.clone(),
+                        client_id: new.client_id.clone(),
+                        created_at: new.created_at,
+                    };
+                    commit_with_events!(self, pool, tx, events(&message), new.created_at);
+                    Some(message)
                 }
-                Err(error) => Err(error),
             }
         });
-        match inserted {
-            Ok(()) => {}
-            // Two concurrent sends with one clientId: the second lost the race and rolled back.
-            Err(error) if is_unique_violation(&error) && new.client_id.is_some() => {
-                let client_id = new.client_id.as_deref().unwrap_or_default();
-                if let Some(stored) = self.find_by_client_id(new, client_id).await? {
-                    return Ok(Sent::AlreadyStored(stored));
-                }
-                return Err(error.into());
-            }
-            Err(error) => return Err(error.into()),
+        match (stored, &new.client_id) {
+            (Some(message), _) => Ok(Sent::Created(message)),
+            (None, Some(client_id)) => self
+                .find_by_client_id(new, client_id)
+                .await?
+                .map(Sent::AlreadyStored)
+                .ok_or(StoreError::NotFound("message")),
+            (None, None) => Err(StoreError::NotFound("message")),
         }
-        let message = self
-            .find_message(new.id)
-            .await?
-            .ok_or(StoreError::NotFound("message"))?;
-        Ok(Sent::Created(message))
     }
 
     pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {

@@ -10,6 +10,7 @@
 //! This keeps the two backends from drifting apart, which is what happens to SQL written twice.
 
 mod conversations;
+mod events;
 mod messages;
 pub use messages::Sent;
 pub mod models;
@@ -23,6 +24,8 @@ use std::time::Duration;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub(crate) use events::append_events;
+pub use events::{Audience, EventPosition, NewEvent, StoredEvent};
 pub use models::*;
 pub use sqlite::sqlite_file_path;
 
@@ -60,6 +63,9 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Rung after every commit that appended events. PostgreSQL instances hear each other
+    /// through NOTIFY instead; this bell serves the in-process listener.
+    commit_bell: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Options shared by both backends.
@@ -98,13 +104,61 @@ pub(crate) trait Dialect {
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
     /// SQLITE_BUSY when another writer got in between, whatever the busy timeout.
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
+
+    /// Events with a `tx_id` below this mark are final: no event can still appear there.
+    async fn event_watermark(&self) -> sqlx::Result<i64>;
+
+    /// Serialises the writers of one conversation, taken first in their transaction. On
+    /// PostgreSQL an advisory lock, which (unlike a row lock) does not assign a transaction
+    /// id: ids are then assigned in lock order, so a conversation's events, ordered by
+    /// transaction id, come in commit order. SQLite writers are serialised already.
+    async fn lock_conversation(
+        &self,
+        transaction: &mut sqlx::Transaction<'static, Self::Db>,
+        conversation: uuid::Uuid,
+    ) -> sqlx::Result<()>;
+
+    /// Rings the other instances' doorbell when the transaction that appended events commits.
+    async fn announce_events(&self, transaction: &mut sqlx::Transaction<'static, Self::Db>) -> sqlx::Result<()>;
 }
+
+/// The PostgreSQL NOTIFY channel on which committed events are announced (payload: the
+/// committing transaction's id).
+pub const EVENTS_CHANNEL: &str = "chat_events";
 
 impl Dialect for PgPool {
     type Db = sqlx::Postgres;
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.begin().await
+    }
+
+    /// The oldest transaction still running (cluster-wide): everything below it has ended.
+    async fn event_watermark(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(self)
+            .await
+    }
+
+    async fn lock_conversation(
+        &self,
+        transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        conversation: uuid::Uuid,
+    ) -> sqlx::Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+            .bind(conversation)
+            .execute(&mut **transaction)
+            .await?;
+        Ok(())
+    }
+
+    /// NOTIFY is transactional: delivered when (and only if) the transaction commits.
+    async fn announce_events(&self, transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> sqlx::Result<()> {
+        sqlx::query("SELECT pg_notify($1, pg_current_xact_id()::text)")
+            .bind(EVENTS_CHANNEL)
+            .execute(&mut **transaction)
+            .await?;
+        Ok(())
     }
 }
 
@@ -113,6 +167,24 @@ impl Dialect for SqlitePool {
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// One writer at a time: every committed event is visible (all have `tx_id` 0).
+    async fn event_watermark(&self) -> sqlx::Result<i64> {
+        Ok(1)
+    }
+
+    async fn lock_conversation(
+        &self,
+        _transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        _conversation: uuid::Uuid,
+    ) -> sqlx::Result<()> {
+        Ok(())
+    }
+
+    /// In-process: the store rings its own bell after the commit (see `Store::commit_events`).
+    async fn announce_events(&self, _transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> sqlx::Result<()> {
+        Ok(())
     }
 }
 
@@ -130,7 +202,10 @@ impl Store {
                 problem: "must start with postgres://, postgresql:// or sqlite:".into(),
             });
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            commit_bell: Default::default(),
+        })
     }
 
     /// Applies the backend's pending migrations (embedded in the binary).
@@ -159,6 +234,19 @@ impl Store {
         }
     }
 
+    /// The in-process doorbell rung after each commit that appended events.
+    pub fn commit_bell(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.commit_bell.clone()
+    }
+
+    /// The database URL's backend connection, for listeners that need their own (LISTEN).
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Postgres(pool) => Some(pool),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
     /// Is the database reachable? (`GET /ready`)
     pub async fn ping(&self) -> StoreResult<()> {
         with_backend!(self, |pool| {
@@ -171,6 +259,18 @@ impl Store {
         with_backend!(self, |pool| pool.close().await)
     }
 }
+
+/// Appends `$events` to the log inside `$tx`, announces them, commits, and rings the
+/// in-process bell: the one way a write transaction that produces events ends.
+macro_rules! commit_with_events {
+    ($store:expr, $pool:ident, $tx:ident, $events:expr, $now:expr) => {{
+        $crate::store::append_events!($tx, $events, $now);
+        $pool.announce_events(&mut $tx).await?;
+        $tx.commit().await?;
+        $store.commit_bell.notify_one();
+    }};
+}
+pub(crate) use commit_with_events;
 
 /// True when `error` is a unique-constraint violation (any backend).
 fn is_unique_violation(error: &sqlx::Error) -> bool {

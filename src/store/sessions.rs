@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{NewSession, RefreshOutcome, Store, StoreResult, with_backend};
+use super::{Dialect, NewSession, RefreshOutcome, Store, StoreResult, with_backend};
 
 impl Store {
     pub async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
@@ -25,8 +25,9 @@ impl Store {
     }
 
     /// Swaps the session's refresh token hash from `presented` to `replacement`, atomically:
-    /// of two requests presenting the same token, exactly one rotates. A token that is not
-    /// the current one of a live session revokes that session (it was stolen or replayed).
+    /// of two requests presenting the same token, exactly one rotates. Presenting a token this
+    /// session has already rotated away revokes the session (it was copied); any other token is
+    /// just refused.
     pub async fn rotate_refresh_token(
         &self,
         session_id: Uuid,
@@ -36,6 +37,7 @@ impl Store {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome> {
         with_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             let rotated: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE sessions SET refresh_token_hash = $3, refreshed_at = $4, expires_at = $5
                  WHERE id = $1 AND refresh_token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
@@ -46,20 +48,29 @@ impl Store {
             .bind(replacement)
             .bind(now)
             .bind(expires_at)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?;
             if let Some(user_id) = rotated {
+                sqlx::query("INSERT INTO used_refresh_tokens (token_hash, session_id, used_at) VALUES ($1, $2, $3)")
+                    .bind(presented)
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 return Ok(RefreshOutcome::Rotated { user_id });
             }
             let revoked = sqlx::query(
                 "UPDATE sessions SET revoked_at = $3
-                 WHERE id = $1 AND refresh_token_hash <> $2 AND revoked_at IS NULL",
+                 WHERE id = $1 AND revoked_at IS NULL
+                   AND EXISTS (SELECT 1 FROM used_refresh_tokens WHERE token_hash = $2 AND session_id = $1)",
             )
             .bind(session_id)
             .bind(presented)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(if revoked.rows_affected() > 0 {
                 RefreshOutcome::ReuseDetected
             } else {

@@ -25,4 +25,8 @@ async fn swagger_ui_and_the_spec_are_served(backend: Backend) {
     assert!(ui.text().await.unwrap().contains("swagger"));
 }
 
-both_backends!(health_answers_ok, ready_answers_ok_when_the_database_does, swagger_ui_and_the_spec_are_served);
+both_backends!(
+    health_answers_ok,
+    ready_answers_ok_when_the_database_does,
+    swagger_ui_and_the_spec_are_served
+);

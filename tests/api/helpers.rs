@@ -94,7 +94,10 @@ impl Drop for TestDatabase {
                 // Drop cannot await: drop the database from a thread with a runtime of its own.
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
                     runtime.block_on(async {
                         if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -131,7 +134,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     handle: ServerHandle,
-    _database: TestDatabase,
+    /// `None` for a sibling instance: the first instance owns (and drops) the database.
+    _database: Option<TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -158,6 +162,23 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Starts the app with extra environment-style settings, e.g. `[("ACCESS_TOKEN_TTL", "1")]`.
 pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
     let (database, database_url) = TestDatabase::create(backend).await;
+    start_app(backend, database_url, settings, Some(database)).await
+}
+
+impl TestApp {
+    /// A second instance of the service on this instance's database (several instances
+    /// behind one load balancer).
+    pub async fn spawn_sibling(&self, settings: &[(&str, &str)]) -> TestApp {
+        start_app(self.backend, self.database_url.clone(), settings, None).await
+    }
+}
+
+async fn start_app(
+    backend: Backend,
+    database_url: String,
+    settings: &[(&str, &str)],
+    database: Option<TestDatabase>,
+) -> TestApp {
     let mut environment: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), database_url.clone()),
         ("BIND".into(), "127.0.0.1:0".into()),
@@ -166,6 +187,7 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
         ("BCRYPT_COST".into(), "4".into()),
         ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
+        ("PRESENCE_DEBOUNCE_MS".into(), "200".into()),
     ]);
     for (name, value) in settings {
         environment.insert(name.to_string(), value.to_string());
@@ -178,7 +200,10 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
     TestApp {
         address,
         backend,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         database_url,
         handle,
         _database: database,
@@ -216,7 +241,11 @@ impl Reply {
         assert_eq!(self.status, expected, "unexpected status; body: {}", self.body);
         assert_eq!(self.body["status"], "error", "body: {}", self.body);
         assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
-        assert!(self.body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| !message.is_empty())
+        );
     }
 }
 
@@ -242,8 +271,18 @@ impl TestApp {
     }
 
     /// POST with a raw body and content type, for malformed-input tests.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
-        let mut request = self.client.post(self.url(path)).header("content-type", content_type).body(body);
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -253,12 +292,21 @@ impl TestApp {
     // ---- auth ------------------------------------------------------------------------
 
     pub async fn register(&self, name: &str, email: &str, password: &str) -> Reply {
-        self.post("/api/v1/auth/register", None, &json!({ "name": name, "email": email, "password": password })).await
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            &json!({ "name": name, "email": email, "password": password }),
+        )
+        .await
     }
 
     /// Registers `name` with a unique email and returns the user with its session.
     pub async fn register_user(&self, name: &str) -> TestUser {
-        let email = format!("{}.{}@example.com", name.to_lowercase().replace(' ', "."), Uuid::now_v7().simple());
+        let email = format!(
+            "{}.{}@example.com",
+            name.to_lowercase().replace(' ', "."),
+            Uuid::now_v7().simple()
+        );
         let reply = self.register(name, &email, PASSWORD).await;
         let data = reply.data(StatusCode::CREATED);
         TestUser {
@@ -271,15 +319,26 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post("/api/v1/auth/login", None, &json!({ "email": email, "password": password })).await
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": email, "password": password }),
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post("/api/v1/auth/refreshtoken", None, &json!({ "refreshToken": refresh_token })).await
+        self.post(
+            "/api/v1/auth/refreshtoken",
+            None,
+            &json!({ "refreshToken": refresh_token }),
+        )
+        .await
     }
 
     pub async fn logout(&self, token: &str) -> Reply {
-        self.post_raw("/api/v1/auth/logout", Some(token), "application/json", "").await
+        self.post_raw("/api/v1/auth/logout", Some(token), "application/json", "")
+            .await
     }
 
     // ---- users -----------------------------------------------------------------------
@@ -299,7 +358,12 @@ impl TestApp {
     // ---- conversations ---------------------------------------------------------------
 
     pub async fn create_direct(&self, token: &str, receiver_id: &str) -> Reply {
-        self.post("/api/v1/conversation", Some(token), &json!({ "receiver_id": receiver_id })).await
+        self.post(
+            "/api/v1/conversation",
+            Some(token),
+            &json!({ "receiver_id": receiver_id }),
+        )
+        .await
     }
 
     /// The id of the direct conversation between `a` and `b` (created if needed).
@@ -310,8 +374,12 @@ impl TestApp {
     }
 
     pub async fn create_group(&self, token: &str, name: &str, participants: &[&str]) -> Reply {
-        self.post("/api/v1/conversation", Some(token), &json!({ "type": "group", "name": name, "participants": participants }))
-            .await
+        self.post(
+            "/api/v1/conversation",
+            Some(token),
+            &json!({ "type": "group", "name": name, "participants": participants }),
+        )
+        .await
     }
 
     pub async fn list_conversations(&self, token: &str, query: &str) -> Reply {
@@ -325,23 +393,45 @@ impl TestApp {
     // ---- messages --------------------------------------------------------------------
 
     pub async fn send_message(&self, token: &str, conversation: &str, text: &str) -> Reply {
-        self.post("/api/v1/message", Some(token), &json!({ "convo_id": conversation, "message": text })).await
+        self.post(
+            "/api/v1/message",
+            Some(token),
+            &json!({ "convo_id": conversation, "message": text }),
+        )
+        .await
     }
 
-    pub async fn send_message_with_client_id(&self, token: &str, conversation: &str, text: &str, client_id: &str) -> Reply {
-        self.post("/api/v1/message", Some(token), &json!({ "convo_id": conversation, "message": text, "clientId": client_id }))
-            .await
+    pub async fn send_message_with_client_id(
+        &self,
+        token: &str,
+        conversation: &str,
+        text: &str,
+        client_id: &str,
+    ) -> Reply {
+        self.post(
+            "/api/v1/message",
+            Some(token),
+            &json!({ "convo_id": conversation, "message": text, "clientId": client_id }),
+        )
+        .await
     }
 
     pub async fn list_messages(&self, token: &str, conversation: &str, query: &str) -> Reply {
-        self.get(&format!("/api/v1/message/{conversation}?{query}"), Some(token)).await
+        self.get(&format!("/api/v1/message/{conversation}?{query}"), Some(token))
+            .await
     }
 }
 
 #[test]
 fn database_url_replaces_only_the_database_name() {
-    assert_eq!(database_url("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
-    assert_eq!(database_url("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+    assert_eq!(
+        database_url("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        database_url("postgres://u:p@h/db?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
     assert_eq!(database_url("postgres://h:1", "x"), "postgres://h:1/x");
     let _ = sqlx::postgres::PgConnectOptions::from_str(&database_url(DEFAULT_ADMIN_URL, "x")).unwrap();
 }

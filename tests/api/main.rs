@@ -2,6 +2,7 @@
 //! One test binary (one build) for all of them; each module covers one resource.
 
 mod helpers;
+mod sse;
 
 mod auth;
 mod conversations;
@@ -9,4 +10,5 @@ mod errors;
 mod health;
 mod messages;
 mod openapi;
+mod realtime;
 mod users;

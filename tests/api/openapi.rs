@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 #[test]
 fn committed_openapi_json_is_fresh() {
     let generated = chat_api::openapi::openapi_json();
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
-        .unwrap_or_default();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json")).unwrap_or_default();
     assert!(
         committed == generated,
         "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
@@ -32,7 +32,10 @@ fn every_route_is_documented_with_its_error_envelope() {
         "/api/v1/message",
         "/api/v1/message/{conversationId}",
     ] {
-        assert!(paths.iter().any(|path| path.as_str() == expected), "{expected} is missing from the spec");
+        assert!(
+            paths.iter().any(|path| path.as_str() == expected),
+            "{expected} is missing from the spec"
+        );
     }
     let json = serde_json::to_value(&spec).unwrap();
     let components = &json["components"]["schemas"];

@@ -1,1 +1,452 @@
-// filled in below
+//! `/api/v1/user`: the caller's profile, other users' profiles, and the user search.
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::both_backends;
+use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestUser, spawn_app};
+
+// ---- small tools -----------------------------------------------------------------------
+
+/// Registers `name` with exactly this `email` (searches match emails too, so tests that
+/// search choose them).
+async fn register_as(app: &TestApp, name: &str, email: &str) -> TestUser {
+    let reply = app.register(name, email, PASSWORD).await;
+    let data = reply.data(StatusCode::CREATED);
+    TestUser {
+        id: text(&data["user"]["_id"]),
+        name: name.to_string(),
+        email: email.to_string(),
+        token: text(&data["token"]),
+        refresh_token: text(&data["refreshToken"]),
+    }
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value}"))
+        .to_string()
+}
+
+/// The names of the users of a search page, in order.
+#[track_caller]
+fn names(reply: &Reply) -> Vec<String> {
+    let data = reply.data(StatusCode::OK);
+    data["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{data}"))
+        .iter()
+        .map(|user| text(&user["name"]))
+        .collect()
+}
+
+/// Percent-encodes a query-string value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Every page of a search with `limit`, following `nextCursor`: the users of each page.
+async fn all_pages(app: &TestApp, token: &str, keyword: &str, limit: u32) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = format!("keyword={}&limit={limit}", encode(keyword));
+        if let Some(cursor) = &cursor {
+            query.push_str(&format!("&before={cursor}"));
+        }
+        let reply = app.search_users(token, &query).await;
+        let data = reply.data(StatusCode::OK);
+        pages.push(data["users"].as_array().unwrap().clone());
+        match &data["nextCursor"] {
+            Value::Null => return pages,
+            next => cursor = Some(text(next)),
+        }
+        assert!(pages.len() <= 50, "the cursor never ends: {data}");
+    }
+}
+
+const PROFILE_FIELDS: [&str; 5] = ["_id", "createdAt", "email", "name", "updatedAt"];
+
+#[track_caller]
+fn assert_profile_fields(user: &Value) {
+    let mut keys: Vec<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, PROFILE_FIELDS, "a profile has exactly these fields: {user}");
+}
+
+// ---- profiles ----------------------------------------------------------------------------
+
+async fn getme_returns_the_user_the_token_belongs_to(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    app.register_user("Ana").await;
+    let bia = app.register_user("Bia").await;
+
+    // Act
+    let reply = app.get_me(&bia.token).await;
+
+    // Assert
+    let user = &reply.data(StatusCode::OK)["user"];
+    assert_eq!(user["_id"], bia.id.as_str());
+    assert_eq!(user["name"], "Bia");
+    assert_eq!(user["email"], bia.email.as_str());
+    assert_profile_fields(user);
+}
+
+async fn get_user_by_id_returns_that_users_public_profile(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+    let bia = app.register_user("Bia").await;
+
+    // Act
+    let reply = app.get_user(&ana.token, &bia.id).await;
+
+    // Assert
+    let user = &reply.data(StatusCode::OK)["user"];
+    assert_eq!(user["_id"], bia.id.as_str());
+    assert_eq!(user["name"], "Bia");
+    assert_profile_fields(user);
+    let own_view = app.get_me(&bia.token).await;
+    assert_eq!(
+        user,
+        &own_view.data(StatusCode::OK)["user"],
+        "the same profile as Bia sees herself"
+    );
+}
+
+async fn get_user_with_an_unknown_id_gets_404_not_found(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+
+    for id in [Uuid::now_v7(), Uuid::nil()] {
+        // Act
+        let reply = app.get_user(&ana.token, &id.to_string()).await;
+
+        // Assert
+        reply.assert_error(StatusCode::NOT_FOUND, "not_found");
+    }
+}
+
+async fn get_user_with_an_id_that_is_no_uuid_gets_400_invalid_path(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+    let too_long = format!("{}0", ana.id);
+
+    for id in ["not-a-uuid", "123", "GETME", too_long.as_str()] {
+        // Act
+        let reply = app.get_user(&ana.token, id).await;
+
+        // Assert
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{id}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "invalid_path", "{id}: {}", reply.body);
+    }
+}
+
+// ---- search ------------------------------------------------------------------------------
+
+async fn search_finds_users_by_part_of_their_name_whatever_the_case(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    register_as(&app, "Mariana Souza", "mari@mail.test").await;
+    register_as(&app, "Ana Lima", "lima@mail.test").await;
+    register_as(&app, "Bruno Costa", "bruno@mail.test").await;
+    let cases: [(&str, &[&str]); 6] = [
+        ("ana", &["Ana Lima", "Mariana Souza"]),
+        ("ANA", &["Ana Lima", "Mariana Souza"]),
+        ("  Lima ", &["Ana Lima"]),
+        ("sOuZa", &["Mariana Souza"]),
+        ("o c", &["Bruno Costa"]),
+        ("nobody", &[]),
+    ];
+    for (keyword, expected) in cases {
+        // Act
+        let reply = app
+            .search_users(&caller.token, &format!("keyword={}", encode(keyword)))
+            .await;
+
+        // Assert
+        assert_eq!(names(&reply), expected, "keyword {keyword:?}");
+        assert_eq!(reply.body["data"]["nextCursor"], Value::Null);
+    }
+}
+
+async fn search_finds_users_by_part_of_their_email(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    register_as(&app, "Zed", "zed@wonderland.test").await;
+    register_as(&app, "Ana", "ana@mail.test").await;
+    let cases: [(&str, &[&str]); 4] = [
+        ("wonderland", &["Zed"]),
+        ("WONDERLAND.TEST", &["Zed"]),
+        ("@mail", &["Ana"]),
+        (".test", &["Ana", "Zed"]),
+    ];
+    for (keyword, expected) in cases {
+        // Act
+        let reply = app
+            .search_users(&caller.token, &format!("keyword={}", encode(keyword)))
+            .await;
+
+        // Assert
+        assert_eq!(names(&reply), expected, "keyword {keyword:?}");
+    }
+}
+
+async fn search_never_lists_the_caller(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = register_as(&app, "Ana Lima", "ana.lima@mail.test").await;
+    register_as(&app, "Ana Souza", "ana.souza@mail.test").await;
+    register_as(&app, "Bia", "bia@mail.test").await;
+
+    for (query, expected) in [
+        ("keyword=ana", vec!["Ana Souza"]),
+        ("keyword=lima", vec![]),
+        ("keyword=", vec!["Ana Souza", "Bia"]),
+        ("", vec!["Ana Souza", "Bia"]),
+    ] {
+        // Act
+        let reply = app.search_users(&caller.token, query).await;
+
+        // Assert
+        assert_eq!(names(&reply), expected, "query {query:?}");
+    }
+}
+
+async fn search_keywords_match_percent_underscore_and_backslash_literally(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    register_as(&app, "50% off", "fifty@mail.test").await;
+    register_as(&app, "500 pages", "five.hundred@mail.test").await;
+    register_as(&app, "v5_beta", "beta@mail.test").await;
+    register_as(&app, "5x5", "fives@mail.test").await;
+    register_as(&app, "C:\\temp", "temp@mail.test").await;
+    let cases: [(&str, &[&str]); 7] = [
+        ("50%", &["50% off"]),
+        ("%", &["50% off"]),
+        ("%off", &[]),
+        ("5_", &["v5_beta"]),
+        ("_", &["v5_beta"]),
+        ("\\", &["C:\\temp"]),
+        ("\\t", &["C:\\temp"]),
+    ];
+    for (keyword, expected) in cases {
+        // Act
+        let reply = app
+            .search_users(&caller.token, &format!("keyword={}", encode(keyword)))
+            .await;
+
+        // Assert
+        assert_eq!(names(&reply), expected, "keyword {keyword:?}");
+    }
+}
+
+async fn search_returns_20_users_by_default_and_up_to_100(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    for index in 1..=25 {
+        register_as(&app, &format!("User {index:02}"), &format!("user{index}@mail.test")).await;
+    }
+    let cases: [(&str, usize, bool); 5] = [
+        ("", 20, true),
+        ("limit=24", 24, true),
+        ("limit=25", 25, false),
+        ("limit=100", 25, false),
+        ("limit=1", 1, true),
+    ];
+    for (query, expected, more) in cases {
+        // Act
+        let reply = app.search_users(&caller.token, query).await;
+
+        // Assert
+        let page = names(&reply);
+        assert_eq!(page.len(), expected, "query {query:?}");
+        assert_eq!(page[0], "User 01", "query {query:?}: ordered by name");
+        assert_eq!(
+            reply.body["data"]["nextCursor"].is_string(),
+            more,
+            "query {query:?}: {}",
+            reply.body
+        );
+    }
+}
+
+async fn search_with_a_bad_limit_keyword_or_cursor_is_refused(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = app.register_user("Searcher").await;
+    let long_keyword = format!("keyword={}", "a".repeat(101));
+    let cases: [(&str, &str, StatusCode, &str, Option<&str>); 8] = [
+        (
+            "limit 0",
+            "limit=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("limit"),
+        ),
+        (
+            "limit 101",
+            "limit=101",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("limit"),
+        ),
+        (
+            "a 101-character keyword",
+            &long_keyword,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("keyword"),
+        ),
+        (
+            "a word for a limit",
+            "limit=abc",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "a negative limit",
+            "limit=-1",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "a limit beyond 32 bits",
+            "limit=4294967296",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "a fractional limit",
+            "limit=2.5",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "a cursor that is no uuid",
+            "before=abc",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+    ];
+    for (case, query, status, code, field) in cases {
+        // Act
+        let reply = app.search_users(&caller.token, query).await;
+
+        // Assert
+        assert_eq!(reply.status, status, "{case}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], code, "{case}: {}", reply.body);
+        if let Some(field) = field {
+            assert!(
+                reply.body["error"]["fields"][field].is_string(),
+                "{case} names {field}: {}",
+                reply.body
+            );
+        }
+    }
+    let hundred = format!("keyword={}", "a".repeat(100));
+    assert_eq!(
+        names(&app.search_users(&caller.token, &hundred).await),
+        Vec::<String>::new()
+    );
+}
+
+async fn search_pages_through_every_match_exactly_once_in_name_order(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    for (name, email) in [
+        ("Pager Eve", "eve@mail.test"),
+        ("pager Ana", "ana@mail.test"),
+        ("Other", "other@mail.test"),
+        ("Pager Cid", "cid@mail.test"),
+        ("PAGER Bob", "bob@mail.test"),
+        ("Pager Dan", "dan@mail.test"),
+    ] {
+        register_as(&app, name, email).await;
+    }
+
+    // Act
+    let pages = all_pages(&app, &caller.token, "pager", 2).await;
+
+    // Assert
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    let listed: Vec<String> = pages.iter().flatten().map(|user| text(&user["name"])).collect();
+    assert_eq!(
+        listed,
+        ["pager Ana", "PAGER Bob", "Pager Cid", "Pager Dan", "Pager Eve"]
+    );
+}
+
+async fn a_last_page_that_is_exactly_full_has_no_next_cursor(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = app.register_user("Searcher").await;
+    for name in ["Quad A", "Quad B", "Quad C", "Quad D"] {
+        app.register_user(name).await;
+    }
+
+    // Act
+    let pages = all_pages(&app, &caller.token, "quad", 2).await;
+
+    // Assert
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2], "no empty page after a full one");
+}
+
+async fn users_sharing_one_name_are_paged_without_loss_or_repetition(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let caller = app.register_user("Searcher").await;
+    let mut registered = HashSet::new();
+    for _ in 0..5 {
+        registered.insert(app.register_user("Twin").await.id);
+    }
+
+    // Act
+    let pages = all_pages(&app, &caller.token, "twin", 2).await;
+
+    // Assert
+    let listed: Vec<String> = pages.iter().flatten().map(|user| text(&user["_id"])).collect();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert_eq!(listed.into_iter().collect::<HashSet<_>>(), registered);
+}
+
+both_backends!(
+    getme_returns_the_user_the_token_belongs_to,
+    get_user_by_id_returns_that_users_public_profile,
+    get_user_with_an_unknown_id_gets_404_not_found,
+    get_user_with_an_id_that_is_no_uuid_gets_400_invalid_path,
+    search_finds_users_by_part_of_their_name_whatever_the_case,
+    search_finds_users_by_part_of_their_email,
+    search_never_lists_the_caller,
+    search_keywords_match_percent_underscore_and_backslash_literally,
+    search_returns_20_users_by_default_and_up_to_100,
+    search_with_a_bad_limit_keyword_or_cursor_is_refused,
+    search_pages_through_every_match_exactly_once_in_name_order,
+    a_last_page_that_is_exactly_full_has_no_next_cursor,
+    users_sharing_one_name_are_paged_without_loss_or_repetition,
+);

@@ -1,0 +1,9 @@
+-- Refresh tokens that have been rotated away, per session. Presenting one of these again is
+-- reuse (the token was copied): the session is revoked. A token that was never issued (a forgery
+-- naming a real session) is merely refused, so guessing cannot end other people's sessions.
+CREATE TABLE used_refresh_tokens (
+    token_hash BYTEA PRIMARY KEY,
+    session_id UUID NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    used_at    TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX used_refresh_tokens_by_session ON used_refresh_tokens (session_id);

@@ -1,0 +1,74 @@
+//! The events streams deliver: their names (a contract with clients) and how each is built
+//! from the change it reports. A new kind of event is a constant here and a builder below.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::routes::views::{ConversationView, MessageView};
+use crate::store::{Audience, Conversation, Message, NewEvent};
+
+pub const MESSAGE_CREATED: &str = "message.created";
+pub const MESSAGE_UPDATED: &str = "message.updated";
+pub const MESSAGE_DELETED: &str = "message.deleted";
+pub const MESSAGE_READ: &str = "message.read";
+pub const CONVERSATION_CREATED: &str = "conversation.created";
+pub const CONVERSATION_UPDATED: &str = "conversation.updated";
+pub const CONVERSATION_REMOVED: &str = "conversation.removed";
+/// Ephemeral: delivered live, never stored or replayed.
+pub const TYPING: &str = "typing";
+/// Ephemeral: delivered live, never stored or replayed.
+pub const PRESENCE: &str = "presence";
+/// Sent instead of a replay the log can no longer give: refetch your state.
+pub const RESET: &str = "reset";
+
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("event payloads serialise")
+}
+
+/// `message.created` to the conversation: the message, as `POST /message` returns it.
+pub fn message_created(message: &Message) -> Vec<NewEvent> {
+    vec![NewEvent {
+        kind: MESSAGE_CREATED,
+        audience: Audience::Conversation(message.conversation_id),
+        payload: json(&MessageView::from(message.clone())),
+    }]
+}
+
+/// `conversation.created` to its participants: the conversation, as `POST /conversation`
+/// returns it.
+pub fn conversation_created(conversation: &Conversation) -> Vec<NewEvent> {
+    vec![NewEvent {
+        kind: CONVERSATION_CREATED,
+        audience: Audience::Conversation(conversation.id),
+        payload: json(&ConversationView::from(conversation.clone())),
+    }]
+}
+
+/// `data` of `typing`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingData {
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub typing: bool,
+}
+
+/// `data` of `presence`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceData {
+    pub user_id: Uuid,
+    /// `online` or `offline`.
+    #[schema(example = "online")]
+    pub status: &'static str,
+    pub last_active_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `data` of `reset`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ResetData {
+    /// Why the replay was refused.
+    #[schema(example = "resume position is older than the event retention window")]
+    pub reason: String,
+}

@@ -1,0 +1,327 @@
+//! Real-time delivery: every instance runs one [`Hub`], which holds this instance's open
+//! streams, reads the event log in commit order and hands each event to the streams of its
+//! recipients.
+//!
+//! - `events.rs`: the event names and payloads (the contract with clients).
+//! - `fanout.rs`: how instances wake each other (LISTEN/NOTIFY, or in memory for SQLite).
+//! - `stream.rs`: one SSE connection: replay from `Last-Event-ID`, then live, exactly once.
+//! - `presence.rs`: online/offline from open streams, debounced.
+//!
+//! Delivery never depends on the in-memory parts being complete: a stream that falls behind
+//! (its buffer overflows) is closed and its client resumes from the log with `Last-Event-ID`.
+
+pub mod events;
+pub mod fanout;
+pub mod presence;
+pub mod stream;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web_lab::sse;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::store::{EventPosition, Store, StoredEvent};
+use fanout::{EphemeralAudience, EphemeralEvent, Fanout, Signal};
+use presence::PresenceState;
+
+/// How many events the dispatcher reads from the log at a time.
+const DISPATCH_BATCH: u32 = 500;
+/// Without any doorbell, the log is read this often anyway (a safety net, not the path).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// Events a stream may have queued before it is closed as too slow.
+    pub buffer: usize,
+    /// Streams one user may hold on one instance; opening one more closes the oldest.
+    pub max_per_user: usize,
+    pub keep_alive: Duration,
+    pub retry: Duration,
+    /// How long a user's last stream may be gone before they are announced offline.
+    pub presence_debounce: Duration,
+}
+
+/// One event ready to write to streams, encoded once and shared by all its recipients.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// `None` for ephemeral events: they carry no `id:`, so they do not move the client's
+    /// resume position.
+    pub position: Option<EventPosition>,
+    pub event: sse::Event,
+}
+
+struct Subscriber {
+    id: u64,
+    sender: mpsc::Sender<Frame>,
+}
+
+pub struct Hub {
+    store: Store,
+    settings: StreamSettings,
+    fanout: Box<dyn Fanout>,
+    presence: PresenceState,
+    subscribers: Mutex<HashMap<Uuid, Vec<Subscriber>>>,
+    next_subscriber: AtomicU64,
+    shutting_down: AtomicBool,
+}
+
+/// An open stream's registration; dropping it unregisters the stream.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    user: Uuid,
+    id: u64,
+    pub receiver: mpsc::Receiver<Frame>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.user, self.id);
+    }
+}
+
+impl Hub {
+    /// Creates the hub and starts its dispatcher (and, through `fanout::start`, its listeners).
+    pub async fn start(store: Store, settings: StreamSettings, instance: Uuid) -> crate::store::StoreResult<Arc<Self>> {
+        let (signals_sender, signals) = mpsc::channel(1024);
+        let fanout = fanout::start(&store, signals_sender);
+        let presence = PresenceState::start(&store, instance, settings.presence_debounce).await?;
+        let start_at = store.head_position().await?;
+        let hub = Arc::new(Hub {
+            store,
+            settings,
+            fanout,
+            presence,
+            subscribers: Mutex::new(HashMap::new()),
+            next_subscriber: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+        });
+        tokio::spawn(dispatch(hub.clone(), signals, start_at));
+        Ok(hub)
+    }
+
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Registers a new stream of `user`. Register before reading the log for a replay: every
+    /// event the replay cannot see yet is then handed to this subscription.
+    pub fn subscribe(self: &Arc<Self>, user: Uuid) -> Subscription {
+        let (sender, receiver) = mpsc::channel(self.settings.buffer);
+        let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut subscribers = self.lock();
+            let streams = subscribers.entry(user).or_default();
+            if streams.len() >= self.settings.max_per_user {
+                // Dropping the oldest stream's sender ends that stream.
+                streams.remove(0);
+            }
+            streams.push(Subscriber { id, sender });
+            streams.len() == 1
+        };
+        if self.shutting_down.load(Ordering::Relaxed) {
+            self.lock().remove(&user);
+        }
+        if first {
+            self.user_connected(user);
+        }
+        Subscription {
+            hub: self.clone(),
+            user,
+            id,
+            receiver,
+        }
+    }
+
+    fn unsubscribe(self: &Arc<Self>, user: Uuid, id: u64) {
+        let last = {
+            let mut subscribers = self.lock();
+            let Some(streams) = subscribers.get_mut(&user) else {
+                return;
+            };
+            streams.retain(|subscriber| subscriber.id != id);
+            let empty = streams.is_empty();
+            if empty {
+                subscribers.remove(&user);
+            }
+            empty
+        };
+        if last {
+            self.user_disconnected(user);
+        }
+    }
+
+    /// How many streams are open on this instance.
+    pub fn open_streams(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    pub fn is_connected_here(&self, user: Uuid) -> bool {
+        self.lock().contains_key(&user)
+    }
+
+    /// Sends an ephemeral event (typing, presence) to every instance.
+    pub async fn publish_ephemeral(&self, event: EphemeralEvent) {
+        self.fanout.publish(event).await;
+    }
+
+    /// Ends every stream (at shutdown): open streams must not hold the server up.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        self.lock().clear();
+        self.leave_presence().await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Subscriber>>> {
+        self.subscribers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands `frame` to every stream of `users` on this instance. A stream whose buffer is full
+    /// is closed (its client will resume from the log); a closed one is forgotten.
+    fn deliver(&self, users: impl IntoIterator<Item = Uuid>, frame: &Frame) {
+        let mut subscribers = self.lock();
+        for user in users {
+            let Some(streams) = subscribers.get_mut(&user) else {
+                continue;
+            };
+            streams.retain(|subscriber| match subscriber.sender.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::info!(%user, "stream too slow: closed, the client will resume");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+        }
+        subscribers.retain(|_, streams| !streams.is_empty());
+    }
+
+    fn connected_users(&self) -> HashSet<Uuid> {
+        self.lock().keys().copied().collect()
+    }
+}
+
+/// Encodes a stored event as an SSE frame (`id:` = its position).
+pub fn stored_frame(event: &StoredEvent) -> Frame {
+    let position = event.position();
+    Frame {
+        position: Some(position),
+        event: sse::Event::Data(
+            sse::Data::new(event.payload.clone())
+                .event(event.kind.clone())
+                .id(position.to_string()),
+        ),
+    }
+}
+
+/// The dispatcher: reads the log in order from `cursor` whenever told (or every second) and
+/// delivers each event to its recipients' streams on this instance.
+async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor: EventPosition) {
+    // The newest transaction announced as committed: until the log shows it, read again soon.
+    let mut announced: i64 = 0;
+    let mut retry_delay = Duration::from_millis(1);
+    loop {
+        let waited = if announced > cursor.tx { retry_delay } else { IDLE_POLL };
+        let signal = tokio::time::timeout(waited, signals.recv()).await;
+        let mut ephemeral = Vec::new();
+        match signal {
+            Ok(None) => return,
+            Ok(Some(signal)) => {
+                let mut next = Some(signal);
+                // Take everything queued: one read of the log serves all of it.
+                while let Some(signal) = next {
+                    match signal {
+                        Signal::Committed { tx } => announced = announced.max(tx.unwrap_or(0)),
+                        Signal::Ephemeral(event) => ephemeral.push(event),
+                    }
+                    next = signals.try_recv().ok();
+                }
+            }
+            Err(_elapsed) => {}
+        }
+        for event in ephemeral {
+            deliver_ephemeral(&hub, event).await;
+        }
+        if hub.shutting_down.load(Ordering::Relaxed) {
+            continue;
+        }
+        match read_and_deliver(&hub, &mut cursor).await {
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, "reading the event log failed; retrying"),
+        }
+        retry_delay = if announced > cursor.tx {
+            (retry_delay * 2).min(Duration::from_millis(50))
+        } else {
+            Duration::from_millis(1)
+        };
+    }
+}
+
+async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store::StoreResult<()> {
+    loop {
+        let batch = hub.store.events_after(*cursor, DISPATCH_BATCH).await?;
+        let Some(last) = batch.last() else { return Ok(()) };
+        let full = batch.len() as u32 == DISPATCH_BATCH;
+        *cursor = last.position();
+        let connected = hub.connected_users();
+        if !connected.is_empty() {
+            let conversations: Vec<Uuid> = {
+                let set: HashSet<Uuid> = batch.iter().filter_map(|event| event.conversation_id).collect();
+                set.into_iter().collect()
+            };
+            let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            for (conversation, user) in hub.store.members_of(&conversations).await? {
+                if connected.contains(&user) {
+                    members.entry(conversation).or_default().push(user);
+                }
+            }
+            for event in &batch {
+                let recipients: Vec<Uuid> = match (event.conversation_id, event.user_id) {
+                    (Some(conversation), _) => members.get(&conversation).cloned().unwrap_or_default(),
+                    (None, Some(user)) => vec![user],
+                    (None, None) => Vec::new(),
+                };
+                if !recipients.is_empty() {
+                    hub.deliver(recipients, &stored_frame(event));
+                }
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+async fn deliver_ephemeral(hub: &Hub, event: EphemeralEvent) {
+    let connected = hub.connected_users();
+    if connected.is_empty() {
+        return;
+    }
+    let recipients: crate::store::StoreResult<Vec<Uuid>> = match event.audience {
+        EphemeralAudience::Conversation { id, except } => hub.store.members_of(&[id]).await.map(|pairs| {
+            pairs
+                .into_iter()
+                .map(|(_, user)| user)
+                .filter(|user| Some(*user) != except)
+                .collect()
+        }),
+        EphemeralAudience::ContactsOf { user } => hub.store.contacts_of(user).await,
+    };
+    match recipients {
+        Ok(recipients) => {
+            let frame = Frame {
+                position: None,
+                event: sse::Event::Data(sse::Data::new(event.payload).event(event.kind)),
+            };
+            hub.deliver(recipients.into_iter().filter(|user| connected.contains(user)), &frame);
+        }
+        Err(error) => tracing::warn!(%error, "could not resolve an ephemeral event's recipients"),
+    }
+}
