@@ -325,3 +325,80 @@ async fn deliver_ephemeral(hub: &Hub, event: EphemeralEvent) {
         Err(error) => tracing::warn!(%error, "could not resolve an ephemeral event's recipients"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ConnectOptions;
+
+    async fn hub_with_buffer(buffer: usize) -> (Arc<Hub>, std::path::PathBuf) {
+        let folder = std::env::temp_dir().join(format!("chat-api-hub-{}", Uuid::now_v7().simple()));
+        let url = format!("sqlite://{}", folder.join("chat.db").display());
+        let store = Store::connect(&url, &ConnectOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let settings = StreamSettings {
+            buffer,
+            max_per_user: 10,
+            keep_alive: Duration::from_secs(15),
+            retry: Duration::from_secs(3),
+            presence_debounce: Duration::from_millis(10),
+        };
+        (Hub::start(store, settings, Uuid::now_v7()).await.unwrap(), folder)
+    }
+
+    fn frame(id: i64) -> Frame {
+        Frame {
+            position: Some(EventPosition { tx: 0, id }),
+            event: sse::Event::Data(sse::Data::new("{}").event("test").id(id.to_string())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_does_not_read_is_closed_when_its_buffer_overflows() {
+        let (hub, folder) = hub_with_buffer(2).await;
+        let user = Uuid::now_v7();
+        let mut slow = hub.subscribe(user);
+        let mut other = hub.subscribe(Uuid::now_v7());
+
+        for id in 1..=3 {
+            hub.deliver([user], &frame(id));
+        }
+
+        // What was buffered is still delivered, then the stream ends: its client resumes
+        // from the log with Last-Event-ID and loses nothing.
+        assert_eq!(
+            slow.receiver
+                .recv()
+                .await
+                .and_then(|frame| frame.position)
+                .map(|p| p.id),
+            Some(1)
+        );
+        assert_eq!(
+            slow.receiver
+                .recv()
+                .await
+                .and_then(|frame| frame.position)
+                .map(|p| p.id),
+            Some(2)
+        );
+        assert!(slow.receiver.recv().await.is_none());
+        assert!(!hub.is_connected_here(user));
+        assert!(other.receiver.try_recv().is_err(), "other streams are not affected");
+        std::fs::remove_dir_all(folder).unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_every_stream() {
+        let (hub, folder) = hub_with_buffer(8).await;
+        let mut streams: Vec<Subscription> = (0..3).map(|_| hub.subscribe(Uuid::now_v7())).collect();
+
+        hub.shutdown().await;
+
+        for stream in &mut streams {
+            assert!(stream.receiver.recv().await.is_none());
+        }
+        assert_eq!(hub.open_streams(), 0);
+        std::fs::remove_dir_all(folder).unwrap();
+    }
+}
