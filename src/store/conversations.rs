@@ -111,7 +111,7 @@ impl Store {
                 }
                 let participants = users_by_id!(tx, [low, high]);
                 let conversation = new_conversation(id, ConversationKind::Direct, None, None, participants, now);
-                commit_with_events!(self, pool, tx, events(&conversation), now);
+                commit_with_events!(self, tx, events(&conversation), now);
                 Some(conversation)
             }
         });
@@ -184,7 +184,7 @@ impl Store {
                 participants,
                 group.created_at,
             );
-            commit_with_events!(self, pool, tx, events(&conversation), group.created_at);
+            commit_with_events!(self, tx, events(&conversation), group.created_at);
             Ok(conversation)
         })
     }

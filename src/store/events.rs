@@ -111,11 +111,11 @@ impl Store {
     /// after reading this and then resumes from it misses nothing.
     pub async fn head_position(&self) -> StoreResult<EventPosition> {
         let head = with_backend!(self, |pool| {
-            let watermark = pool.event_watermark().await?;
-            sqlx::query_as::<_, (i64, i64)>(
-                "SELECT tx_id, id FROM events WHERE tx_id < $1 ORDER BY tx_id DESC, id DESC LIMIT 1",
-            )
-            .bind(watermark)
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT tx_id, id FROM events WHERE tx_id < {watermark} ORDER BY tx_id DESC, id DESC LIMIT 1",
+                watermark = pool.event_watermark()
+            ));
+            sqlx::query_as::<_, (i64, i64)>(sql)
             .fetch_optional(pool)
             .await?
         });
@@ -125,12 +125,12 @@ impl Store {
     /// Every event after `after`, in order, up to `limit` (what an instance fans out).
     pub async fn events_after(&self, after: EventPosition, limit: u32) -> StoreResult<Vec<StoredEvent>> {
         let events = with_backend!(self, |pool| {
-            let watermark = pool.event_watermark().await?;
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_EVENTS} WHERE e.tx_id < $1 AND (e.tx_id, e.id) > ($2, $3) ORDER BY e.tx_id, e.id LIMIT $4"
+                "{SELECT_EVENTS} WHERE e.tx_id < {watermark} AND (e.tx_id, e.id) > ($1, $2)
+                 ORDER BY e.tx_id, e.id LIMIT $3",
+                watermark = pool.event_watermark()
             ));
             sqlx::query_as::<_, StoredEvent>(sql)
-                .bind(watermark)
                 .bind(after.tx)
                 .bind(after.id)
                 .bind(i64::from(limit))
@@ -149,15 +149,14 @@ impl Store {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
         let events = with_backend!(self, |pool| {
-            let watermark = pool.event_watermark().await?;
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_EVENTS} WHERE e.tx_id < $1 AND (e.tx_id, e.id) > ($2, $3)
-                   AND (e.user_id = $4
-                        OR e.conversation_id IN (SELECT conversation_id FROM participants WHERE user_id = $4))
-                 ORDER BY e.tx_id, e.id LIMIT $5"
+                "{SELECT_EVENTS} WHERE e.tx_id < {watermark} AND (e.tx_id, e.id) > ($1, $2)
+                   AND (e.user_id = $3
+                        OR e.conversation_id IN (SELECT conversation_id FROM participants WHERE user_id = $3))
+                 ORDER BY e.tx_id, e.id LIMIT $4",
+                watermark = pool.event_watermark()
             ));
             sqlx::query_as::<_, StoredEvent>(sql)
-                .bind(watermark)
                 .bind(after.tx)
                 .bind(after.id)
                 .bind(user)

@@ -39,12 +39,16 @@ impl Store {
         }
         let stored = with_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            pool.lock_conversation(&mut tx, new.conversation_id).await?;
-            let seq: Option<i64> = sqlx::query_scalar(
+            // First statement of the transaction: the conversation lock comes before anything
+            // else (see `Dialect::LOCK_CONVERSATION`).
+            let sql = sqlx::AssertSqlSafe(format!(
                 "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $3, updated_at = $4
-                 WHERE id = $1 AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
+                 WHERE id = $1 AND {lock}
+                   AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
                  RETURNING last_seq",
-            )
+                lock = pool.lock_conversation()
+            ));
+            let seq: Option<i64> = sqlx::query_scalar(sql)
             .bind(new.conversation_id)
             .bind(new.sender_id)
             .bind(new.id)
@@ -94,7 +98,7 @@ impl Store {
                         client_id: new.client_id.clone(),
                         created_at: new.created_at,
                     };
-                    commit_with_events!(self, pool, tx, events(&message), new.created_at);
+                    commit_with_events!(self, tx, events(&message), new.created_at);
                     Some(message)
                 }
             }

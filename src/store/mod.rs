@@ -100,91 +100,54 @@ pub(crate) use with_backend;
 pub(crate) trait Dialect {
     type Db: sqlx::Database;
 
+    /// SQL for "events with a `tx_id` below this are final: no event can still appear there".
+    /// PostgreSQL: the oldest transaction still running, cluster-wide, as seen by the statement
+    /// itself. SQLite has one writer at a time, so every committed event is final (`tx_id` 0).
+    const EVENT_WATERMARK: &'static str;
+
+    /// A condition that, evaluated in the `WHERE` of the first statement of a transaction that
+    /// writes to conversation `$1`, serialises the writers of that conversation. PostgreSQL:
+    /// an advisory lock, which (unlike the row lock that follows) does not assign a transaction
+    /// id, so ids are assigned in lock order and a conversation's events, ordered by
+    /// transaction id, come in commit order. SQLite writers are serialised already.
+    const LOCK_CONVERSATION: &'static str;
+
     /// Starts a transaction that will write. SQLite takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
     /// SQLITE_BUSY when another writer got in between, whatever the busy timeout.
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
 
-    /// Events with a `tx_id` below this mark are final: no event can still appear there.
-    async fn event_watermark(&self) -> sqlx::Result<i64>;
+    fn event_watermark(&self) -> &'static str {
+        Self::EVENT_WATERMARK
+    }
 
-    /// Serialises the writers of one conversation, taken first in their transaction. On
-    /// PostgreSQL an advisory lock, which (unlike a row lock) does not assign a transaction
-    /// id: ids are then assigned in lock order, so a conversation's events, ordered by
-    /// transaction id, come in commit order. SQLite writers are serialised already.
-    async fn lock_conversation(
-        &self,
-        transaction: &mut sqlx::Transaction<'static, Self::Db>,
-        conversation: uuid::Uuid,
-    ) -> sqlx::Result<()>;
-
-    /// Rings the other instances' doorbell when the transaction that appended events commits.
-    async fn announce_events(&self, transaction: &mut sqlx::Transaction<'static, Self::Db>) -> sqlx::Result<()>;
+    fn lock_conversation(&self) -> &'static str {
+        Self::LOCK_CONVERSATION
+    }
 }
 
 /// The PostgreSQL NOTIFY channel on which committed events are announced (payload: the
-/// committing transaction's id).
+/// committing transaction's id), by a trigger on `events` (migration 0004).
 pub const EVENTS_CHANNEL: &str = "chat_events";
 
 impl Dialect for PgPool {
     type Db = sqlx::Postgres;
+    const EVENT_WATERMARK: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    const LOCK_CONVERSATION: &'static str =
+        "(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))) AS conversation_lock)";
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.begin().await
-    }
-
-    /// The oldest transaction still running (cluster-wide): everything below it has ended.
-    async fn event_watermark(&self) -> sqlx::Result<i64> {
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(self)
-            .await
-    }
-
-    async fn lock_conversation(
-        &self,
-        transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        conversation: uuid::Uuid,
-    ) -> sqlx::Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
-            .bind(conversation)
-            .execute(&mut **transaction)
-            .await?;
-        Ok(())
-    }
-
-    /// NOTIFY is transactional: delivered when (and only if) the transaction commits.
-    async fn announce_events(&self, transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> sqlx::Result<()> {
-        sqlx::query("SELECT pg_notify($1, pg_current_xact_id()::text)")
-            .bind(EVENTS_CHANNEL)
-            .execute(&mut **transaction)
-            .await?;
-        Ok(())
     }
 }
 
 impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
+    const EVENT_WATERMARK: &'static str = "1";
+    const LOCK_CONVERSATION: &'static str = "true";
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// One writer at a time: every committed event is visible (all have `tx_id` 0).
-    async fn event_watermark(&self) -> sqlx::Result<i64> {
-        Ok(1)
-    }
-
-    async fn lock_conversation(
-        &self,
-        _transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        _conversation: uuid::Uuid,
-    ) -> sqlx::Result<()> {
-        Ok(())
-    }
-
-    /// In-process: the store rings its own bell after the commit (see `Store::commit_events`).
-    async fn announce_events(&self, _transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> sqlx::Result<()> {
-        Ok(())
     }
 }
 
@@ -260,12 +223,12 @@ impl Store {
     }
 }
 
-/// Appends `$events` to the log inside `$tx`, announces them, commits, and rings the
-/// in-process bell: the one way a write transaction that produces events ends.
+/// Appends `$events` to the log inside `$tx`, commits, and rings the in-process bell: the one
+/// way a write transaction that produces events ends. (Other PostgreSQL instances hear of the
+/// commit through the NOTIFY that a trigger on `events` sends.)
 macro_rules! commit_with_events {
-    ($store:expr, $pool:ident, $tx:ident, $events:expr, $now:expr) => {{
+    ($store:expr, $tx:ident, $events:expr, $now:expr) => {{
         $crate::store::append_events!($tx, $events, $now);
-        $pool.announce_events(&mut $tx).await?;
         $tx.commit().await?;
         $store.commit_bell.notify_one();
     }};

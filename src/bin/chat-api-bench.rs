@@ -1,0 +1,474 @@
+//! chat-api-bench: starts a `chat-api` server (the release binary beside this one) on a fresh
+//! SQLite file or PostgreSQL database, loads it over loopback, and prints a table:
+//!
+//! - throughput: messages per second persisted by N concurrent senders;
+//! - latency: POST-to-SSE-receipt percentiles for M receivers at a steady send rate;
+//! - memory: the server's resident memory with K idle streams open;
+//! - group: the time to deliver one message to every online member of a G-member group.
+//!
+//! `cargo build --release --features bench && ./target/release/chat-api-bench --help`
+//! Every loop is bounded in count and time; the server and its database are removed at the end.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reqwest::Client;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::sync::{Semaphore, mpsc};
+
+const USAGE: &str = "usage: chat-api-bench [options]
+  --backend sqlite|postgres   database of the server under test (default sqlite)
+  --postgres-url URL          admin URL used to create and drop the bench database
+                              (default postgres://postgres@127.0.0.1:5432/postgres)
+  --only LIST                 comma-separated: throughput,latency,memory,group (default all)
+  --senders N                 concurrent senders for throughput (default 16)
+  --messages N                messages for throughput (default 10000)
+  --receivers N               receivers for latency (default 100)
+  --rate N                    messages per second for latency (default 1000)
+  --seconds N                 duration of the latency run (default 5)
+  --idle-streams N            idle streams for memory (default 10000)
+  --group N                   group size for the fan-out run (default 1000)";
+
+#[derive(Clone, Debug)]
+struct Options {
+    backend: String,
+    postgres_url: String,
+    only: Vec<String>,
+    senders: usize,
+    messages: usize,
+    receivers: usize,
+    rate: usize,
+    seconds: u64,
+    idle_streams: usize,
+    group: usize,
+}
+
+impl Options {
+    fn parse() -> Result<Self, String> {
+        let mut options = Options {
+            backend: "sqlite".into(),
+            postgres_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            only: ["throughput", "latency", "memory", "group"].map(String::from).to_vec(),
+            senders: 16,
+            messages: 10_000,
+            receivers: 100,
+            rate: 1000,
+            seconds: 5,
+            idle_streams: 10_000,
+            group: 1000,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                return Err(USAGE.into());
+            }
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+            let number = || value.parse::<usize>().map_err(|_| format!("{flag} takes a number"));
+            match flag.as_str() {
+                "--backend" if value == "sqlite" || value == "postgres" => options.backend = value.clone(),
+                "--postgres-url" => options.postgres_url = value.clone(),
+                "--only" => options.only = value.split(',').map(String::from).collect(),
+                "--senders" => options.senders = number()?.max(1),
+                "--messages" => options.messages = number()?.max(1),
+                "--receivers" => options.receivers = number()?.max(1),
+                "--rate" => options.rate = number()?.max(1),
+                "--seconds" => options.seconds = number()?.max(1) as u64,
+                "--idle-streams" => options.idle_streams = number()?,
+                "--group" => options.group = number()?.max(2),
+                _ => return Err(format!("unknown option {flag} {value}\n{USAGE}")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn runs(&self, name: &str) -> bool {
+        self.only.iter().any(|only| only == name)
+    }
+}
+
+/// The server under test, in its own process so its memory can be read.
+struct Server {
+    child: Child,
+    base: String,
+    folder: std::path::PathBuf,
+    postgres: Option<(String, String)>,
+}
+
+impl Server {
+    async fn start(options: &Options) -> Result<Self, String> {
+        let binary = std::env::current_exe().map_err(|error| error.to_string())?.with_file_name("chat-api");
+        if !binary.exists() {
+            return Err(format!("{} not found: build it with `cargo build --release --features bench`", binary.display()));
+        }
+        let folder = std::env::temp_dir().join(format!("chat-api-bench-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&folder).map_err(|error| error.to_string())?;
+        let (database_url, postgres) = if options.backend == "postgres" {
+            let name = format!("chat_bench_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = sqlx::PgConnection::connect(&options.postgres_url).await.map_err(|error| error.to_string())?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .map_err(|error| error.to_string())?;
+            let (base, _) = options.postgres_url.rsplit_once('/').ok_or("--postgres-url has no database name")?;
+            (format!("{base}/{name}"), Some((options.postgres_url.clone(), name)))
+        } else {
+            (format!("sqlite://{}", folder.join("chat.db").display()), None)
+        };
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+            listener.local_addr().map_err(|error| error.to_string())?.port()
+        };
+        let child = Command::new(&binary)
+            .env("DATABASE_URL", &database_url)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret-00")
+            .env("BCRYPT_COST", "4")
+            .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
+            .env("DATABASE_MAX_CONNECTIONS", "20")
+            .env("RUST_LOG", "warn")
+            .current_dir(&folder)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
+        let server = Server { child, base: format!("http://127.0.0.1:{port}"), folder, postgres };
+        let client = Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{}/ready", server.base)).send().await.is_ok_and(|reply| reply.status().is_success()) {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("the server did not become ready within 10 s".into())
+    }
+
+    /// Resident memory of the server process, in KiB (Linux).
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status.lines().find(|line| line.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+        if let Some((admin_url, name)) = self.postgres.take()
+            && let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct User {
+    id: String,
+    token: String,
+}
+
+struct Api {
+    client: Client,
+    base: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value, String> {
+        let mut request = self.client.post(format!("{}/api/v1{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let reply = request.send().await.map_err(|error| error.to_string())?;
+        let status = reply.status();
+        let body: Value = reply.json().await.map_err(|error| error.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {body}"));
+        }
+        Ok(body["data"].clone())
+    }
+
+    async fn register_many(&self, count: usize, prefix: &str) -> Result<Vec<User>, String> {
+        let limit = Arc::new(Semaphore::new(32));
+        let tasks = (0..count).map(|index| {
+            let limit = limit.clone();
+            async move {
+                let _permit = limit.acquire().await.map_err(|error| error.to_string())?;
+                let email = format!("{prefix}{index}.{}@bench.test", uuid::Uuid::now_v7().simple());
+                let body = json!({"name": format!("{prefix} {index}"), "email": email, "password": "bench-password"});
+                let data = self.post("/auth/register", None, body).await?;
+                Ok::<_, String>(User {
+                    id: data["user"]["_id"].as_str().unwrap_or_default().to_string(),
+                    token: data["token"].as_str().unwrap_or_default().to_string(),
+                })
+            }
+        });
+        join_all(tasks).await.into_iter().collect()
+    }
+
+    async fn direct(&self, from: &User, to: &User) -> Result<String, String> {
+        let data = self.post("/conversation", Some(&from.token), json!({"receiver_id": to.id})).await?;
+        Ok(data["conversation"]["_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn send(&self, from: &User, conversation: &str, text: &str) -> Result<(), String> {
+        self.post("/message", Some(&from.token), json!({"convo_id": conversation, "message": text})).await.map(|_| ())
+    }
+
+    /// Opens `user`'s stream and forwards the `content` of every `message.created` to `sink`
+    /// with the instant it arrived. Resolves once the stream is open.
+    async fn listen(&self, user: &User, sink: Option<mpsc::UnboundedSender<(String, Instant)>>) -> Result<(), String> {
+        let mut response = self
+            .client
+            .get(format!("{}/api/v1/events/stream", self.base))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("stream: {}", response.status()));
+        }
+        tokio::spawn(async move {
+            let mut buffer = String::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                let Some(sink) = &sink else { continue };
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    if !block.contains("event: message.created") {
+                        continue;
+                    }
+                    let arrived = Instant::now();
+                    let data = block.lines().find_map(|line| line.strip_prefix("data: ")).unwrap_or("{}");
+                    let content = serde_json::from_str::<Value>(data).ok().and_then(|value| {
+                        value["content"].as_str().map(String::from)
+                    });
+                    if let Some(content) = content
+                        && sink.send((content, arrived)).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
+}
+
+async fn throughput(api: &Api, options: &Options) -> Result<Vec<(String, String)>, String> {
+    let senders = api.register_many(options.senders, "sender").await?;
+    let partners = api.register_many(options.senders, "partner").await?;
+    let mut conversations = Vec::new();
+    for (sender, partner) in senders.iter().zip(&partners) {
+        conversations.push(api.direct(sender, partner).await?);
+    }
+    let remaining = Arc::new(AtomicUsize::new(options.messages));
+    let started = Instant::now();
+    let tasks = senders.iter().zip(&conversations).map(|(sender, conversation)| {
+        let remaining = remaining.clone();
+        async move {
+            let mut latencies = Vec::new();
+            while remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok() {
+                let sent = Instant::now();
+                api.send(sender, conversation, "throughput").await?;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, String>(latencies)
+        }
+    });
+    let mut latencies: Vec<f64> = Vec::new();
+    for result in join_all(tasks).await {
+        latencies.extend(result?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Ok(vec![
+        (
+            format!("throughput: {} messages, {} concurrent senders", options.messages, options.senders),
+            format!("{:.0} messages/s", options.messages as f64 / elapsed),
+        ),
+        (
+            "throughput: POST latency p50 / p99".into(),
+            format!("{:.2} ms / {:.2} ms", percentile(&latencies, 0.5), percentile(&latencies, 0.99)),
+        ),
+    ])
+}
+
+async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, String> {
+    let receivers = api.register_many(options.receivers, "receiver").await?;
+    let senders = api.register_many(options.receivers, "writer").await?;
+    let mut conversations = Vec::new();
+    for (sender, receiver) in senders.iter().zip(&receivers) {
+        conversations.push(api.direct(sender, receiver).await?);
+    }
+    let (sink, mut arrivals) = mpsc::unbounded_channel();
+    for receiver in &receivers {
+        api.listen(receiver, Some(sink.clone())).await?;
+    }
+    drop(sink);
+    let total = options.rate * options.seconds as usize;
+    let origin = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
+    let in_flight = Arc::new(Semaphore::new(256));
+    let mut sends = Vec::with_capacity(total);
+    for index in 0..total {
+        tokio::time::sleep_until((origin + interval * index as u32).into()).await;
+        let permit = in_flight.clone().acquire_owned().await.map_err(|error| error.to_string())?;
+        let slot = index % senders.len();
+        let (sender, conversation) = (senders[slot].clone(), conversations[slot].clone());
+        let api = Api { client: api.client.clone(), base: api.base.clone() };
+        sends.push(tokio::spawn(async move {
+            let _permit = permit;
+            let text = format!("{}", origin.elapsed().as_nanos());
+            api.send(&sender, &conversation, &text).await
+        }));
+    }
+    for send in sends {
+        send.await.map_err(|error| error.to_string())??;
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while latencies.len() < total {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((content, arrived))) = tokio::time::timeout(left, arrivals.recv()).await else { break };
+        if let Ok(sent_nanos) = content.parse::<u64>() {
+            let sent = origin + Duration::from_nanos(sent_nanos);
+            latencies.push(arrived.duration_since(sent).as_secs_f64() * 1000.0);
+        }
+    }
+    let received = latencies.len();
+    latencies.sort_by(f64::total_cmp);
+    Ok(vec![(
+        format!("latency: POST to SSE receipt, {} msg/s, {} receivers ({received}/{total} received)", options.rate, options.receivers),
+        format!(
+            "p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.95),
+            percentile(&latencies, 0.99)
+        ),
+    )])
+}
+
+async fn memory(api: &Api, server: &Server, options: &Options) -> Result<Vec<(String, String)>, String> {
+    let users = api.register_many(options.idle_streams.div_ceil(10).max(1), "idle").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kib().unwrap_or(0);
+    let limit = Arc::new(Semaphore::new(64));
+    let opens = (0..options.idle_streams).map(|index| {
+        let (limit, user) = (limit.clone(), users[index % users.len()].clone());
+        async move {
+            let _permit = limit.acquire().await.map_err(|error| error.to_string())?;
+            api.listen(&user, None).await
+        }
+    });
+    for result in join_all(opens).await {
+        result?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server.rss_kib().unwrap_or(0);
+    let per_stream = (after.saturating_sub(before) as f64 * 1024.0) / options.idle_streams.max(1) as f64;
+    Ok(vec![(
+        format!("memory: server RSS with {} idle streams", options.idle_streams),
+        format!("{:.0} MiB (was {:.0} MiB; ≈{:.1} KiB per stream)", after as f64 / 1024.0, before as f64 / 1024.0, per_stream / 1024.0),
+    )])
+}
+
+async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, String> {
+    let members = api.register_many(options.group, "member").await?;
+    let ids: Vec<&str> = members[1..].iter().map(|member| member.id.as_str()).collect();
+    let data = api.post("/conversation", Some(&members[0].token), json!({"type": "group", "name": "Bench", "participants": ids})).await?;
+    let conversation = data["conversation"]["_id"].as_str().unwrap_or_default().to_string();
+    let (sink, mut arrivals) = mpsc::unbounded_channel();
+    for member in &members {
+        api.listen(member, Some(sink.clone())).await?;
+    }
+    drop(sink);
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let text = format!("group-{round}");
+        let sent = Instant::now();
+        api.send(&members[round % members.len()], &conversation, &text).await?;
+        let mut arrived: HashMap<usize, Instant> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut count = 0;
+        while count < members.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(Some((content, at))) = tokio::time::timeout(left, arrivals.recv()).await else { break };
+            if content == text {
+                count += 1;
+                arrived.insert(count, at);
+            }
+        }
+        if count < members.len() {
+            return Err(format!("group round {round}: only {count} of {} members received the message", members.len()));
+        }
+        let last = arrived.values().max().copied().unwrap_or(sent);
+        times.push(last.duration_since(sent).as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(vec![(
+        format!("group: one message to all {} online members (5 rounds)", options.group),
+        format!("median {:.1} ms · worst {:.1} ms (POST to last receipt)", percentile(&times, 0.5), times[times.len() - 1]),
+    )])
+}
+
+#[tokio::main]
+async fn main() {
+    let options = match Options::parse() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let server = match Server::start(&options).await {
+        Ok(server) => server,
+        Err(message) => {
+            eprintln!("chat-api-bench: {message}");
+            std::process::exit(1);
+        }
+    };
+    let api = Api { client: Client::builder().pool_max_idle_per_host(512).build().expect("client"), base: server.base.clone() };
+    let mut rows = Vec::new();
+    let mut failure = None;
+    for name in ["throughput", "latency", "group", "memory"] {
+        if !options.runs(name) {
+            continue;
+        }
+        eprintln!("running {name}...");
+        let result = match name {
+            "throughput" => throughput(&api, &options).await,
+            "latency" => latency(&api, &options).await,
+            "group" => group(&api, &options).await,
+            _ => memory(&api, &server, &options).await,
+        };
+        match result {
+            Ok(mut measured) => rows.append(&mut measured),
+            Err(message) => {
+                failure = Some(format!("{name}: {message}"));
+                break;
+            }
+        }
+    }
+    server.stop().await;
+    println!("\n| chat-api-bench ({}) | result |\n| --- | --- |", options.backend);
+    for (what, result) in rows {
+        println!("| {what} | {result} |");
+    }
+    if let Some(failure) = failure {
+        eprintln!("chat-api-bench: {failure}");
+        std::process::exit(1);
+    }
+}
