@@ -101,20 +101,30 @@ struct Server {
 
 impl Server {
     async fn start(options: &Options) -> Result<Self, String> {
-        let binary = std::env::current_exe().map_err(|error| error.to_string())?.with_file_name("chat-api");
+        let binary = std::env::current_exe()
+            .map_err(|error| error.to_string())?
+            .with_file_name("chat-api");
         if !binary.exists() {
-            return Err(format!("{} not found: build it with `cargo build --release --features bench`", binary.display()));
+            return Err(format!(
+                "{} not found: build it with `cargo build --release --features bench`",
+                binary.display()
+            ));
         }
         let folder = std::env::temp_dir().join(format!("chat-api-bench-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&folder).map_err(|error| error.to_string())?;
         let (database_url, postgres) = if options.backend == "postgres" {
             let name = format!("chat_bench_{}", uuid::Uuid::now_v7().simple());
-            let mut admin = sqlx::PgConnection::connect(&options.postgres_url).await.map_err(|error| error.to_string())?;
+            let mut admin = sqlx::PgConnection::connect(&options.postgres_url)
+                .await
+                .map_err(|error| error.to_string())?;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut admin)
                 .await
                 .map_err(|error| error.to_string())?;
-            let (base, _) = options.postgres_url.rsplit_once('/').ok_or("--postgres-url has no database name")?;
+            let (base, _) = options
+                .postgres_url
+                .rsplit_once('/')
+                .ok_or("--postgres-url has no database name")?;
             (format!("{base}/{name}"), Some((options.postgres_url.clone(), name)))
         } else {
             (format!("sqlite://{}", folder.join("chat.db").display()), None)
@@ -136,10 +146,20 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
-        let server = Server { child, base: format!("http://127.0.0.1:{port}"), folder, postgres };
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            folder,
+            postgres,
+        };
         let client = Client::new();
         for _ in 0..200 {
-            if client.get(format!("{}/ready", server.base)).send().await.is_ok_and(|reply| reply.status().is_success()) {
+            if client
+                .get(format!("{}/ready", server.base))
+                .send()
+                .await
+                .is_ok_and(|reply| reply.status().is_success())
+            {
                 return Ok(server);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -150,7 +170,13 @@ impl Server {
     /// Resident memory of the server process, in KiB (Linux).
     fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status.lines().find(|line| line.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+        status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     async fn stop(mut self) {
@@ -160,9 +186,11 @@ impl Server {
         if let Some((admin_url, name)) = self.postgres.take()
             && let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await
         {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await;
         }
     }
 }
@@ -212,12 +240,20 @@ impl Api {
     }
 
     async fn direct(&self, from: &User, to: &User) -> Result<String, String> {
-        let data = self.post("/conversation", Some(&from.token), json!({"receiver_id": to.id})).await?;
+        let data = self
+            .post("/conversation", Some(&from.token), json!({"receiver_id": to.id}))
+            .await?;
         Ok(data["conversation"]["_id"].as_str().unwrap_or_default().to_string())
     }
 
     async fn send(&self, from: &User, conversation: &str, text: &str) -> Result<(), String> {
-        self.post("/message", Some(&from.token), json!({"convo_id": conversation, "message": text})).await.map(|_| ())
+        self.post(
+            "/message",
+            Some(&from.token),
+            json!({"convo_id": conversation, "message": text}),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Opens `user`'s stream and forwards the `content` of every `message.created` to `sink`
@@ -244,10 +280,13 @@ impl Api {
                         continue;
                     }
                     let arrived = Instant::now();
-                    let data = block.lines().find_map(|line| line.strip_prefix("data: ")).unwrap_or("{}");
-                    let content = serde_json::from_str::<Value>(data).ok().and_then(|value| {
-                        value["content"].as_str().map(String::from)
-                    });
+                    let data = block
+                        .lines()
+                        .find_map(|line| line.strip_prefix("data: "))
+                        .unwrap_or("{}");
+                    let content = serde_json::from_str::<Value>(data)
+                        .ok()
+                        .and_then(|value| value["content"].as_str().map(String::from));
                     if let Some(content) = content
                         && sink.send((content, arrived)).is_err()
                     {
@@ -280,7 +319,10 @@ async fn throughput(api: &Api, options: &Options) -> Result<Vec<(String, String)
         let remaining = remaining.clone();
         async move {
             let mut latencies = Vec::new();
-            while remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok() {
+            while remaining
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+                .is_ok()
+            {
                 let sent = Instant::now();
                 api.send(sender, conversation, "throughput").await?;
                 latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
@@ -296,12 +338,19 @@ async fn throughput(api: &Api, options: &Options) -> Result<Vec<(String, String)
     latencies.sort_by(f64::total_cmp);
     Ok(vec![
         (
-            format!("throughput: {} messages, {} concurrent senders", options.messages, options.senders),
+            format!(
+                "throughput: {} messages, {} concurrent senders",
+                options.messages, options.senders
+            ),
             format!("{:.0} messages/s", options.messages as f64 / elapsed),
         ),
         (
             "throughput: POST latency p50 / p99".into(),
-            format!("{:.2} ms / {:.2} ms", percentile(&latencies, 0.5), percentile(&latencies, 0.99)),
+            format!(
+                "{:.2} ms / {:.2} ms",
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99)
+            ),
         ),
     ])
 }
@@ -325,10 +374,17 @@ async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, 
     let mut sends = Vec::with_capacity(total);
     for index in 0..total {
         tokio::time::sleep_until((origin + interval * index as u32).into()).await;
-        let permit = in_flight.clone().acquire_owned().await.map_err(|error| error.to_string())?;
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|error| error.to_string())?;
         let slot = index % senders.len();
         let (sender, conversation) = (senders[slot].clone(), conversations[slot].clone());
-        let api = Api { client: api.client.clone(), base: api.base.clone() };
+        let api = Api {
+            client: api.client.clone(),
+            base: api.base.clone(),
+        };
         sends.push(tokio::spawn(async move {
             let _permit = permit;
             let text = format!("{}", origin.elapsed().as_nanos());
@@ -342,7 +398,9 @@ async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, 
     let deadline = Instant::now() + Duration::from_secs(10);
     while latencies.len() < total {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some((content, arrived))) = tokio::time::timeout(left, arrivals.recv()).await else { break };
+        let Ok(Some((content, arrived))) = tokio::time::timeout(left, arrivals.recv()).await else {
+            break;
+        };
         if let Ok(sent_nanos) = content.parse::<u64>() {
             let sent = origin + Duration::from_nanos(sent_nanos);
             latencies.push(arrived.duration_since(sent).as_secs_f64() * 1000.0);
@@ -351,7 +409,10 @@ async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, 
     let received = latencies.len();
     latencies.sort_by(f64::total_cmp);
     Ok(vec![(
-        format!("latency: POST to SSE receipt, {} msg/s, {} receivers ({received}/{total} received)", options.rate, options.receivers),
+        format!(
+            "latency: POST to SSE receipt, {} msg/s, {} receivers ({received}/{total} received)",
+            options.rate, options.receivers
+        ),
         format!(
             "p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms",
             percentile(&latencies, 0.5),
@@ -362,7 +423,9 @@ async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, 
 }
 
 async fn memory(api: &Api, server: &Server, options: &Options) -> Result<Vec<(String, String)>, String> {
-    let users = api.register_many(options.idle_streams.div_ceil(10).max(1), "idle").await?;
+    let users = api
+        .register_many(options.idle_streams.div_ceil(10).max(1), "idle")
+        .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib().unwrap_or(0);
     let limit = Arc::new(Semaphore::new(64));
@@ -381,14 +444,25 @@ async fn memory(api: &Api, server: &Server, options: &Options) -> Result<Vec<(St
     let per_stream = (after.saturating_sub(before) as f64 * 1024.0) / options.idle_streams.max(1) as f64;
     Ok(vec![(
         format!("memory: server RSS with {} idle streams", options.idle_streams),
-        format!("{:.0} MiB (was {:.0} MiB; ≈{:.1} KiB per stream)", after as f64 / 1024.0, before as f64 / 1024.0, per_stream / 1024.0),
+        format!(
+            "{:.0} MiB (was {:.0} MiB; ≈{:.1} KiB per stream)",
+            after as f64 / 1024.0,
+            before as f64 / 1024.0,
+            per_stream / 1024.0
+        ),
     )])
 }
 
 async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, String> {
     let members = api.register_many(options.group, "member").await?;
     let ids: Vec<&str> = members[1..].iter().map(|member| member.id.as_str()).collect();
-    let data = api.post("/conversation", Some(&members[0].token), json!({"type": "group", "name": "Bench", "participants": ids})).await?;
+    let data = api
+        .post(
+            "/conversation",
+            Some(&members[0].token),
+            json!({"type": "group", "name": "Bench", "participants": ids}),
+        )
+        .await?;
     let conversation = data["conversation"]["_id"].as_str().unwrap_or_default().to_string();
     let (sink, mut arrivals) = mpsc::unbounded_channel();
     for member in &members {
@@ -405,14 +479,19 @@ async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, St
         let mut count = 0;
         while count < members.len() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(Some((content, at))) = tokio::time::timeout(left, arrivals.recv()).await else { break };
+            let Ok(Some((content, at))) = tokio::time::timeout(left, arrivals.recv()).await else {
+                break;
+            };
             if content == text {
                 count += 1;
                 arrived.insert(count, at);
             }
         }
         if count < members.len() {
-            return Err(format!("group round {round}: only {count} of {} members received the message", members.len()));
+            return Err(format!(
+                "group round {round}: only {count} of {} members received the message",
+                members.len()
+            ));
         }
         let last = arrived.values().max().copied().unwrap_or(sent);
         times.push(last.duration_since(sent).as_secs_f64() * 1000.0);
@@ -420,7 +499,11 @@ async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, St
     times.sort_by(f64::total_cmp);
     Ok(vec![(
         format!("group: one message to all {} online members (5 rounds)", options.group),
-        format!("median {:.1} ms · worst {:.1} ms (POST to last receipt)", percentile(&times, 0.5), times[times.len() - 1]),
+        format!(
+            "median {:.1} ms · worst {:.1} ms (POST to last receipt)",
+            percentile(&times, 0.5),
+            times[times.len() - 1]
+        ),
     )])
 }
 
@@ -440,7 +523,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let api = Api { client: Client::builder().pool_max_idle_per_host(512).build().expect("client"), base: server.base.clone() };
+    let api = Api {
+        client: Client::builder().pool_max_idle_per_host(512).build().expect("client"),
+        base: server.base.clone(),
+    };
     let mut rows = Vec::new();
     let mut failure = None;
     for name in ["throughput", "latency", "group", "memory"] {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     Conversation, ConversationCursor, ConversationKind, ConversationRow, Dialect, NewEvent, NewGroup, ParticipantRow,
-    Store, StoreError, StoreResult, User, commit_with_events, with_backend,
+    Store, StoreError, StoreResult, User, commit_with_events, with_backend, with_writer,
 };
 
 /// A conversation as participant `$1` sees it, with its last message.
@@ -81,7 +81,7 @@ impl Store {
             (other, caller)
         };
         let direct_key = format!("{low}:{high}");
-        let created = with_backend!(self, |pool| {
+        let created = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO conversations (id, kind, direct_key, created_at, updated_at)
@@ -138,7 +138,7 @@ impl Store {
         group: &NewGroup,
         events: impl Fn(&Conversation) -> Vec<NewEvent>,
     ) -> StoreResult<Conversation> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let everyone = std::iter::once(group.owner_id).chain(group.members.iter().copied());
             let participants = users_by_id!(tx, everyone);

@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Dialect, Store, StoreResult, with_backend};
+use super::{Dialect, Store, StoreResult, with_backend, with_writer};
 
 /// Where an event stands in the log. Ordered; the same order for every reader and instance.
 /// Written as `<id>` when `tx` is 0 (SQLite), else `<tx>-<id>` (PostgreSQL): opaque to clients.
@@ -115,9 +115,7 @@ impl Store {
                 "SELECT tx_id, id FROM events WHERE tx_id < {watermark} ORDER BY tx_id DESC, id DESC LIMIT 1",
                 watermark = pool.event_watermark()
             ));
-            sqlx::query_as::<_, (i64, i64)>(sql)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, (i64, i64)>(sql).fetch_optional(pool).await?
         });
         Ok(head.map_or(EventPosition::START, |(tx, id)| EventPosition { tx, id }))
     }
@@ -180,7 +178,7 @@ impl Store {
     /// Deletes the events created before `cutoff` (and expired stream tickets); returns how many
     /// events went.
     pub async fn prune_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let newest_old: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT tx_id, id FROM events WHERE created_at < $1 ORDER BY tx_id DESC, id DESC LIMIT 1",
@@ -252,7 +250,7 @@ impl Store {
         session: Uuid,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO stream_tickets (ticket_hash, user_id, session_id, expires_at) VALUES ($1, $2, $3, $4)",
             )
@@ -272,7 +270,7 @@ impl Store {
         ticket_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(Uuid, Uuid)>> {
-        let redeemed = with_backend!(self, |pool| {
+        let redeemed = with_writer!(self, |pool| {
             sqlx::query_as::<_, (Uuid, Uuid)>(
                 "UPDATE stream_tickets SET used_at = $2
                  WHERE ticket_hash = $1 AND used_at IS NULL AND expires_at > $2
@@ -290,7 +288,7 @@ impl Store {
 
     /// Announces this instance (and keeps announcing it: a heartbeat).
     pub async fn heartbeat_instance(&self, instance: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2)
                  ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
@@ -305,7 +303,7 @@ impl Store {
 
     /// Forgets this instance and its presence rows (at shutdown).
     pub async fn remove_instance(&self, instance: Uuid) -> StoreResult<()> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("DELETE FROM instances WHERE id = $1")
                 .bind(instance)
                 .execute(pool)
@@ -323,7 +321,7 @@ impl Store {
         connected: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if connected {
                 sqlx::query("INSERT INTO presence (user_id, instance_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{
     Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Store, StoreError, StoreResult, UserRef,
-    commit_with_events, is_unique_violation, with_backend,
+    commit_with_events, is_unique_violation, with_backend, with_writer,
 };
 
 macro_rules! select_messages {
@@ -37,7 +37,7 @@ impl Store {
         {
             return Ok(Sent::AlreadyStored(stored));
         }
-        let stored = with_backend!(self, |pool| {
+        let stored = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // First statement of the transaction: the conversation lock comes before anything
             // else (see `Dialect::LOCK_CONVERSATION`).
@@ -49,12 +49,12 @@ impl Store {
                 lock = pool.lock_conversation()
             ));
             let seq: Option<i64> = sqlx::query_scalar(sql)
-            .bind(new.conversation_id)
-            .bind(new.sender_id)
-            .bind(new.id)
-            .bind(new.created_at)
-            .fetch_optional(&mut *tx)
-            .await?;
+                .bind(new.conversation_id)
+                .bind(new.sender_id)
+                .bind(new.id)
+                .bind(new.created_at)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(seq) = seq else {
                 return Err(StoreError::NotFound("conversation"));
             };

@@ -56,7 +56,13 @@ pub enum BackendKind {
 #[derive(Clone)]
 enum Backend {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    /// SQLite allows one writer at a time. Waiting for the write lock inside SQLite means its
+    /// busy handler's sleeps (up to 100 ms each), so writes queue for the one writer
+    /// connection instead, in order; reads use the other connections, which WAL never blocks.
+    Sqlite {
+        readers: SqlitePool,
+        writer: SqlitePool,
+    },
 }
 
 /// The storage handle: cheap to clone (it holds a connection pool).
@@ -84,17 +90,28 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Runs `$body` with `$pool` bound to the backend's pool (`&PgPool` or `&SqlitePool`).
-/// The body is compiled once per backend, so it may only use what both support.
+/// Runs `$body` with `$pool` bound to the backend's pool for reading (`&PgPool` or
+/// `&SqlitePool`). The body is compiled once per backend, so it may only use what both support.
 macro_rules! with_backend {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Postgres($pool) => $body,
-            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Sqlite { readers: $pool, .. } => $body,
         }
     };
 }
 pub(crate) use with_backend;
+
+/// Like [`with_backend!`], for bodies that write: on SQLite, `$pool` is the writer.
+macro_rules! with_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Sqlite { writer: $pool, .. } => $body,
+        }
+    };
+}
+pub(crate) use with_writer;
 
 /// What differs between the two backends, looked up on the pool type inside [`with_backend!`].
 pub(crate) trait Dialect {
@@ -158,7 +175,8 @@ impl Store {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(postgres::connect(url, options).await?)
         } else if url.starts_with("sqlite:") {
-            Backend::Sqlite(sqlite::connect(url, options).await?)
+            let (readers, writer) = sqlite::connect(url, options).await?;
+            Backend::Sqlite { readers, writer }
         } else {
             return Err(StoreError::Invalid {
                 field: "DATABASE_URL",
@@ -175,22 +193,22 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.backend {
             Backend::Postgres(pool) => postgres::migrate(pool).await,
-            Backend::Sqlite(pool) => sqlite::migrate(pool).await,
+            Backend::Sqlite { writer, .. } => sqlite::migrate(writer).await,
         }
     }
 
     pub fn kind(&self) -> BackendKind {
         match self.backend {
             Backend::Postgres(_) => BackendKind::Postgres,
-            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Sqlite { .. } => BackendKind::Sqlite,
         }
     }
 
     /// The folder of the SQLite file, if this store is a SQLite file.
     pub fn sqlite_folder(&self) -> Option<PathBuf> {
         match &self.backend {
-            Backend::Sqlite(pool) => {
-                let file = pool.connect_options().get_filename().to_path_buf();
+            Backend::Sqlite { writer, .. } => {
+                let file = writer.connect_options().get_filename().to_path_buf();
                 file.parent().map(PathBuf::from)
             }
             Backend::Postgres(_) => None,
@@ -206,7 +224,7 @@ impl Store {
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.backend {
             Backend::Postgres(pool) => Some(pool),
-            Backend::Sqlite(_) => None,
+            Backend::Sqlite { .. } => None,
         }
     }
 
@@ -219,7 +237,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        with_backend!(self, |pool| pool.close().await)
+        match &self.backend {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite { readers, writer } => {
+                readers.close().await;
+                writer.close().await;
+            }
+        }
     }
 }
 

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Dialect, NewSession, RefreshOutcome, Store, StoreResult, with_backend};
+use super::{Dialect, NewSession, RefreshOutcome, Store, StoreResult, with_backend, with_writer};
 
 impl Store {
     pub async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO sessions (id, user_id, device_id, refresh_token_hash, created_at, refreshed_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -36,7 +36,7 @@ impl Store {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let rotated: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE sessions SET refresh_token_hash = $3, refreshed_at = $4, expires_at = $5
@@ -81,7 +81,7 @@ impl Store {
 
     /// Ends a session: its refresh token and every access token issued to it stop working.
     pub async fn revoke_session(&self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        with_backend!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(session_id)
                 .bind(now)

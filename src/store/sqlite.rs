@@ -10,7 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{ConnectOptions, StoreResult};
 
-pub(super) async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<SqlitePool> {
+/// Opens the database: one writer connection (which creates the file) and a pool of
+/// read-only connections.
+pub(super) async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<(SqlitePool, SqlitePool)> {
     let connect_options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         // WAL: readers never wait for the writer.
@@ -25,12 +27,18 @@ pub(super) async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<
     {
         std::fs::create_dir_all(folder).map_err(|error| sqlx::Error::Configuration(error.into()))?;
     }
-    let pool = SqlitePoolOptions::new()
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect_options.clone())
+        .await?;
+    let readers = SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect_options)
+        // Read-only: a write that forgot to go through the writer fails loudly.
+        .connect_with(connect_options.read_only(true).create_if_missing(false))
         .await?;
-    Ok(pool)
+    Ok((readers, writer))
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> StoreResult<()> {

@@ -4,12 +4,13 @@ use uuid::Uuid;
 
 use super::{
     NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation, with_backend,
+    with_writer,
 };
 
 impl Store {
     /// Stores a new user; `Conflict(email_taken)` when the email is registered already.
     pub async fn create_user(&self, new_user: &NewUser) -> StoreResult<User> {
-        let inserted = with_backend!(self, |pool| {
+        let inserted = with_writer!(self, |pool| {
             sqlx::query_as::<_, User>(
                 "INSERT INTO users (id, name, search_name, email, password_hash, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6)
