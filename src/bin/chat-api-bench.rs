@@ -469,6 +469,8 @@ async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, St
         api.listen(member, Some(sink.clone())).await?;
     }
     drop(sink);
+    // Let the members' "online" presence writes settle: measure delivery, not the login storm.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut times = Vec::new();
     for round in 0..5 {
         let text = format!("group-{round}");
