@@ -366,22 +366,16 @@ mod tests {
 
         // What was buffered is still delivered, then the stream ends: its client resumes
         // from the log with Last-Event-ID and loses nothing.
-        assert_eq!(
-            slow.receiver
-                .recv()
-                .await
-                .and_then(|frame| frame.position)
-                .map(|p| p.id),
-            Some(1)
-        );
-        assert_eq!(
-            slow.receiver
-                .recv()
-                .await
-                .and_then(|frame| frame.position)
-                .map(|p| p.id),
-            Some(2)
-        );
+        for expected in [1, 2] {
+            assert_eq!(
+                slow.receiver
+                    .recv()
+                    .await
+                    .and_then(|frame| frame.position)
+                    .map(|p| p.id),
+                Some(expected)
+            );
+        }
         assert!(slow.receiver.recv().await.is_none());
         assert!(!hub.is_connected_here(user));
         assert!(other.receiver.try_recv().is_err(), "other streams are not affected");

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{Backend, PASSWORD, Reply, TEST_JWT_SECRET, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, Reply, TEST_JWT_SECRET, TestApp, spawn_app, spawn_app_with, text};
 
 const REGISTER_PATH: &str = "/api/v1/auth/register";
 const REFRESH_PATH: &str = "/api/v1/auth/refreshtoken";
@@ -53,13 +53,6 @@ fn set_cookie(reply: &Reply, name: &str) -> Option<(String, Vec<String>)> {
         let value = parts.next()?.strip_prefix(&format!("{name}="))?.to_string();
         Some((value, parts.map(str::to_string).collect()))
     })
-}
-
-fn text(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a string, got {value}"))
-        .to_string()
 }
 
 /// Checks the `data` every session answer (register, login, refresh) carries.

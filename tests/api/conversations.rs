@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app, text};
 
 /// The `_id`s of a list of conversations (or messages), in order.
 fn ids(items: &Value) -> Vec<String> {
@@ -525,26 +525,13 @@ async fn the_list_pages_through_every_conversation_exactly_once(backend: Backend
     let newest_first: Vec<String> = created.iter().rev().cloned().collect();
 
     // Act: pages of two, each starting at the previous page's cursor.
-    let mut seen = Vec::new();
-    let mut page_sizes = Vec::new();
-    let mut query = "limit=2".to_string();
-    loop {
-        let reply = app.list_conversations(&ana.token, &query).await;
-        let data = reply.data(StatusCode::OK);
-        let page = ids(&data["conversations"]);
-        page_sizes.push(page.len());
-        seen.extend(page);
-        match data["nextCursor"].as_str() {
-            Some(cursor) => query = format!("limit=2&before={cursor}"),
-            None => {
-                assert_eq!(data["nextCursor"], Value::Null);
-                break;
-            }
-        }
-        assert!(page_sizes.len() <= 5, "the cursor does not advance: {seen:?}");
-    }
+    let pages = app
+        .walk_pages(&ana.token, "/api/v1/conversation", "conversations", 2)
+        .await;
 
     // Assert
+    let page_sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    let seen: Vec<String> = pages.iter().flatten().map(|item| text(&item["_id"])).collect();
     assert_eq!(page_sizes, [2, 2, 1]);
     assert_eq!(seen, newest_first, "every conversation once, newest activity first");
 }

@@ -2,7 +2,7 @@
 //! file, or a new PostgreSQL database on `TEST_DATABASE_URL`), with one helper per endpoint.
 //! Every integration test runs once per backend through `both_backends!`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -249,7 +249,54 @@ impl Reply {
     }
 }
 
+/// A JSON string's text; panics on anything else.
+pub fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value}"))
+        .to_string()
+}
+
+/// More pages than any test lists: a cursor walk that gets this far does not end.
+const MAX_PAGES: usize = 1000;
+
 impl TestApp {
+    /// Every page of a cursor-paged list: GETs `path` with `limit`, then follows each page's
+    /// `nextCursor` with `before=<cursor>` until it is `null`. Returns the `list_field` array
+    /// of each page, in order.
+    pub async fn walk_pages(&self, token: &str, path: &str, list_field: &str, limit: u32) -> Vec<Vec<Value>> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let first = format!("{path}{separator}limit={limit}");
+        let mut url = first.clone();
+        let mut cursors = HashSet::new();
+        let mut pages = Vec::new();
+        loop {
+            let reply = self.get(&url, Some(token)).await;
+            let data = reply.data(StatusCode::OK);
+            let page = data[list_field]
+                .as_array()
+                .unwrap_or_else(|| panic!("`{list_field}` is not a list: {data}"));
+            pages.push(page.clone());
+            match &data["nextCursor"] {
+                Value::Null => return pages,
+                Value::String(cursor) => {
+                    assert!(
+                        cursors.insert(cursor.clone()),
+                        "the cursor does not advance: {cursor} again after {} pages of {url}",
+                        pages.len()
+                    );
+                    url = format!("{first}&before={cursor}");
+                }
+                other => panic!("`nextCursor` is neither a string nor null: {other}"),
+            }
+            assert!(
+                pages.len() < MAX_PAGES,
+                "the cursor never ends after {} pages of {url}",
+                pages.len()
+            );
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

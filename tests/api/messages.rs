@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app, text};
 
 /// Sends `text` and returns the stored message.
 async fn send(app: &TestApp, sender: &TestUser, conversation: &str, text: &str) -> Value {
@@ -500,26 +500,13 @@ async fn before_pages_through_every_message_exactly_once(backend: Backend) {
     let sent = send_many(&app, &ana, &conversation, 8).await;
 
     // Act: pages of three, each starting before the previous page's cursor.
-    let mut seen = Vec::new();
-    let mut page_sizes = Vec::new();
-    let mut query = "limit=3".to_string();
-    loop {
-        let reply = app.list_messages(&bruno.token, &conversation, &query).await;
-        let data = reply.data(StatusCode::OK);
-        let page = ids(&data["messages"]);
-        page_sizes.push(page.len());
-        seen.extend(page);
-        match data["nextCursor"].as_str() {
-            Some(cursor) => query = format!("limit=3&before={cursor}"),
-            None => {
-                assert_eq!(data["nextCursor"], Value::Null);
-                break;
-            }
-        }
-        assert!(page_sizes.len() <= 8, "the cursor does not advance: {seen:?}");
-    }
+    let pages = app
+        .walk_pages(&bruno.token, &format!("/api/v1/message/{conversation}"), "messages", 3)
+        .await;
 
     // Assert
+    let page_sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    let seen: Vec<String> = pages.iter().flatten().map(|item| text(&item["_id"])).collect();
     assert_eq!(page_sizes, [3, 3, 2]);
     let newest_first: Vec<String> = sent.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first, "all eight once, newest first");

@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestUser, spawn_app};
+use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestUser, spawn_app, text};
 
 // ---- small tools -----------------------------------------------------------------------
 
@@ -23,13 +23,6 @@ async fn register_as(app: &TestApp, name: &str, email: &str) -> TestUser {
         token: text(&data["token"]),
         refresh_token: text(&data["refreshToken"]),
     }
-}
-
-fn text(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a string, got {value}"))
-        .to_string()
 }
 
 /// The names of the users of a search page, in order.
@@ -57,22 +50,8 @@ fn encode(value: &str) -> String {
 
 /// Every page of a search with `limit`, following `nextCursor`: the users of each page.
 async fn all_pages(app: &TestApp, token: &str, keyword: &str, limit: u32) -> Vec<Vec<Value>> {
-    let mut pages = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut query = format!("keyword={}&limit={limit}", encode(keyword));
-        if let Some(cursor) = &cursor {
-            query.push_str(&format!("&before={cursor}"));
-        }
-        let reply = app.search_users(token, &query).await;
-        let data = reply.data(StatusCode::OK);
-        pages.push(data["users"].as_array().unwrap().clone());
-        match &data["nextCursor"] {
-            Value::Null => return pages,
-            next => cursor = Some(text(next)),
-        }
-        assert!(pages.len() <= 50, "the cursor never ends: {data}");
-    }
+    let path = format!("/api/v1/user?keyword={}", encode(keyword));
+    app.walk_pages(token, &path, "users", limit).await
 }
 
 const PROFILE_FIELDS: [&str; 5] = ["_id", "createdAt", "email", "name", "updatedAt"];
