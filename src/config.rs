@@ -44,6 +44,8 @@ pub struct Config {
     pub json_body_limit: usize,
     /// Requests per minute per client address on register, login and refresh; 0 turns it off.
     pub auth_rate_limit_per_minute: u32,
+    /// Behind a reverse proxy: take the client address from X-Forwarded-For / Forwarded.
+    pub trust_proxy: bool,
     /// Where a generated JWT secret is kept when `JWT_SECRET` is unset.
     pub data_dir: PathBuf,
     /// Comment sent on idle streams so proxies and clients see the connection alive.
@@ -136,6 +138,7 @@ impl Config {
             production,
             json_body_limit: positive(&get, "JSON_BODY_LIMIT", 64 * 1024)? as usize,
             auth_rate_limit_per_minute: parse(&get, "AUTH_RATE_LIMIT_PER_MINUTE", 30)?,
+            trust_proxy: parse(&get, "TRUST_PROXY", false)?,
             data_dir,
             sse_keep_alive: Duration::from_secs(positive(&get, "SSE_KEEP_ALIVE_SECONDS", 15)?),
             sse_retry: Duration::from_millis(positive(&get, "SSE_RETRY_MS", 3000)?),

@@ -43,6 +43,8 @@ pub enum StartupError {
 
 /// What every handler shares.
 pub struct AppState {
+    /// Take the client address from X-Forwarded-For (`TRUST_PROXY`).
+    pub trust_proxy: bool,
     pub store: Store,
     pub hub: Arc<Hub>,
     pub auth: AuthService,
@@ -52,10 +54,18 @@ pub struct AppState {
 impl AppState {
     /// Counts a request against the client's budget for the auth endpoints: 429 past it.
     pub fn check_auth_rate_limit(&self, request: &HttpRequest) -> Result<(), ApiError> {
-        let Some(address) = request.peer_addr() else {
-            return Ok(());
+        let address = if self.trust_proxy {
+            // Behind a reverse proxy every peer is the proxy: count the client it names
+            // (X-Forwarded-For / Forwarded). Only trustworthy when the proxy sets it.
+            request
+                .connection_info()
+                .realip_remote_addr()
+                .and_then(|address| parse_ip(address))
+        } else {
+            request.peer_addr().map(|address| address.ip())
         };
-        self.auth.limiter.check(address.ip()).map_err(ApiError::rate_limited)
+        let Some(address) = address else { return Ok(()) };
+        self.auth.limiter.check(address).map_err(ApiError::rate_limited)
     }
 }
 
@@ -105,6 +115,7 @@ impl Application {
         tokio::spawn(prune_events(store.clone(), config.event_retention));
 
         let state = web::Data::new(AppState {
+            trust_proxy: config.trust_proxy,
             store: store.clone(),
             hub: hub.clone(),
             auth,
@@ -181,6 +192,14 @@ impl Application {
         self.store.close().await;
         result
     }
+}
+
+/// An address as a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:5678` or `::1`.
+fn parse_ip(address: &str) -> Option<std::net::IpAddr> {
+    address
+        .parse()
+        .ok()
+        .or_else(|| address.parse::<std::net::SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 /// Deletes events older than the retention window, hourly.

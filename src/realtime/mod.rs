@@ -56,7 +56,11 @@ pub struct Frame {
 
 struct Subscriber {
     id: u64,
-    sender: mpsc::Sender<Frame>,
+    /// The login session the stream was opened with: ending the session ends the stream.
+    session: Uuid,
+    /// `None` once the hub has closed the stream (too slow, session ended): the stream drains
+    /// what it has, ends, and its `Subscription` drop removes this entry.
+    sender: Option<mpsc::Sender<Frame>>,
 }
 
 pub struct Hub {
@@ -99,6 +103,7 @@ impl Hub {
             next_subscriber: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
         });
+        hub.start_presence();
         tokio::spawn(dispatch(hub.clone(), signals, start_at));
         Ok(hub)
     }
@@ -111,9 +116,10 @@ impl Hub {
         &self.store
     }
 
-    /// Registers a new stream of `user`. Register before reading the log for a replay: every
-    /// event the replay cannot see yet is then handed to this subscription.
-    pub fn subscribe(self: &Arc<Self>, user: Uuid) -> Subscription {
+    /// Registers a new stream of `user`, opened with login session `session`. Register before
+    /// reading the log for a replay: every event the replay cannot see yet is then handed to
+    /// this subscription.
+    pub fn subscribe(self: &Arc<Self>, user: Uuid, session: Uuid) -> Subscription {
         let (sender, receiver) = mpsc::channel(self.settings.buffer);
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let first = {
@@ -123,7 +129,11 @@ impl Hub {
                 // Dropping the oldest stream's sender ends that stream.
                 streams.remove(0);
             }
-            streams.push(Subscriber { id, sender });
+            streams.push(Subscriber {
+                id,
+                session,
+                sender: Some(sender),
+            });
             streams.len() == 1
         };
         if self.shutting_down.load(Ordering::Relaxed) {
@@ -140,7 +150,7 @@ impl Hub {
         }
     }
 
-    fn unsubscribe(self: &Arc<Self>, user: Uuid, id: u64) {
+    fn unsubscribe(&self, user: Uuid, id: u64) {
         let last = {
             let mut subscribers = self.lock();
             let Some(streams) = subscribers.get_mut(&user) else {
@@ -167,6 +177,16 @@ impl Hub {
         self.lock().contains_key(&user)
     }
 
+    /// Ends this instance's streams of a login session (logout, refresh-token reuse). Other
+    /// instances notice within `SESSION_CHECK` (see `stream.rs`).
+    pub fn close_session(&self, session: Uuid) {
+        for streams in self.lock().values_mut() {
+            for subscriber in streams.iter_mut().filter(|subscriber| subscriber.session == session) {
+                subscriber.sender = None;
+            }
+        }
+    }
+
     /// Sends an ephemeral event (typing, presence) to every instance.
     pub async fn publish_ephemeral(&self, event: EphemeralEvent) {
         self.fanout.publish(event).await;
@@ -184,23 +204,27 @@ impl Hub {
     }
 
     /// Hands `frame` to every stream of `users` on this instance. A stream whose buffer is full
-    /// is closed (its client will resume from the log); a closed one is forgotten.
+    /// is closed (its client will resume from the log), but an ephemeral frame is simply not
+    /// sent to it: a typing indicator is not worth a reconnect.
     fn deliver(&self, users: impl IntoIterator<Item = Uuid>, frame: &Frame) {
         let mut subscribers = self.lock();
         for user in users {
             let Some(streams) = subscribers.get_mut(&user) else {
                 continue;
             };
-            streams.retain(|subscriber| match subscriber.sender.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::info!(%user, "stream too slow: closed, the client will resume");
-                    false
+            for subscriber in streams.iter_mut() {
+                let Some(sender) = &subscriber.sender else { continue };
+                match sender.try_send(frame.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) if frame.position.is_none() => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::info!(%user, "stream too slow: closed, the client will resume");
+                        subscriber.sender = None;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => subscriber.sender = None,
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+            }
         }
-        subscribers.retain(|_, streams| !streams.is_empty());
     }
 
     fn connected_users(&self) -> HashSet<Uuid> {
@@ -264,12 +288,16 @@ async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor
     }
 }
 
+/// Delivers every event after `cursor`, moving `cursor` only past events that were handed
+/// out: if a read fails half-way, the same events are read again next time (a stream may see
+/// an event twice from the dispatcher, but skips it by position).
 async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store::StoreResult<()> {
     loop {
         let batch = hub.store.events_after(*cursor, DISPATCH_BATCH).await?;
-        let Some(last) = batch.last() else { return Ok(()) };
+        let Some(last) = batch.last().map(StoredEvent::position) else {
+            return Ok(());
+        };
         let full = batch.len() as u32 == DISPATCH_BATCH;
-        *cursor = last.position();
         let connected = hub.connected_users();
         if !connected.is_empty() {
             let conversations: Vec<Uuid> = {
@@ -283,16 +311,18 @@ async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store
                 }
             }
             for event in &batch {
-                let recipients: Vec<Uuid> = match (event.conversation_id, event.user_id) {
-                    (Some(conversation), _) => members.get(&conversation).cloned().unwrap_or_default(),
-                    (None, Some(user)) => vec![user],
-                    (None, None) => Vec::new(),
-                };
-                if !recipients.is_empty() {
-                    hub.deliver(recipients, &stored_frame(event));
+                match (event.conversation_id, event.user_id) {
+                    (Some(conversation), _) => {
+                        if let Some(users) = members.get(&conversation) {
+                            hub.deliver(users.iter().copied(), &stored_frame(event));
+                        }
+                    }
+                    (None, Some(user)) if connected.contains(&user) => hub.deliver([user], &stored_frame(event)),
+                    _ => {}
                 }
             }
         }
+        *cursor = last;
         if !full {
             return Ok(());
         }
@@ -357,8 +387,8 @@ mod tests {
     async fn a_stream_that_does_not_read_is_closed_when_its_buffer_overflows() {
         let (hub, folder) = hub_with_buffer(2).await;
         let user = Uuid::now_v7();
-        let mut slow = hub.subscribe(user);
-        let mut other = hub.subscribe(Uuid::now_v7());
+        let mut slow = hub.subscribe(user, Uuid::now_v7());
+        let mut other = hub.subscribe(Uuid::now_v7(), Uuid::now_v7());
 
         for id in 1..=3 {
             hub.deliver([user], &frame(id));
@@ -377,7 +407,8 @@ mod tests {
             );
         }
         assert!(slow.receiver.recv().await.is_none());
-        assert!(!hub.is_connected_here(user));
+        drop(slow);
+        assert!(!hub.is_connected_here(user), "the ended stream is forgotten");
         assert!(other.receiver.try_recv().is_err(), "other streams are not affected");
         std::fs::remove_dir_all(folder).unwrap();
     }
@@ -385,7 +416,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_every_stream() {
         let (hub, folder) = hub_with_buffer(8).await;
-        let mut streams: Vec<Subscription> = (0..3).map(|_| hub.subscribe(Uuid::now_v7())).collect();
+        let mut streams: Vec<Subscription> = (0..3).map(|_| hub.subscribe(Uuid::now_v7(), Uuid::now_v7())).collect();
 
         hub.shutdown().await;
 

@@ -2,12 +2,18 @@
 //! Each instance records in the database which users it holds streams of (with a heartbeat,
 //! so a crashed instance stops counting). Going offline waits a debounce first, so that a
 //! quick reconnect (a page reload, a train tunnel) does not flap.
+//!
+//! An instance applies its presence changes one at a time, in the order they happened (one
+//! task reads them from a queue): a reconnect racing a disconnect's database write can then
+//! never leave the rows or the announcements in the wrong order.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Hub;
@@ -19,60 +25,68 @@ use crate::store::{self, Store, StoreResult};
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const ALIVE_FOR: Duration = Duration::from_secs(30);
 
+enum Change {
+    Connected {
+        user: Uuid,
+    },
+    /// The user's last stream here closed `debounce` ago (as of change `generation`).
+    Gone {
+        user: Uuid,
+        generation: u64,
+    },
+}
+
 pub(super) struct PresenceState {
     instance: Uuid,
     debounce: Duration,
-    /// Bumped on every connect and disconnect of a user: a pending "offline" whose generation
-    /// is no longer current was overtaken by a reconnect.
-    generations: Mutex<HashMap<Uuid, u64>>,
+    changes: mpsc::UnboundedSender<Change>,
+    queue: Mutex<Option<mpsc::UnboundedReceiver<Change>>>,
+    /// Only ever increases: numbers every connect and disconnect of this instance.
+    generation: AtomicU64,
+    /// The latest change per user: a pending "gone" that is no longer the latest was
+    /// overtaken by a reconnect.
+    latest: Mutex<HashMap<Uuid, u64>>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl PresenceState {
     pub(super) async fn start(store: &Store, instance: Uuid, debounce: Duration) -> StoreResult<Self> {
         store.heartbeat_instance(instance, store::now()).await?;
-        let heartbeat_store = store.clone();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (heartbeat_store, heartbeat_stopped) = (store.clone(), stopped.clone());
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(HEARTBEAT);
             loop {
                 ticks.tick().await;
+                if heartbeat_stopped.load(Ordering::Relaxed) {
+                    return;
+                }
                 if let Err(error) = heartbeat_store.heartbeat_instance(instance, store::now()).await {
                     tracing::warn!(%error, "instance heartbeat failed");
                 }
             }
         });
+        let (changes, queue) = mpsc::unbounded_channel();
         Ok(Self {
             instance,
             debounce,
-            generations: Mutex::new(HashMap::new()),
+            changes,
+            queue: Mutex::new(Some(queue)),
+            generation: AtomicU64::new(0),
+            latest: Mutex::new(HashMap::new()),
+            stopped,
         })
     }
 
-    fn bump(&self, user: Uuid) -> u64 {
-        let mut generations = self.generations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let generation = generations.entry(user).or_insert(0);
-        *generation += 1;
-        *generation
+    fn record(&self, user: Uuid) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.latest().insert(user, generation);
+        generation
     }
 
-    fn is_current(&self, user: Uuid, generation: u64) -> bool {
-        let generations = self.generations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        generations.get(&user) == Some(&generation)
+    fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u64>> {
+        self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-
-    fn forget(&self, user: Uuid, generation: u64) {
-        let mut generations = self.generations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if generations.get(&user) == Some(&generation) {
-            generations.remove(&user);
-        }
-    }
-}
-
-/// Whether `user` is online anywhere, by the database.
-async fn online_anywhere(store: &Store, user: Uuid) -> StoreResult<bool> {
-    Ok(last_activity(store, &[user])
-        .await?
-        .get(&user)
-        .is_some_and(|(online, _)| *online))
 }
 
 /// Which of `users` are online (a live instance holds a stream of theirs), and when each was
@@ -85,52 +99,79 @@ pub async fn last_activity(
     store.presence_of(users, alive_since).await
 }
 
+/// Whether `user` is online anywhere, by the database.
+async fn online_anywhere(store: &Store, user: Uuid) -> StoreResult<bool> {
+    Ok(last_activity(store, &[user])
+        .await?
+        .get(&user)
+        .is_some_and(|(online, _)| *online))
+}
+
 impl Hub {
-    /// The user's first stream on this instance opened.
-    pub(super) fn user_connected(self: &Arc<Self>, user: Uuid) {
-        let generation = self.presence.bump(user);
+    /// Starts applying this instance's presence changes (once, from `Hub::start`).
+    pub(super) fn start_presence(self: &Arc<Self>) {
+        let Some(mut queue) = self
+            .presence
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        else {
+            return;
+        };
         let hub = self.clone();
         tokio::spawn(async move {
-            let result = async {
-                let was_online = online_anywhere(&hub.store, user).await?;
-                hub.store
-                    .set_presence(user, hub.presence.instance, true, store::now())
-                    .await?;
-                if !was_online && hub.presence.is_current(user, generation) {
-                    hub.announce_presence(user, "online").await;
+            while let Some(change) = queue.recv().await {
+                if let Err(error) = hub.apply_presence(change).await {
+                    tracing::warn!(%error, "could not record presence");
                 }
-                StoreResult::Ok(())
-            };
-            if let Err(error) = result.await {
-                tracing::warn!(%error, "could not record presence");
             }
         });
     }
 
+    /// The user's first stream on this instance opened.
+    pub(super) fn user_connected(&self, user: Uuid) {
+        self.presence.record(user);
+        let _ = self.presence.changes.send(Change::Connected { user });
+    }
+
     /// The user's last stream on this instance closed: after the debounce, unless they came
     /// back, they are offline here, and offline for everyone if no other instance has them.
-    pub(super) fn user_disconnected(self: &Arc<Self>, user: Uuid) {
-        let generation = self.presence.bump(user);
-        let hub = self.clone();
+    pub(super) fn user_disconnected(&self, user: Uuid) {
+        let generation = self.presence.record(user);
+        let (changes, debounce) = (self.presence.changes.clone(), self.presence.debounce);
         tokio::spawn(async move {
-            tokio::time::sleep(hub.presence.debounce).await;
-            if !hub.presence.is_current(user, generation) || hub.is_connected_here(user) {
-                return;
-            }
-            hub.presence.forget(user, generation);
-            let result = async {
-                hub.store
-                    .set_presence(user, hub.presence.instance, false, store::now())
-                    .await?;
-                if !online_anywhere(&hub.store, user).await? {
-                    hub.announce_presence(user, "offline").await;
-                }
-                StoreResult::Ok(())
-            };
-            if let Err(error) = result.await {
-                tracing::warn!(%error, "could not record presence");
-            }
+            tokio::time::sleep(debounce).await;
+            let _ = changes.send(Change::Gone { user, generation });
         });
+    }
+
+    async fn apply_presence(&self, change: Change) -> StoreResult<()> {
+        match change {
+            Change::Connected { user } => {
+                let was_online = online_anywhere(&self.store, user).await?;
+                self.store
+                    .set_presence(user, self.presence.instance, true, store::now())
+                    .await?;
+                if !was_online {
+                    self.announce_presence(user, "online").await;
+                }
+            }
+            Change::Gone { user, generation } => {
+                let latest = self.presence.latest().get(&user).copied();
+                if latest != Some(generation) || self.is_connected_here(user) {
+                    return Ok(());
+                }
+                self.presence.latest().remove(&user);
+                self.store
+                    .set_presence(user, self.presence.instance, false, store::now())
+                    .await?;
+                if !online_anywhere(&self.store, user).await? {
+                    self.announce_presence(user, "offline").await;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn announce_presence(&self, user: Uuid, status: &'static str) {
@@ -149,6 +190,7 @@ impl Hub {
 
     /// At shutdown: this instance holds no streams any more.
     pub(super) async fn leave_presence(&self) {
+        self.presence.stopped.store(true, Ordering::Relaxed);
         if let Err(error) = self.store.remove_instance(self.presence.instance).await {
             tracing::warn!(%error, "could not remove this instance's presence");
         }

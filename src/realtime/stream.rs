@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web_lab::sse;
 use futures_util::Stream;
@@ -82,21 +83,33 @@ pub fn reset_event(head: EventPosition, reason: &str) -> sse::Event {
     sse::Event::Data(data.event(RESET).id(head.to_string()))
 }
 
+/// How often an open stream checks that its login session is still live (logout and
+/// refresh-token reuse on another instance end it within this time; on this one, at once).
+const SESSION_CHECK: Duration = Duration::from_secs(30);
+
 struct StreamState {
     store: Store,
     user: Uuid,
+    session: Uuid,
     subscription: Subscription,
     /// The position of the last stored event sent (or the resume position).
     last_sent: EventPosition,
     replaying: bool,
     ready: VecDeque<sse::Event>,
+    session_check: tokio::time::Interval,
 }
 
-/// Opens a stream of `user`'s events from `resume`: the SSE events to write, in order. It
-/// ends when the hub closes it (too slow, replaced, shutdown) or the log cannot be read; the
-/// client then reconnects with `Last-Event-ID` and loses nothing.
-pub async fn open(hub: &Arc<Hub>, user: Uuid, resume: Resume) -> StoreResult<impl Stream<Item = sse::Event> + use<>> {
-    let subscription = hub.subscribe(user);
+/// Opens a stream of `user`'s events (login session `session`) from `resume`: the SSE events
+/// to write, in order. It ends when the hub closes it (too slow, replaced, session ended,
+/// shutdown) or the log cannot be read; the client then reconnects with `Last-Event-ID` and
+/// loses nothing.
+pub async fn open(
+    hub: &Arc<Hub>,
+    user: Uuid,
+    session: Uuid,
+    resume: Resume,
+) -> StoreResult<impl Stream<Item = sse::Event> + use<>> {
+    let subscription = hub.subscribe(user, session);
     let mut ready = VecDeque::new();
     let last_sent = match start_for(hub.store(), resume).await? {
         Start::After(position) => position,
@@ -105,13 +118,17 @@ pub async fn open(hub: &Arc<Hub>, user: Uuid, resume: Resume) -> StoreResult<imp
             head
         }
     };
+    let mut session_check = tokio::time::interval_at(tokio::time::Instant::now() + SESSION_CHECK, SESSION_CHECK);
+    session_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = StreamState {
         store: hub.store().clone(),
         user,
+        session,
         subscription,
         last_sent,
         replaying: true,
         ready,
+        session_check,
     };
     Ok(futures_util::stream::unfold(state, next_event))
 }
@@ -122,26 +139,25 @@ async fn next_event(mut state: StreamState) -> Option<(sse::Event, StreamState)>
             return Some((event, state));
         }
         if state.replaying {
-            match state
-                .store
-                .user_events_after(state.user, state.last_sent, REPLAY_BATCH)
-                .await
-            {
-                Ok(batch) if batch.is_empty() => state.replaying = false,
-                Ok(batch) => {
-                    for event in &batch {
-                        state.ready.push_back(stored_frame(event).event);
-                    }
-                    state.last_sent = batch.last().map_or(state.last_sent, |event| event.position());
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "replay failed; closing the stream so the client resumes");
-                    return None;
-                }
+            if let Err(error) = replay_batch(&mut state).await {
+                tracing::warn!(%error, "replay failed; closing the stream so the client resumes");
+                return None;
             }
             continue;
         }
-        let frame = state.subscription.receiver.recv().await?;
+        let frame = tokio::select! {
+            frame = state.subscription.receiver.recv() => frame?,
+            _ = state.session_check.tick() => {
+                match state.store.session_is_active(state.session, state.user).await {
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                    Err(error) => {
+                        tracing::warn!(%error, "session check failed; closing the stream so the client resumes");
+                        return None;
+                    }
+                }
+            }
+        };
         match frame.position {
             Some(position) if position <= state.last_sent => continue,
             Some(position) => state.last_sent = position,
@@ -149,4 +165,31 @@ async fn next_event(mut state: StreamState) -> Option<(sse::Event, StreamState)>
         }
         return Some((frame.event, state));
     }
+}
+
+/// Reads the next batch of the replay into `ready`; at the end of the log, switches to live.
+async fn replay_batch(state: &mut StreamState) -> StoreResult<()> {
+    let batch = state
+        .store
+        .user_events_after(state.user, state.last_sent, REPLAY_BATCH)
+        .await?;
+    // Retention may have pruned events between the resume check and this read: a batch that
+    // starts past the pruned mark could have lost some, so say so instead of skipping them.
+    let pruned = state.store.pruned_through().await?;
+    if pruned > state.last_sent {
+        let head = state.store.head_position().await?;
+        state
+            .ready
+            .push_back(reset_event(head, "events were pruned while resuming"));
+        state.last_sent = head;
+        return Ok(());
+    }
+    match batch.last() {
+        None => state.replaying = false,
+        Some(last) => {
+            state.last_sent = last.position();
+            state.ready.extend(batch.iter().map(|event| stored_frame(event).event));
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::envelope::{Success, respond};
 use super::views::UserView;
 use super::{collect_fields, field};
+use crate::auth::tokens::RefreshToken;
 use crate::auth::{AuthUser, IssuedTokens};
 use crate::domain::{Email, Name, Password};
 use crate::error::{ApiError, ErrorEnvelope, deserialize_error};
@@ -168,7 +169,18 @@ pub async fn refresh_token(
                 "send refreshToken in the body or the refreshToken cookie",
             )
         })?;
-    let issued = state.auth.refresh(&state.store, &presented).await?;
+    let issued = match state.auth.refresh(&state.store, &presented).await {
+        Ok(issued) => issued,
+        Err(error) => {
+            // A reused token ended its session: its open streams end with it.
+            if error.code() == "refresh_token_reused"
+                && let Some(token) = RefreshToken::parse(&presented)
+            {
+                state.hub.close_session(token.session_id);
+            }
+            return Err(error);
+        }
+    };
     Ok(session_response(StatusCode::OK, issued, &state))
 }
 
@@ -186,6 +198,7 @@ pub async fn refresh_token(
 #[post("/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
     state.auth.logout(&state.store, caller.session_id).await?;
+    state.hub.close_session(caller.session_id);
     let mut response = respond(
         StatusCode::OK,
         LogoutData {

@@ -121,8 +121,9 @@ pub async fn open_stream(
     query: web::Query<StreamQuery>,
 ) -> Result<impl Responder, ApiError> {
     let query = query.into_inner();
-    let user = if request.headers().contains_key(header::AUTHORIZATION) {
-        AuthUser::from_request(&request, &mut Payload::None).await?.user_id
+    let (user, session) = if request.headers().contains_key(header::AUTHORIZATION) {
+        let caller = AuthUser::from_request(&request, &mut Payload::None).await?;
+        (caller.user_id, caller.session_id)
     } else {
         let ticket = query.ticket.as_deref().ok_or_else(|| {
             ApiError::unauthorized(
@@ -139,14 +140,14 @@ pub async fn open_stream(
         if !state.store.session_is_active(session, user).await? {
             return Err(invalid());
         }
-        user
+        (user, session)
     };
     let header_position = request
         .headers()
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
     let resume = Resume::parse(header_position.or(query.last_event_id.as_deref()));
-    let events = stream::open(&state.hub, user, resume).await?;
+    let events = stream::open(&state.hub, user, session, resume).await?;
     let settings = state.hub.settings();
     Ok(Sse::from_infallible_stream(events)
         .with_keep_alive(settings.keep_alive)
@@ -180,7 +181,7 @@ pub async fn list_events(
     let query = query.into_inner();
     let limit = page_limit(query.limit, 100, 1000).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let after = match query.after.as_deref() {
-        None => EventPosition::START,
+        None => state.store.pruned_through().await?,
         Some(raw) => EventPosition::parse(raw).ok_or_else(|| ApiError::invalid_field("after", "is not an event id"))?,
     };
     let after = match stream::start_for(&state.store, Resume::After(after)).await? {

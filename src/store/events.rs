@@ -117,7 +117,9 @@ impl Store {
             ));
             sqlx::query_as::<_, (i64, i64)>(sql).fetch_optional(pool).await?
         });
-        Ok(head.map_or(EventPosition::START, |(tx, id)| EventPosition { tx, id }))
+        let head = head.map_or(EventPosition::START, |(tx, id)| EventPosition { tx, id });
+        // An emptied log (everything pruned) still stands where the pruning left it.
+        Ok(head.max(self.pruned_through().await?))
     }
 
     /// Every event after `after`, in order, up to `limit` (what an instance fans out).
@@ -175,37 +177,48 @@ impl Store {
         Ok(EventPosition { tx, id })
     }
 
-    /// Deletes the events created before `cutoff` (and expired stream tickets); returns how many
-    /// events went.
+    /// Deletes expired stream tickets and the events created before `cutoff`; returns how many
+    /// events went. In batches of short transactions: on PostgreSQL a long one would hold every
+    /// instance's reading of the log (see `Dialect::EVENT_WATERMARK`).
     pub async fn prune_events(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        const BATCH: i64 = 1000;
         with_writer!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let newest_old: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT tx_id, id FROM events WHERE created_at < $1 ORDER BY tx_id DESC, id DESC LIMIT 1",
-            )
-            .bind(cutoff)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((pruned_tx, pruned_id)) = newest_old else {
-                return Ok(0);
-            };
-            let deleted = sqlx::query("DELETE FROM events WHERE (tx_id, id) <= ($1, $2)")
-                .bind(pruned_tx)
-                .bind(pruned_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE event_log_state SET pruned_tx = $1, pruned_id = $2 WHERE id = 1")
-                .bind(pruned_tx)
-                .bind(pruned_id)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query("DELETE FROM stream_tickets WHERE expires_at < $1")
-                .bind(cutoff)
-                .execute(&mut *tx)
+                .bind(super::now())
+                .execute(pool)
                 .await?;
-            tx.commit().await?;
-            Ok(deleted.rows_affected())
-        })
+        });
+        let mut deleted = 0;
+        loop {
+            let pruned_in_batch = with_writer!(self, |pool| {
+                let mut tx = pool.begin_write().await?;
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT tx_id, id FROM events WHERE tx_id < {watermark} AND created_at < $1
+                     ORDER BY tx_id, id LIMIT $2",
+                    watermark = pool.event_watermark()
+                ));
+                let batch: Vec<(i64, i64)> = sqlx::query_as(sql).bind(cutoff).bind(BATCH).fetch_all(&mut *tx).await?;
+                let Some(&(pruned_tx, pruned_id)) = batch.last() else {
+                    return Ok(deleted);
+                };
+                let removed = sqlx::query("DELETE FROM events WHERE (tx_id, id) <= ($1, $2)")
+                    .bind(pruned_tx)
+                    .bind(pruned_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE event_log_state SET pruned_tx = $1, pruned_id = $2 WHERE id = 1")
+                    .bind(pruned_tx)
+                    .bind(pruned_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (removed.rows_affected(), batch.len() < BATCH as usize)
+            });
+            deleted += pruned_in_batch.0;
+            if pruned_in_batch.1 {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// The participants of these conversations, as (conversation, user) pairs.

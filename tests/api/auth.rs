@@ -760,6 +760,36 @@ async fn the_fourth_login_attempt_within_a_minute_gets_429_rate_limited(backend:
     assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
 }
 
+async fn behind_a_trusted_proxy_the_rate_limit_counts_each_forwarded_client(backend: Backend) {
+    // Arrange: a budget of 2, with the client address taken from X-Forwarded-For
+    let app = spawn_app_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "2"), ("TRUST_PROXY", "true")]).await;
+    let login_from = |client: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({"email": "nobody@example.com", "password": PASSWORD}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            login_from("203.0.113.7").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    // Act
+    let same_client = login_from("203.0.113.7").await.unwrap();
+    let other_client = login_from("198.51.100.9").await.unwrap();
+
+    // Assert
+    assert_eq!(same_client.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        other_client.status(),
+        StatusCode::UNAUTHORIZED,
+        "another client has its own budget"
+    );
+}
+
 async fn the_auth_rate_limit_covers_register_login_and_refresh_but_no_other_route(backend: Backend) {
     // Arrange: one register, one login and one refresh use up a budget of 3
     let app = spawn_app_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
@@ -808,4 +838,5 @@ both_backends!(
     an_access_token_stops_working_after_its_ttl_and_a_refresh_brings_a_new_one,
     the_fourth_login_attempt_within_a_minute_gets_429_rate_limited,
     the_auth_rate_limit_covers_register_login_and_refresh_but_no_other_route,
+    behind_a_trusted_proxy_the_rate_limit_counts_each_forwarded_client,
 );

@@ -559,7 +559,44 @@ async fn receive_with_random_reconnects(
     events
 }
 
+async fn logging_out_ends_the_sessions_open_streams_but_not_other_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let other_session = app
+        .login(&bo.email, crate::helpers::PASSWORD)
+        .await
+        .data(StatusCode::OK)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ended = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    let mut kept = app.open_stream(Auth::Bearer(&other_session), None).await;
+
+    app.logout(&bo.token).await.data(StatusCode::OK);
+
+    assert!(
+        ended.ends_within(Duration::from_secs(5)).await,
+        "the logged-out session's stream ends"
+    );
+    let message = send(&app, &ana, &conversation, "still here?").await;
+    assert_eq!(kept.next_of("message.created").await.data, message);
+}
+
+async fn a_reused_refresh_token_ends_the_sessions_open_streams(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bo = app.register_user("Bo").await;
+    let mut stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    app.refresh(&bo.refresh_token).await.data(StatusCode::OK);
+
+    let reused = app.refresh(&bo.refresh_token).await;
+
+    reused.assert_error(StatusCode::UNAUTHORIZED, "refresh_token_reused");
+    assert!(stream.ends_within(Duration::from_secs(5)).await);
+}
+
 both_backends!(
+    logging_out_ends_the_sessions_open_streams_but_not_other_sessions,
+    a_reused_refresh_token_ends_the_sessions_open_streams,
     stream_delivers_message_created_to_every_participant_including_the_sender,
     stream_answers_event_stream_headers_and_a_retry_hint,
     stream_refuses_missing_invalid_and_used_credentials,
