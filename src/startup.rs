@@ -60,7 +60,7 @@ impl AppState {
             request
                 .connection_info()
                 .realip_remote_addr()
-                .and_then(|address| parse_ip(address))
+                .and_then(parse_ip)
         } else {
             request.peer_addr().map(|address| address.ip())
         };
