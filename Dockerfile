@@ -7,8 +7,11 @@ WORKDIR /build
 # Build the dependencies alone first so this layer is cached until
 # Cargo.toml/Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+# (Stubs for every target the manifest declares: the library, the service, the bench tool.)
+RUN mkdir -p src/bin \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > src/bin/chat-api-bench.rs \
+    && touch src/lib.rs \
     && cargo build --release --locked --bin chat-api \
     && rm -rf src target/release/.fingerprint/chat-api-*
 
