@@ -367,6 +367,8 @@ async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, 
         api.listen(receiver, Some(sink.clone())).await?;
     }
     drop(sink);
+    // Let the receivers' "online" presence writes settle: measure delivery, not the login storm.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let total = options.rate * options.seconds as usize;
     let origin = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
