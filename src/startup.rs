@@ -57,10 +57,7 @@ impl AppState {
         let address = if self.trust_proxy {
             // Behind a reverse proxy every peer is the proxy: count the client it names
             // (X-Forwarded-For / Forwarded). Only trustworthy when the proxy sets it.
-            request
-                .connection_info()
-                .realip_remote_addr()
-                .and_then(parse_ip)
+            request.connection_info().realip_remote_addr().and_then(parse_ip)
         } else {
             request.peer_addr().map(|address| address.ip())
         };

@@ -45,6 +45,16 @@ pub fn conversation_created(conversation: &Conversation) -> Vec<NewEvent> {
     }]
 }
 
+/// `conversation.updated` to one participant: the conversation as that participant sees it
+/// (after a change of their own flags: pinned, archived).
+pub fn conversation_updated_for(user: Uuid, conversation: &Conversation) -> Vec<NewEvent> {
+    vec![NewEvent {
+        kind: CONVERSATION_UPDATED,
+        audience: Audience::User(user),
+        payload: json(&ConversationView::from(conversation.clone())),
+    }]
+}
+
 /// `data` of `typing`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

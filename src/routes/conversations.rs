@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, created, ok};
-use super::views::ConversationView;
+use super::views::{ConversationView, UserView};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{Name, page_limit};
@@ -17,7 +17,7 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::realtime::events;
 use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
 use crate::startup::AppState;
-use crate::store::{self, ConversationCursor, NewGroup};
+use crate::store::{self, ConversationCursor, ConversationFlag, NewGroup};
 
 /// The most members a group may be created with in one request.
 const MAX_GROUP_MEMBERS: usize = 1000;
@@ -70,6 +70,8 @@ pub struct TypingAck {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConversationListQuery {
+    /// `true`: the archived conversations instead of the others.
+    pub archived: Option<bool>,
     /// Page size: 1 to 100, default 20.
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
@@ -207,10 +209,11 @@ pub async fn list_conversations(
     let event_id = state.store.head_position().await?.to_string();
     let mut conversations = state
         .store
-        .list_conversations(caller.user_id, limit + 1, cursor)
+        .list_conversations(caller.user_id, query.archived.unwrap_or(false), limit + 1, cursor)
         .await?;
     let next_cursor = super::next_page(&mut conversations, limit, |conversation| {
         encode_cursor(ConversationCursor {
+            pinned: conversation.pinned,
             updated_at: conversation.updated_at,
             id: conversation.id,
         })
@@ -250,6 +253,171 @@ pub async fn get_conversation(
     Ok(ok(ConversationData {
         conversation: conversation.into(),
     }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PinnedData {
+    pub pinned: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ArchivedData {
+    pub archived: bool,
+}
+
+/// Pin or unpin a conversation (for the caller only).
+///
+/// Toggles the caller's pin: pinned conversations sort first in their list. Sends
+/// `conversation.updated` (the conversation as the caller sees it) to the caller's streams.
+#[utoipa::path(
+    post, path = "/api/v1/conversation/{id}/pin", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "The new state", body = Success<PinnedData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/pin")]
+pub async fn toggle_pin(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = toggle(&state, caller, id.into_inner(), ConversationFlag::Pinned).await?;
+    Ok(ok(PinnedData {
+        pinned: conversation.pinned,
+    }))
+}
+
+/// Archive or unarchive a conversation (for the caller only).
+///
+/// Toggles the caller's archive flag: archived conversations leave the default list and show
+/// with `GET /conversation?archived=true`. A new message in an archived conversation keeps it
+/// archived (it does not pop back into the main list). Sends `conversation.updated` to the
+/// caller's streams.
+#[utoipa::path(
+    post, path = "/api/v1/conversation/{id}/archive", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "The new state", body = Success<ArchivedData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/archive")]
+pub async fn toggle_archive(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = toggle(&state, caller, id.into_inner(), ConversationFlag::Archived).await?;
+    Ok(ok(ArchivedData {
+        archived: conversation.archived,
+    }))
+}
+
+async fn toggle(
+    state: &AppState,
+    caller: AuthUser,
+    conversation: Uuid,
+    flag: ConversationFlag,
+) -> Result<crate::store::Conversation, ApiError> {
+    state
+        .store
+        .toggle_conversation_flag(caller.user_id, conversation, flag, store::now(), |conversation| {
+            events::conversation_updated_for(caller.user_id, conversation)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ParticipantsQuery {
+    /// Comma-separated conversation ids, at most 100.
+    pub cids: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ParticipantsData {
+    pub users: Vec<UserView>,
+}
+
+/// The people of several conversations at once.
+///
+/// The distinct users of the listed conversations, the caller included. Conversations the
+/// caller is not in are ignored.
+#[utoipa::path(
+    get, path = "/api/v1/conversation/participants", tag = "conversations",
+    security(("bearer" = [])),
+    params(ParticipantsQuery),
+    responses(
+        (status = 200, description = "The users, by name", body = Success<ParticipantsData>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "More than 100 ids, or one that is not a UUID", body = ErrorEnvelope),
+    )
+)]
+#[get("/participants")]
+pub async fn list_participants(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: web::Query<ParticipantsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let conversations = super::parse_id_list("cids", &query.cids, 100)?;
+    let users = state.store.participants_of(caller.user_id, &conversations).await?;
+    Ok(ok(ParticipantsData {
+        users: users.into_iter().map(UserView::from).collect(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationSearchQuery {
+    /// Matched anywhere in a group's name, or in the other participant's name for a direct
+    /// conversation; case-insensitive. 1 to 100 characters.
+    pub name: String,
+    /// At most this many: 1 to 100, default 20.
+    pub limit: Option<u32>,
+}
+
+/// Find the caller's conversations by name.
+#[utoipa::path(
+    get, path = "/api/v1/conversation/search", tag = "conversations",
+    security(("bearer" = [])),
+    params(ConversationSearchQuery),
+    responses(
+        (status = 200, description = "Matching conversations, most recent activity first", body = Success<ConversationsFound>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "`name` empty or too long, or `limit` out of range", body = ErrorEnvelope),
+    )
+)]
+#[get("/search")]
+pub async fn search_conversations(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: web::Query<ConversationSearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
+    let name = Name::parse(&query.name).map_err(|problem| ApiError::invalid_field("name", problem))?;
+    let conversations = state
+        .store
+        .search_conversations(caller.user_id, &name.into_inner(), limit)
+        .await?;
+    Ok(ok(ConversationsFound {
+        conversations: conversations.into_iter().map(ConversationView::from).collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationsFound {
+    pub conversations: Vec<ConversationView>,
 }
 
 /// Tell the other participants that the caller is typing (or stopped).
@@ -300,14 +468,30 @@ pub async fn send_typing(
     Ok(ok(TypingAck { typing }))
 }
 
-/// The cursor is opaque to clients: `<last activity in µs>_<conversation id>`.
+/// The cursor is opaque to clients: `<1 if pinned else 0>_<last activity in µs>_<id>`.
 fn encode_cursor(cursor: ConversationCursor) -> String {
-    format!("{}_{}", cursor.updated_at.timestamp_micros(), cursor.id.simple())
+    format!(
+        "{}_{}_{}",
+        u8::from(cursor.pinned),
+        cursor.updated_at.timestamp_micros(),
+        cursor.id.simple()
+    )
 }
 
 fn decode_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
     let invalid = || ApiError::invalid_field("before", "is not a cursor returned by this route");
-    let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
+    let parts: Vec<&str> = raw.split('_').collect();
+    // Cursors from before pinning existed have no pinned part: they point among the unpinned.
+    let (pinned, micros, id) = match parts.as_slice() {
+        [pinned, micros, id] => (*pinned, *micros, *id),
+        [micros, id] => ("0", *micros, *id),
+        _ => return Err(invalid()),
+    };
+    let pinned = match pinned {
+        "0" => false,
+        "1" => true,
+        _ => return Err(invalid()),
+    };
     let updated_at = micros
         .parse()
         .ok()
@@ -316,7 +500,7 @@ fn decode_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
         .filter(|time| (1..=9999).contains(&time.year()))
         .ok_or_else(invalid)?;
     let id = Uuid::try_parse(id).map_err(|_| invalid())?;
-    Ok(ConversationCursor { updated_at, id })
+    Ok(ConversationCursor { pinned, updated_at, id })
 }
 
 #[cfg(test)]
@@ -325,12 +509,21 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = ConversationCursor {
-            updated_at: store::now(),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
-        for garbage in ["", "abc", "12_notauuid", "x_0190a0a0a0a07000800000000000000"] {
+        for pinned in [false, true] {
+            let cursor = ConversationCursor {
+                pinned,
+                updated_at: store::now(),
+                id: Uuid::now_v7(),
+            };
+            assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
+        }
+        for garbage in [
+            "",
+            "abc",
+            "12_notauuid",
+            "x_0190a0a0a0a07000800000000000000",
+            "2_1_0190a0a0a0a07000800000000000000",
+        ] {
             assert_eq!(decode_cursor(garbage).unwrap_err().code(), "validation_failed");
         }
     }

@@ -38,7 +38,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 web::scope("/conversation")
                     .service(conversations::create_conversation)
                     .service(conversations::list_conversations)
+                    .service(conversations::list_participants)
+                    .service(conversations::search_conversations)
                     .service(conversations::get_conversation)
+                    .service(conversations::toggle_pin)
+                    .service(conversations::toggle_archive)
                     .service(conversations::send_typing),
             )
             .service(
@@ -102,4 +106,15 @@ pub(crate) fn next_page<T>(items: &mut Vec<T>, limit: u32, cursor_of: impl Fn(&T
     }
     items.truncate(limit);
     items.last().map(cursor_of)
+}
+
+/// A comma-separated list of ids from a query string (`ids=a,b,c`): at most `max`, each a UUID.
+pub(crate) fn parse_id_list(field: &str, raw: &str, max: usize) -> Result<Vec<uuid::Uuid>, ApiError> {
+    let ids: Vec<&str> = raw.split(',').map(str::trim).filter(|id| !id.is_empty()).collect();
+    if ids.len() > max {
+        return Err(ApiError::invalid_field(field, format!("at most {max} ids")));
+    }
+    ids.into_iter()
+        .map(|id| uuid::Uuid::try_parse(id).map_err(|_| ApiError::invalid_field(field, format!("{id:?} is not an id"))))
+        .collect()
 }

@@ -136,19 +136,7 @@ pub async fn last_activity(
     _caller: AuthUser,
     query: web::Query<LastActivityQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids: Vec<&str> = query
-        .ids
-        .split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .collect();
-    if ids.len() > 100 {
-        return Err(ApiError::invalid_field("ids", "at most 100 ids"));
-    }
-    let ids = ids
-        .into_iter()
-        .map(|id| Uuid::try_parse(id).map_err(|_| ApiError::invalid_field("ids", format!("{id:?} is not a user id"))))
-        .collect::<Result<Vec<Uuid>, ApiError>>()?;
+    let ids = super::parse_id_list("ids", &query.ids, 100)?;
     let now = chrono::Utc::now();
     let last_activity = presence::last_activity(&state.store, &ids)
         .await?

@@ -108,6 +108,10 @@ pub struct ConversationView {
     pub latest_message: Option<MessageView>,
     /// Messages from others after the caller's read position.
     pub unread_count: i64,
+    /// Pinned by the caller: sorts first in their list.
+    pub pinned: bool,
+    /// Archived by the caller: listed with `?archived=true` only.
+    pub archived: bool,
     pub created_at: DateTime<Utc>,
     /// Time of the last activity: creation or the last message.
     pub updated_at: DateTime<Utc>,
@@ -128,6 +132,8 @@ impl From<Conversation> for ConversationView {
             last_message: latest_message.as_ref().map(|message| message.content.clone()),
             latest_message,
             unread_count: conversation.unread_count,
+            pinned: conversation.pinned,
+            archived: conversation.archived,
             created_at: conversation.created_at,
             updated_at: conversation.updated_at,
         }

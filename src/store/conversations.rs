@@ -6,14 +6,16 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Conversation, ConversationCursor, ConversationKind, ConversationRow, Dialect, NewEvent, NewGroup, ParticipantRow,
-    Store, StoreError, StoreResult, User, commit_with_events, with_backend, with_writer,
+    Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, NewEvent, NewGroup,
+    ParticipantRow, Store, StoreError, StoreResult, User, commit_with_events, with_backend, with_writer,
 };
 
 /// A conversation as participant `$1` sees it, with its last message.
 macro_rules! select_conversations {
     () => {
-        "SELECT c.id, c.kind, c.name, c.owner_id, c.last_seq, p.last_read_seq, c.created_at, c.updated_at,
+        "SELECT c.id, c.kind, c.name, c.owner_id, c.last_seq, p.last_read_seq,
+                (p.pinned_at IS NOT NULL) AS pinned, (p.archived_at IS NOT NULL) AS archived,
+                c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
                 u.name AS last_message_sender_name, m.content AS last_message_content,
                 m.client_id AS last_message_client_id, m.created_at AS last_message_created_at
@@ -57,6 +59,8 @@ fn new_conversation(
         participants,
         last_message: None,
         unread_count: 0,
+        pinned: false,
+        archived: false,
         created_at: now,
         updated_at: now,
     }
@@ -205,28 +209,136 @@ impl Store {
         }
     }
 
-    /// The caller's conversations, most recent activity first, `limit` of them after `cursor`.
+    /// The caller's conversations, archived or not: pinned first, then most recent activity
+    /// first; `limit` of them after `cursor`.
     pub async fn list_conversations(
         &self,
         caller: Uuid,
+        archived: bool,
         limit: u32,
         cursor: Option<ConversationCursor>,
     ) -> StoreResult<Vec<Conversation>> {
         let rows = with_backend!(self, |pool| {
             sqlx::query_as::<_, ConversationRow>(concat!(
                 select_conversations!(),
-                " AND ($2 IS NULL OR (c.updated_at, c.id) < ($2, $3))
-                  ORDER BY c.updated_at DESC, c.id DESC
-                  LIMIT $4"
+                " AND (p.archived_at IS NOT NULL) = $2
+                  AND ($3 IS NULL
+                       OR (CASE WHEN p.pinned_at IS NULL THEN 0 ELSE 1 END, c.updated_at, c.id) < ($5, $3, $4))
+                  ORDER BY CASE WHEN p.pinned_at IS NULL THEN 0 ELSE 1 END DESC, c.updated_at DESC, c.id DESC
+                  LIMIT $6"
             ))
             .bind(caller)
+            .bind(archived)
             .bind(cursor.map(|cursor| cursor.updated_at))
             .bind(cursor.map(|cursor| cursor.id))
+            .bind(cursor.map_or(0, |cursor| i32::from(cursor.pinned)))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?
         });
         self.with_participants(rows).await
+    }
+
+    /// The caller's conversations whose name contains `name` (case-insensitive): groups by
+    /// their name, direct conversations by the other participant's name. Most recent first.
+    pub async fn search_conversations(&self, caller: Uuid, name: &str, limit: u32) -> StoreResult<Vec<Conversation>> {
+        let pattern = format!("%{}%", super::users::escape_like(&name.to_lowercase()));
+        let rows = with_backend!(self, |pool| {
+            sqlx::query_as::<_, ConversationRow>(concat!(
+                select_conversations!(),
+                " AND (lower(c.name) LIKE $2 ESCAPE '\\'
+                       OR (c.kind = 'direct' AND EXISTS (
+                           SELECT 1 FROM participants other JOIN users ou ON ou.id = other.user_id
+                           WHERE other.conversation_id = c.id AND other.user_id <> $1
+                             AND ou.search_name LIKE $2 ESCAPE '\\')))
+                  ORDER BY c.updated_at DESC, c.id DESC
+                  LIMIT $3"
+            ))
+            .bind(caller)
+            .bind(&pattern)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        self.with_participants(rows).await
+    }
+
+    /// The distinct users of `conversations` that `caller` is in (the caller included);
+    /// conversations the caller is not in are ignored.
+    pub async fn participants_of(&self, caller: Uuid, conversations: &[Uuid]) -> StoreResult<Vec<User>> {
+        if conversations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let users = with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(
+                "SELECT DISTINCT u.id, u.name, u.email, u.created_at, u.updated_at
+                 FROM participants mine
+                 JOIN participants other ON other.conversation_id = mine.conversation_id
+                 JOIN users u ON u.id = other.user_id
+                 WHERE mine.user_id = ",
+            );
+            builder.push_bind(caller);
+            builder.push(" AND mine.conversation_id IN (");
+            let mut list = builder.separated(", ");
+            for conversation in conversations {
+                list.push_bind(*conversation);
+            }
+            builder.push(") ORDER BY u.name, u.id");
+            builder.build_query_as::<User>().fetch_all(pool).await?
+        });
+        Ok(users)
+    }
+
+    /// Toggles one of the caller's flags on a conversation and appends the events `events`
+    /// gives for the conversation as the caller now sees it. `None` when the caller is not a
+    /// participant.
+    pub async fn toggle_conversation_flag(
+        &self,
+        caller: Uuid,
+        conversation: Uuid,
+        flag: ConversationFlag,
+        now: DateTime<Utc>,
+        events: impl Fn(&Conversation) -> Vec<NewEvent>,
+    ) -> StoreResult<Option<Conversation>> {
+        let toggled = with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let sql = match flag {
+                ConversationFlag::Pinned => {
+                    "UPDATE participants SET pinned_at = CASE WHEN pinned_at IS NULL THEN $3 ELSE NULL END
+                     WHERE conversation_id = $1 AND user_id = $2"
+                }
+                ConversationFlag::Archived => {
+                    "UPDATE participants SET archived_at = CASE WHEN archived_at IS NULL THEN $3 ELSE NULL END
+                     WHERE conversation_id = $1 AND user_id = $2"
+                }
+            };
+            let updated = sqlx::query(sql)
+                .bind(conversation)
+                .bind(caller)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let row = sqlx::query_as::<_, ConversationRow>(concat!(select_conversations!(), " AND c.id = $2"))
+                .bind(caller)
+                .bind(conversation)
+                .fetch_one(&mut *tx)
+                .await?;
+            let participants: Vec<User> = sqlx::query_as(
+                "SELECT u.id, u.name, u.email, u.created_at, u.updated_at
+                 FROM participants p JOIN users u ON u.id = p.user_id
+                 WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.id",
+            )
+            .bind(conversation)
+            .fetch_all(&mut *tx)
+            .await?;
+            let conversation = row.into_conversation(participants);
+            commit_with_events!(self, tx, events(&conversation), now);
+            conversation
+        });
+        Ok(Some(toggled))
     }
 
     /// Is `user` a participant of `conversation`?

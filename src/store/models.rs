@@ -113,16 +113,29 @@ pub struct Conversation {
     pub participants: Vec<User>,
     pub last_message: Option<Message>,
     pub unread_count: i64,
+    /// Pinned by this participant: sorts first in their list.
+    pub pinned: bool,
+    /// Archived by this participant: out of their default list (new messages keep it there).
+    pub archived: bool,
     pub created_at: DateTime<Utc>,
     /// Time of the last activity (creation or last message): the list's sort key.
     pub updated_at: DateTime<Utc>,
 }
 
-/// Where a page of the conversation list starts: strictly older activity than this.
+/// Where a page of the conversation list starts: strictly after this in list order (pinned
+/// first, then most recent activity first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConversationCursor {
+    pub pinned: bool,
     pub updated_at: DateTime<Utc>,
     pub id: Uuid,
+}
+
+/// Which of a participant's flags to toggle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConversationFlag {
+    Pinned,
+    Archived,
 }
 
 #[derive(Clone, Debug)]
@@ -194,6 +207,8 @@ pub(super) struct ConversationRow {
     pub owner_id: Option<Uuid>,
     pub last_seq: i64,
     pub last_read_seq: i64,
+    pub pinned: bool,
+    pub archived: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_message_id: Option<Uuid>,
@@ -239,6 +254,8 @@ impl ConversationRow {
             participants,
             last_message,
             unread_count: (self.last_seq - self.last_read_seq).max(0),
+            pinned: self.pinned,
+            archived: self.archived,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

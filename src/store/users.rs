@@ -83,7 +83,7 @@ impl Store {
 }
 
 /// Makes `%`, `_` and `\` in user input match themselves in a `LIKE ... ESCAPE '\'`.
-fn escape_like(text: &str) -> String {
+pub(super) fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         if matches!(character, '%' | '_' | '\\') {

@@ -5,6 +5,7 @@ mod helpers;
 mod sse;
 
 mod auth;
+mod chat_list;
 mod conversations;
 mod errors;
 mod health;

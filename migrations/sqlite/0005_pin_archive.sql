@@ -1,0 +1,4 @@
+-- Per-user organisation of the conversation list: pinned conversations sort first, archived
+-- ones leave the default list. NULL: not pinned / not archived.
+ALTER TABLE participants ADD COLUMN pinned_at TEXT;
+ALTER TABLE participants ADD COLUMN archived_at TEXT;
