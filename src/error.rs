@@ -119,6 +119,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict { code, message } => ApiError::conflict(code, message),
             StoreError::Invalid { field, problem } => ApiError::invalid_field(field, problem),
+            StoreError::Forbidden(reason) => ApiError::forbidden(reason),
             StoreError::Database(cause) => ApiError::internal(cause),
         }
     }

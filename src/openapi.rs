@@ -39,6 +39,9 @@ use crate::routes::{auth, conversations, events, health, messages, users, views}
         conversations::search_conversations,
         messages::send_message,
         messages::list_messages,
+        messages::edit_message,
+        messages::toggle_star,
+        messages::list_starred,
         events::create_ticket,
         events::open_stream,
         events::list_events,
@@ -52,6 +55,7 @@ use crate::routes::{auth, conversations, events, health, messages, users, views}
         realtime_events::TypingData,
         realtime_events::PresenceData,
         realtime_events::ResetData,
+        realtime_events::StarredData,
     )),
     modifiers(&BearerAuth),
     tags(

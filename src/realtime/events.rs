@@ -15,6 +15,8 @@ pub const MESSAGE_READ: &str = "message.read";
 pub const CONVERSATION_CREATED: &str = "conversation.created";
 pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 pub const CONVERSATION_REMOVED: &str = "conversation.removed";
+/// A user starred or unstarred a message (to that user's streams only).
+pub const MESSAGE_STARRED: &str = "message.starred";
 /// Ephemeral: delivered live, never stored or replayed.
 pub const TYPING: &str = "typing";
 /// Ephemeral: delivered live, never stored or replayed.
@@ -32,6 +34,37 @@ pub fn message_created(message: &Message) -> Vec<NewEvent> {
         kind: MESSAGE_CREATED,
         audience: Audience::Conversation(message.conversation_id),
         payload: json(&MessageView::from(message.clone())),
+    }]
+}
+
+/// `message.updated` to the conversation: the edited message, as `PATCH /message/{id}` returns it.
+pub fn message_updated(message: &Message) -> Vec<NewEvent> {
+    vec![NewEvent {
+        kind: MESSAGE_UPDATED,
+        audience: Audience::Conversation(message.conversation_id),
+        payload: json(&MessageView::from(message.clone())),
+    }]
+}
+
+/// `data` of `message.starred`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StarredData {
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub starred: bool,
+}
+
+/// `message.starred` to the user who (un)starred: their other devices follow.
+pub fn message_starred(user: Uuid, message: Uuid, conversation: Uuid, starred: bool) -> Vec<NewEvent> {
+    vec![NewEvent {
+        kind: MESSAGE_STARRED,
+        audience: Audience::User(user),
+        payload: json(&StarredData {
+            message_id: message,
+            conversation_id: conversation,
+            starred,
+        }),
     }]
 }
 

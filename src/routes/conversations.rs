@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use actix_web::{HttpResponse, get, post, web};
-use chrono::{DateTime, Datelike};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -492,13 +491,7 @@ fn decode_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
         "1" => true,
         _ => return Err(invalid()),
     };
-    let updated_at = micros
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        // Both backends store years 1 to 9999 (and only those sort right as SQLite text).
-        .filter(|time| (1..=9999).contains(&time.year()))
-        .ok_or_else(invalid)?;
+    let updated_at = super::cursor_time(micros).ok_or_else(invalid)?;
     let id = Uuid::try_parse(id).map_err(|_| invalid())?;
     Ok(ConversationCursor { pinned, updated_at, id })
 }

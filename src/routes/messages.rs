@@ -1,6 +1,6 @@
 //! `/api/v1/message`: sending and reading messages.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -153,4 +153,146 @@ pub async fn list_messages(
         next_cursor,
         event_id,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EditMessageRequest {
+    /// The new text, 1 to 10,000 characters.
+    #[schema(example = "Hello again!")]
+    pub message: String,
+}
+
+/// Edit one of the caller's messages.
+///
+/// Replaces the text and sets `editedAt`; `message.updated` (the message) goes to every
+/// participant's streams.
+#[utoipa::path(
+    patch, path = "/api/v1/message/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The message's id")),
+    request_body = EditMessageRequest,
+    responses(
+        (status = 200, description = "The edited message", body = Success<MessageData>),
+        (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "Someone else's message (`forbidden`)", body = ErrorEnvelope),
+        (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
+        (status = 422, description = "Missing or invalid text", body = ErrorEnvelope),
+    )
+)]
+#[patch("/{id}")]
+pub async fn edit_message(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<EditMessageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let content = MessageText::parse(&body.message).map_err(|problem| ApiError::invalid_field("message", problem))?;
+    let message = state
+        .store
+        .edit_message(
+            caller.user_id,
+            id.into_inner(),
+            &content.into_inner(),
+            store::now(),
+            events::message_updated,
+        )
+        .await?;
+    Ok(ok(MessageData {
+        message: message.into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StarData {
+    pub starred: bool,
+}
+
+/// Star or unstar a message (for the caller only).
+///
+/// Toggles the caller's star; `message.starred` `{messageId, conversationId, starred}` goes to
+/// the caller's streams.
+#[utoipa::path(
+    post, path = "/api/v1/message/{id}/star", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The new state", body = Success<StarData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/star")]
+pub async fn toggle_star(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let message = id.into_inner();
+    let starred = state
+        .store
+        .toggle_star(caller.user_id, message, store::now(), |conversation, starred| {
+            events::message_starred(caller.user_id, message, conversation, starred)
+        })
+        .await?;
+    Ok(ok(StarData { starred }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StarredQuery {
+    /// Page size: 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub before: Option<String>,
+}
+
+/// The caller's starred messages.
+///
+/// Most recently starred first; paginated with `limit` and `before`.
+#[utoipa::path(
+    get, path = "/api/v1/message/starred", tag = "messages",
+    security(("bearer" = [])),
+    params(StarredQuery),
+    responses(
+        (status = 200, description = "A page of starred messages", body = Success<StarredMessagesData>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "`limit` out of range or unknown `before` cursor", body = ErrorEnvelope),
+    )
+)]
+#[get("/starred")]
+pub async fn list_starred(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: web::Query<StarredQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
+    let cursor = query.before.as_deref().map(decode_star_cursor).transpose()?;
+    let mut starred = state.store.starred_messages(caller.user_id, limit + 1, cursor).await?;
+    let next_cursor = super::next_page(&mut starred, limit, |(message, starred_at)| {
+        format!("{}_{}", starred_at.timestamp_micros(), message.id.simple())
+    });
+    let messages = starred
+        .into_iter()
+        .map(|(message, _)| MessageView::from(message))
+        .collect();
+    Ok(ok(StarredMessagesData { messages, next_cursor }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StarredMessagesData {
+    pub messages: Vec<MessageView>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `<starred at, µs>_<message id>`, opaque to clients.
+fn decode_star_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, Uuid), ApiError> {
+    let invalid = || ApiError::invalid_field("before", "is not a cursor returned by this route");
+    let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
+    let starred_at = super::cursor_time(micros).ok_or_else(invalid)?;
+    Ok((starred_at, Uuid::try_parse(id).map_err(|_| invalid())?))
 }

@@ -48,7 +48,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .service(
                 web::scope("/message")
                     .service(messages::send_message)
-                    .service(messages::list_messages),
+                    .service(messages::list_starred)
+                    .service(messages::list_messages)
+                    .service(messages::edit_message)
+                    .service(messages::toggle_star),
             )
             .service(
                 web::scope("/events")
@@ -117,4 +120,15 @@ pub(crate) fn parse_id_list(field: &str, raw: &str, max: usize) -> Result<Vec<uu
     ids.into_iter()
         .map(|id| uuid::Uuid::try_parse(id).map_err(|_| ApiError::invalid_field(field, format!("{id:?} is not an id"))))
         .collect()
+}
+
+/// The time part of a keyset cursor: microseconds since the epoch, within the years 1 to 9999
+/// (what both backends store, and the only years SQLite's text timestamps sort right).
+pub(crate) fn cursor_time(micros: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    micros
+        .parse()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .filter(|time| (1..=9999).contains(&time.year()))
 }

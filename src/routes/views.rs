@@ -67,6 +67,8 @@ pub struct MessageView {
     /// The sender's idempotency key, if one was given.
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the sender last edited it; `null`: never.
+    pub edited_at: Option<DateTime<Utc>>,
 }
 
 impl From<Message> for MessageView {
@@ -79,6 +81,7 @@ impl From<Message> for MessageView {
             files: Vec::new(),
             client_id: message.client_id,
             created_at: message.created_at,
+            edited_at: message.edited_at,
         }
     }
 }

@@ -18,7 +18,8 @@ macro_rules! select_conversations {
                 c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
                 u.name AS last_message_sender_name, m.content AS last_message_content,
-                m.client_id AS last_message_client_id, m.created_at AS last_message_created_at
+                m.client_id AS last_message_client_id, m.created_at AS last_message_created_at,
+                m.edited_at AS last_message_edited_at
          FROM participants p
          JOIN conversations c ON c.id = p.conversation_id
          LEFT JOIN messages m ON m.id = c.last_message_id

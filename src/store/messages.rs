@@ -1,5 +1,6 @@
 //! Messages.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
@@ -9,7 +10,8 @@ use super::{
 
 macro_rules! select_messages {
     () => {
-        "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at
+        "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at,
+                m.edited_at
          FROM messages m JOIN users u ON u.id = m.sender_id"
     };
 }
@@ -97,6 +99,7 @@ impl Store {
                         content: new.content.clone(),
                         client_id: new.client_id.clone(),
                         created_at: new.created_at,
+                        edited_at: None,
                     };
                     commit_with_events!(self, tx, events(&message), new.created_at);
                     Some(message)
@@ -112,6 +115,125 @@ impl Store {
                 .ok_or(StoreError::NotFound("message")),
             (None, None) => Err(StoreError::NotFound("message")),
         }
+    }
+
+    /// Replaces the text of `editor`'s message `id` and appends the events `events` gives for
+    /// the edited message. `NotFound` when the message does not exist or `editor` is not in its
+    /// conversation; `Forbidden` when it is someone else's.
+    pub async fn edit_message(
+        &self,
+        editor: Uuid,
+        id: Uuid,
+        content: &str,
+        now: DateTime<Utc>,
+        events: impl Fn(&Message) -> Vec<NewEvent>,
+    ) -> StoreResult<Message> {
+        let (conversation, sender) = self.visible_message(editor, id).await?;
+        if sender != editor {
+            return Err(StoreError::Forbidden("only the sender may edit a message"));
+        }
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            // First statement: the conversation lock (see `Dialect::LOCK_CONVERSATION`).
+            let sql = sqlx::AssertSqlSafe(format!(
+                "UPDATE messages SET content = $3, edited_at = $4 WHERE conversation_id = $1 AND id = $2 AND {lock}",
+                lock = pool.lock_conversation()
+            ));
+            sqlx::query(sql)
+                .bind(conversation)
+                .bind(id)
+                .bind(content)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let message: Message = sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .into();
+            commit_with_events!(self, tx, events(&message), now);
+            Ok(message)
+        })
+    }
+
+    /// The conversation and sender of message `id`, if `user` is in its conversation.
+    async fn visible_message(&self, user: Uuid, id: Uuid) -> StoreResult<(Uuid, Uuid)> {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_as::<_, (Uuid, Uuid)>(
+                "SELECT m.conversation_id, m.sender_id FROM messages m
+                 JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $2
+                 WHERE m.id = $1",
+            )
+            .bind(id)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?
+        });
+        found.ok_or(StoreError::NotFound("message"))
+    }
+
+    /// Stars `user`'s view of message `id`, or unstars it if starred; the new state, with the
+    /// events `events` gives for it. `NotFound` as for reading the message.
+    pub async fn toggle_star(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        events: impl Fn(Uuid, bool) -> Vec<NewEvent>,
+    ) -> StoreResult<bool> {
+        let (conversation, _) = self.visible_message(user, id).await?;
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let removed = sqlx::query("DELETE FROM starred_messages WHERE user_id = $1 AND message_id = $2")
+                .bind(user)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let starred = removed.rows_affected() == 0;
+            if starred {
+                sqlx::query("INSERT INTO starred_messages (user_id, message_id, starred_at) VALUES ($1, $2, $3)")
+                    .bind(user)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            commit_with_events!(self, tx, events(conversation, starred), now);
+            Ok(starred)
+        })
+    }
+
+    /// `user`'s starred messages, most recently starred first: `limit` of them after
+    /// `cursor` (the previous page's last star), each with when it was starred. Stars of
+    /// conversations the user is no longer in are left out.
+    pub async fn starred_messages(
+        &self,
+        user: Uuid,
+        limit: u32,
+        cursor: Option<(DateTime<Utc>, Uuid)>,
+    ) -> StoreResult<Vec<(Message, DateTime<Utc>)>> {
+        let rows: Vec<StarredRow> = with_backend!(self, |pool| {
+            sqlx::query_as::<_, StarredRow>(concat!(
+                "SELECT s.starred_at, sub.* FROM starred_messages s
+                 JOIN (",
+                select_messages!(),
+                ") sub ON sub.id = s.message_id
+                 JOIN participants p ON p.conversation_id = sub.conversation_id AND p.user_id = s.user_id
+                 WHERE s.user_id = $1 AND ($2 IS NULL OR (s.starred_at, s.message_id) < ($2, $3))
+                 ORDER BY s.starred_at DESC, s.message_id DESC
+                 LIMIT $4"
+            ))
+            .bind(user)
+            .bind(cursor.map(|(starred_at, _)| starred_at))
+            .bind(cursor.map(|(_, id)| id))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|row| (Message::from(row.message), row.starred_at))
+            .collect())
     }
 
     pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {
@@ -195,4 +317,11 @@ impl Store {
             problem: "not a message of this conversation".into(),
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct StarredRow {
+    starred_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    message: MessageRow,
 }

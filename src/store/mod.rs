@@ -41,6 +41,9 @@ pub enum StoreError {
     /// unknown participant id).
     #[error("{field}: {problem}")]
     Invalid { field: &'static str, problem: String },
+    /// The caller may see the thing but not do this to it (edit another's message).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -101,6 +101,8 @@ pub struct Message {
     pub content: String,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the sender last edited it; `None`: never.
+    pub edited_at: Option<DateTime<Utc>>,
 }
 
 /// A conversation as one participant sees it.
@@ -180,6 +182,7 @@ pub(super) struct MessageRow {
     pub content: String,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
 }
 
 impl From<MessageRow> for Message {
@@ -195,6 +198,7 @@ impl From<MessageRow> for Message {
             content: row.content,
             client_id: row.client_id,
             created_at: row.created_at,
+            edited_at: row.edited_at,
         }
     }
 }
@@ -218,6 +222,7 @@ pub(super) struct ConversationRow {
     pub last_message_content: Option<String>,
     pub last_message_client_id: Option<String>,
     pub last_message_created_at: Option<DateTime<Utc>>,
+    pub last_message_edited_at: Option<DateTime<Utc>>,
 }
 
 impl ConversationRow {
@@ -242,6 +247,7 @@ impl ConversationRow {
                     content,
                     client_id: self.last_message_client_id,
                     created_at,
+                    edited_at: self.last_message_edited_at,
                 })
             }
             _ => None,

@@ -309,6 +309,14 @@ impl TestApp {
         Reply::read(request.send().await.unwrap()).await
     }
 
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut request = self.client.patch(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         let mut request = self.client.post(self.url(path)).json(body);
         if let Some(token) = token {

@@ -9,6 +9,7 @@ mod chat_list;
 mod conversations;
 mod errors;
 mod health;
+mod message_changes;
 mod messages;
 mod openapi;
 mod realtime;

@@ -1,0 +1,161 @@
+//! Changing messages after they are sent: edits and stars.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::sse::Auth;
+
+async fn pair(app: &TestApp) -> (TestUser, TestUser, String) {
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let conversation = app.direct_conversation(&ana, &bo).await;
+    (ana, bo, conversation)
+}
+
+async fn send(app: &TestApp, user: &TestUser, conversation: &str, text: &str) -> String {
+    let reply = app.send_message(&user.token, conversation, text).await;
+    reply.data(StatusCode::CREATED)["message"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn edit(app: &TestApp, user: &TestUser, message: &str, text: &str) -> crate::helpers::Reply {
+    app.patch(
+        &format!("/api/v1/message/{message}"),
+        Some(&user.token),
+        &json!({ "message": text }),
+    )
+    .await
+}
+
+async fn star(app: &TestApp, user: &TestUser, message: &str) -> crate::helpers::Reply {
+    app.post(
+        &format!("/api/v1/message/{message}/star"),
+        Some(&user.token),
+        &json!({}),
+    )
+    .await
+}
+
+async fn the_sender_edits_a_message_and_everyone_sees_message_updated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let message = send(&app, &ana, &conversation, "helo").await;
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+
+    let reply = edit(&app, &ana, &message, "hello").await;
+
+    let edited = reply.data(StatusCode::OK)["message"].clone();
+    assert_eq!(edited["_id"], message.as_str());
+    assert_eq!(edited["content"], "hello");
+    assert!(edited["editedAt"].is_string());
+    let event = bo_stream.next_of("message.updated").await;
+    assert_eq!(event.data, edited, "the event carries the edited message");
+    let listed = app.list_messages(&bo.token, &conversation, "").await;
+    assert_eq!(listed.data(StatusCode::OK)["messages"][0], edited);
+    let conversations = app.list_conversations(&bo.token, "").await;
+    assert_eq!(
+        conversations.data(StatusCode::OK)["conversations"][0]["lastMessage"],
+        "hello"
+    );
+}
+
+async fn editing_is_refused_to_others_outsiders_and_bad_text(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let carl = app.register_user("Carl").await;
+    let message = send(&app, &ana, &conversation, "mine").await;
+
+    edit(&app, &bo, &message, "hijacked")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    edit(&app, &carl, &message, "hijacked")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    edit(&app, &ana, &uuid::Uuid::now_v7().to_string(), "x")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    for bad in ["", "   ", &"a".repeat(10_001)] {
+        edit(&app, &ana, &message, bad)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    let listed = app.list_messages(&ana.token, &conversation, "").await;
+    let stored = &listed.data(StatusCode::OK)["messages"][0];
+    assert_eq!(
+        (stored["content"].as_str(), stored["editedAt"].is_null()),
+        (Some("mine"), true)
+    );
+}
+
+async fn stars_toggle_per_user_and_list_most_recent_first(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let mut messages = Vec::new();
+    for text in ["one", "two", "three"] {
+        messages.push(send(&app, &ana, &conversation, text).await);
+    }
+    let mut other_device = app.open_stream(Auth::Bearer(&bo.token), None).await;
+
+    for message in [&messages[1], &messages[0], &messages[2]] {
+        assert_eq!(star(&app, &bo, message).await.data(StatusCode::OK)["starred"], true);
+    }
+    assert_eq!(
+        star(&app, &bo, &messages[2]).await.data(StatusCode::OK)["starred"],
+        false,
+        "a second star unstars"
+    );
+
+    let event = other_device.next_of("message.starred").await;
+    assert_eq!(
+        event.data,
+        json!({"messageId": messages[1], "conversationId": conversation, "starred": true})
+    );
+    let pages = app
+        .walk_pages(&bo.token, "/api/v1/message/starred", "messages", 1)
+        .await;
+    let starred: Vec<&str> = pages
+        .iter()
+        .flatten()
+        .map(|message| message["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starred,
+        [messages[0].as_str(), messages[1].as_str()],
+        "most recently starred first"
+    );
+    let for_ana = app.get("/api/v1/message/starred", Some(&ana.token)).await;
+    assert_eq!(
+        for_ana.data(StatusCode::OK)["messages"],
+        json!([]),
+        "stars are per user"
+    );
+}
+
+async fn starring_is_refused_outside_the_conversation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, _bo, conversation) = pair(&app).await;
+    let carl = app.register_user("Carl").await;
+    let message = send(&app, &ana, &conversation, "private").await;
+
+    star(&app, &carl, &message)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    star(&app, &carl, "not-an-id")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_path");
+    let listed = app
+        .get("/api/v1/message/starred?before=garbage", Some(&carl.token))
+        .await;
+    listed.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}
+
+both_backends!(
+    the_sender_edits_a_message_and_everyone_sees_message_updated,
+    editing_is_refused_to_others_outsiders_and_bad_text,
+    stars_toggle_per_user_and_list_most_recent_first,
+    starring_is_refused_outside_the_conversation,
+);
