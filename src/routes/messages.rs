@@ -27,6 +27,14 @@ pub struct SendMessageRequest {
     /// the stored message (200) instead of storing it twice. Alias: `client_id`.
     #[serde(default, rename = "clientId", alias = "client_id")]
     pub client_id: Option<String>,
+    /// The id of the message this one answers, in the same conversation. Alias: `reply_to`.
+    #[serde(default, rename = "replyTo", alias = "reply_to")]
+    pub reply_to: Option<Uuid>,
+    /// Custom data for the client: a JSON object of at most 4 KiB (serialised), stored and
+    /// returned untouched.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub x: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -73,7 +81,7 @@ pub struct MessageListQuery {
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 413, description = "Body too large", body = ErrorEnvelope),
         (status = 415, description = "Not application/json", body = ErrorEnvelope),
-        (status = 422, description = "Missing or invalid field", body = ErrorEnvelope),
+        (status = 422, description = "Missing or invalid field: text, clientId, `replyTo` not in this conversation, `x` not an object or over 4 KiB", body = ErrorEnvelope),
     )
 )]
 #[post("")]
@@ -83,9 +91,10 @@ pub async fn send_message(
     body: web::Json<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let (content, client_id) = collect_fields((
+    let (content, client_id, x) = collect_fields((
         field("message", MessageText::parse(&body.message)),
         field("clientId", body.client_id.as_deref().map(ClientId::parse).transpose()),
+        field("x", body.x.as_ref().map(custom_data).transpose()),
     ))?;
     let sent = state
         .store
@@ -96,6 +105,8 @@ pub async fn send_message(
                 sender_id: caller.user_id,
                 content: content.into_inner(),
                 client_id: client_id.map(ClientId::into_inner),
+                reply_to: body.reply_to,
+                x,
                 created_at: store::now(),
             },
             events::message_created,
@@ -295,4 +306,19 @@ fn decode_star_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, Uuid)
     let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
     let starred_at = super::cursor_time(micros).ok_or_else(invalid)?;
     Ok((starred_at, Uuid::try_parse(id).map_err(|_| invalid())?))
+}
+
+/// The most custom data a message may carry, serialised.
+const MAX_CUSTOM_DATA_BYTES: usize = 4096;
+
+/// Checks custom data: a JSON object of at most 4 KiB once serialised; returns it serialised.
+fn custom_data(x: &serde_json::Value) -> Result<String, String> {
+    if !x.is_object() {
+        return Err("must be a JSON object".into());
+    }
+    let serialised = x.to_string();
+    if serialised.len() > MAX_CUSTOM_DATA_BYTES {
+        return Err(format!("must be at most {MAX_CUSTOM_DATA_BYTES} bytes serialised"));
+    }
+    Ok(serialised)
 }

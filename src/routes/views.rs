@@ -69,6 +69,20 @@ pub struct MessageView {
     pub created_at: DateTime<Utc>,
     /// When the sender last edited it; `null`: never.
     pub edited_at: Option<DateTime<Utc>>,
+    /// The message this one answers, quoted; `null` if none.
+    pub reply_to: Option<QuoteView>,
+    /// The sender's custom data, as sent; `null` if none.
+    #[schema(value_type = Option<Object>)]
+    pub x: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// A compact quote of the message replied to.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct QuoteView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    pub sender: SenderView,
+    pub content: String,
 }
 
 impl From<Message> for MessageView {
@@ -82,6 +96,16 @@ impl From<Message> for MessageView {
             client_id: message.client_id,
             created_at: message.created_at,
             edited_at: message.edited_at,
+            reply_to: message.reply_to.map(|quote| QuoteView {
+                id: quote.id,
+                sender: SenderView {
+                    id: quote.sender.id,
+                    name: quote.sender.name,
+                },
+                content: quote.content,
+            }),
+            // Stored as validated JSON; should it ever not parse, leave it out rather than fail.
+            x: message.x.and_then(|x| serde_json::value::RawValue::from_string(x).ok()),
         }
     }
 }

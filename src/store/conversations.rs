@@ -19,11 +19,15 @@ macro_rules! select_conversations {
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
                 u.name AS last_message_sender_name, m.content AS last_message_content,
                 m.client_id AS last_message_client_id, m.created_at AS last_message_created_at,
-                m.edited_at AS last_message_edited_at
+                m.edited_at AS last_message_edited_at, m.x AS last_message_x,
+                r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
+                r.content AS reply_content
          FROM participants p
          JOIN conversations c ON c.id = p.conversation_id
          LEFT JOIN messages m ON m.id = c.last_message_id
          LEFT JOIN users u ON u.id = m.sender_id
+         LEFT JOIN messages r ON r.id = m.reply_to
+         LEFT JOIN users ru ON ru.id = r.sender_id
          WHERE p.user_id = $1"
     };
 }

@@ -4,15 +4,18 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Store, StoreError, StoreResult, UserRef,
+    Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Quote, Store, StoreError, StoreResult, UserRef,
     commit_with_events, is_unique_violation, with_backend, with_writer,
 };
 
 macro_rules! select_messages {
     () => {
         "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at,
-                m.edited_at
-         FROM messages m JOIN users u ON u.id = m.sender_id"
+                m.edited_at, m.x, r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
+                r.content AS reply_content
+         FROM messages m JOIN users u ON u.id = m.sender_id
+         LEFT JOIN messages r ON r.id = m.reply_to
+         LEFT JOIN users ru ON ru.id = r.sender_id"
     };
 }
 
@@ -60,9 +63,31 @@ impl Store {
             let Some(seq) = seq else {
                 return Err(StoreError::NotFound("conversation"));
             };
+            let quote = match new.reply_to {
+                None => None,
+                Some(reply_to) => {
+                    let quote = sqlx::query_as::<_, Quote>(
+                        "SELECT r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
+                                r.content AS reply_content
+                         FROM messages r JOIN users ru ON ru.id = r.sender_id
+                         WHERE r.id = $1 AND r.conversation_id = $2",
+                    )
+                    .bind(reply_to)
+                    .bind(new.conversation_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(quote) = quote else {
+                        return Err(StoreError::Invalid {
+                            field: "replyTo",
+                            problem: "is not a message of this conversation".into(),
+                        });
+                    };
+                    Some(quote)
+                }
+            };
             let inserted = sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, sender_id, content, client_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO messages (id, conversation_id, seq, sender_id, content, client_id, reply_to, x, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(new.id)
             .bind(new.conversation_id)
@@ -70,6 +95,8 @@ impl Store {
             .bind(new.sender_id)
             .bind(&new.content)
             .bind(&new.client_id)
+            .bind(new.reply_to)
+            .bind(&new.x)
             .bind(new.created_at)
             .execute(&mut *tx)
             .await;
@@ -100,6 +127,8 @@ impl Store {
                         client_id: new.client_id.clone(),
                         created_at: new.created_at,
                         edited_at: None,
+                        reply_to: quote,
+                        x: new.x.clone(),
                     };
                     commit_with_events!(self, tx, events(&message), new.created_at);
                     Some(message)

@@ -103,6 +103,10 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// When the sender last edited it; `None`: never.
     pub edited_at: Option<DateTime<Utc>>,
+    /// The message it answers, quoted.
+    pub reply_to: Option<Quote>,
+    /// Custom data (a serialised JSON object), as sent.
+    pub x: Option<String>,
 }
 
 /// A conversation as one participant sees it.
@@ -157,7 +161,30 @@ pub struct NewMessage {
     pub sender_id: Uuid,
     pub content: String,
     pub client_id: Option<String>,
+    /// A message of the same conversation this one answers (`Invalid` on `replyTo` otherwise).
+    pub reply_to: Option<Uuid>,
+    /// Custom data: a serialised JSON object, stored and returned untouched.
+    pub x: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// The compact quote of a replied-to message that a reply carries.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Quote {
+    #[sqlx(rename = "reply_id")]
+    pub id: Uuid,
+    #[sqlx(flatten)]
+    pub sender: QuoteSender,
+    #[sqlx(rename = "reply_content")]
+    pub content: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct QuoteSender {
+    #[sqlx(rename = "reply_sender_id")]
+    pub id: Uuid,
+    #[sqlx(rename = "reply_sender_name")]
+    pub name: String,
 }
 
 /// Which slice of a conversation's messages to read.
@@ -183,6 +210,28 @@ pub(super) struct MessageRow {
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
+    pub x: Option<String>,
+    pub reply_id: Option<Uuid>,
+    pub reply_sender_id: Option<Uuid>,
+    pub reply_sender_name: Option<String>,
+    pub reply_content: Option<String>,
+}
+
+/// The quote of a replied-to message from the four nullable columns a LEFT JOIN gives.
+fn quote(
+    id: Option<Uuid>,
+    sender_id: Option<Uuid>,
+    sender_name: Option<String>,
+    content: Option<String>,
+) -> Option<Quote> {
+    match (id, sender_id, sender_name, content) {
+        (Some(id), Some(sender_id), Some(name), Some(content)) => Some(Quote {
+            id,
+            sender: QuoteSender { id: sender_id, name },
+            content,
+        }),
+        _ => None,
+    }
 }
 
 impl From<MessageRow> for Message {
@@ -199,6 +248,13 @@ impl From<MessageRow> for Message {
             client_id: row.client_id,
             created_at: row.created_at,
             edited_at: row.edited_at,
+            reply_to: quote(
+                row.reply_id,
+                row.reply_sender_id,
+                row.reply_sender_name,
+                row.reply_content,
+            ),
+            x: row.x,
         }
     }
 }
@@ -223,6 +279,11 @@ pub(super) struct ConversationRow {
     pub last_message_client_id: Option<String>,
     pub last_message_created_at: Option<DateTime<Utc>>,
     pub last_message_edited_at: Option<DateTime<Utc>>,
+    pub last_message_x: Option<String>,
+    pub reply_id: Option<Uuid>,
+    pub reply_sender_id: Option<Uuid>,
+    pub reply_sender_name: Option<String>,
+    pub reply_content: Option<String>,
 }
 
 impl ConversationRow {
@@ -248,6 +309,13 @@ impl ConversationRow {
                     client_id: self.last_message_client_id,
                     created_at,
                     edited_at: self.last_message_edited_at,
+                    reply_to: quote(
+                        self.reply_id,
+                        self.reply_sender_id,
+                        self.reply_sender_name,
+                        self.reply_content,
+                    ),
+                    x: self.last_message_x,
                 })
             }
             _ => None,

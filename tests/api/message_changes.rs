@@ -1,4 +1,5 @@
-//! Changing messages after they are sent: edits and stars.
+//! What a message carries beyond its text (replies, custom data) and what happens to it
+//! after it is sent (edits, stars).
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -153,7 +154,91 @@ async fn starring_is_refused_outside_the_conversation(backend: Backend) {
     listed.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
 
+async fn a_reply_carries_a_compact_quote_of_the_message_it_answers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let question = send(&app, &ana, &conversation, "Lunch?").await;
+    let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
+
+    let reply = app
+        .post(
+            "/api/v1/message",
+            Some(&bo.token),
+            &json!({"convo_id": conversation, "message": "Yes!", "replyTo": question}),
+        )
+        .await;
+
+    let answer = reply.data(StatusCode::CREATED)["message"].clone();
+    let quote = json!({"_id": question, "sender": {"_id": ana.id, "name": "Ana"}, "content": "Lunch?"});
+    assert_eq!(answer["replyTo"], quote);
+    // (A stream opened without a position may first repeat events from just before it opened.)
+    ana_stream.next_until(|event| event.data == answer).await;
+    let listed = app.list_messages(&ana.token, &conversation, "").await;
+    assert_eq!(listed.data(StatusCode::OK)["messages"][0]["replyTo"], quote);
+    let conversations = app.list_conversations(&ana.token, "").await;
+    assert_eq!(
+        conversations.data(StatusCode::OK)["conversations"][0]["latestMessage"],
+        answer
+    );
+}
+
+async fn a_reply_to_another_conversations_message_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let carl = app.register_user("Carl").await;
+    let elsewhere = app.direct_conversation(&ana, &carl).await;
+    let foreign = send(&app, &ana, &elsewhere, "not here").await;
+
+    for reply_to in [foreign, uuid::Uuid::now_v7().to_string()] {
+        let body = json!({"convo_id": conversation, "message": "re", "replyTo": reply_to});
+        let reply = app.post("/api/v1/message", Some(&bo.token), &body).await;
+        reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(reply.body["error"]["fields"]["replyTo"].is_string(), "{}", reply.body);
+    }
+    let listed = app.list_messages(&bo.token, &conversation, "").await;
+    assert_eq!(listed.data(StatusCode::OK)["messages"], json!([]), "nothing stored");
+}
+
+async fn custom_data_is_returned_untouched_and_bounded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, _bo, conversation) = pair(&app).await;
+    let x = json!({"kind": "poll", "options": ["🍕", "🍣"], "nested": {"n": 1.5, "ok": true, "none": null}});
+    let send_x = |x: serde_json::Value| {
+        let (app, token, conversation) = (&app, ana.token.clone(), conversation.clone());
+        async move {
+            app.post(
+                "/api/v1/message",
+                Some(&token),
+                &json!({"convo_id": conversation, "message": "x", "x": x}),
+            )
+            .await
+        }
+    };
+
+    let stored = send_x(x.clone()).await;
+    assert_eq!(stored.data(StatusCode::CREATED)["message"]["x"], x);
+    let listed = app.list_messages(&ana.token, &conversation, "").await;
+    assert_eq!(listed.data(StatusCode::OK)["messages"][0]["x"], x);
+
+    // `{"p":"…"}` is 8 bytes around the string: 4,096 bytes in all is the limit.
+    let at_limit = json!({"p": "a".repeat(4096 - 8)});
+    send_x(at_limit).await.data(StatusCode::CREATED);
+    for bad in [
+        json!({"p": "a".repeat(4096 - 7)}),
+        json!([1, 2]),
+        json!("text"),
+        json!(3),
+    ] {
+        let reply = send_x(bad).await;
+        reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(reply.body["error"]["fields"]["x"].is_string(), "{}", reply.body);
+    }
+}
+
 both_backends!(
+    a_reply_carries_a_compact_quote_of_the_message_it_answers,
+    a_reply_to_another_conversations_message_is_refused,
+    custom_data_is_returned_untouched_and_bounded,
     the_sender_edits_a_message_and_everyone_sees_message_updated,
     editing_is_refused_to_others_outsiders_and_bad_text,
     stars_toggle_per_user_and_list_most_recent_first,

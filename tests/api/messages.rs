@@ -86,7 +86,9 @@ async fn sending_a_message_returns_201_with_the_stored_message(backend: Backend)
             "createdAt",
             "editedAt",
             "files",
-            "sender"
+            "replyTo",
+            "sender",
+            "x"
         ],
         "{message}"
     );
