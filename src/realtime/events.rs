@@ -33,16 +33,40 @@ pub fn message_created(message: &Message) -> Vec<NewEvent> {
     vec![NewEvent {
         kind: MESSAGE_CREATED,
         audience: Audience::Conversation(message.conversation_id),
-        payload: json(&MessageView::from(message.clone())),
+        payload: json(&MessageView::newly_sent(message.clone())),
     }]
 }
 
 /// `message.updated` to the conversation: the edited message, as `PATCH /message/{id}` returns it.
-pub fn message_updated(message: &Message) -> Vec<NewEvent> {
+pub fn message_updated(message: &Message, read_positions: &[(Uuid, i64)]) -> Vec<NewEvent> {
+    let view = MessageView::from(message.clone()).with_read_state(message.seq, message.sender.id, read_positions);
     vec![NewEvent {
         kind: MESSAGE_UPDATED,
         audience: Audience::Conversation(message.conversation_id),
-        payload: json(&MessageView::from(message.clone())),
+        payload: json(&view),
+    }]
+}
+
+/// `data` of `message.read`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadData {
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    /// The message read up to (`null`: the conversation has none).
+    pub up_to: Option<Uuid>,
+}
+
+/// `message.read` to the conversation: `user` has read everything up to `up_to`.
+pub fn message_read(conversation: Uuid, user: Uuid, up_to: Option<Uuid>) -> Vec<NewEvent> {
+    vec![NewEvent {
+        kind: MESSAGE_READ,
+        audience: Audience::Conversation(conversation),
+        payload: json(&ReadData {
+            conversation_id: conversation,
+            user_id: user,
+            up_to,
+        }),
     }]
 }
 

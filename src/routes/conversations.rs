@@ -419,6 +419,57 @@ pub struct ConversationsFound {
     pub conversations: Vec<ConversationView>,
 }
 
+#[derive(Deserialize, ToSchema, Default)]
+pub struct ReadRequest {
+    /// Read up to this message (of this conversation); absent: everything. Alias: `up_to`.
+    #[serde(default, rename = "upTo", alias = "up_to")]
+    pub up_to: Option<Uuid>,
+}
+
+/// Mark a conversation read, up to a message or entirely.
+///
+/// Moves the caller's read position forward (never back): their `unreadCount` drops, and the
+/// other participants see the messages as read (`readBy`, `status`). Sends `message.read`
+/// `{conversationId, userId, upTo}` to the participants' streams when the position moved.
+#[utoipa::path(
+    post, path = "/api/v1/conversation/{id}/read", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    request_body(content = ReadRequest, description = "Optional: `{}` or no body reads everything"),
+    responses(
+        (status = 200, description = "The message now read up to", body = Success<events::ReadData>),
+        (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "`upTo` is not a message of this conversation", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/read")]
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = id.into_inner();
+    let request: ReadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReadRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| crate::error::deserialize_error(&error))?
+    };
+    let up_to = state
+        .store
+        .mark_read(caller.user_id, conversation, request.up_to, store::now(), |up_to| {
+            events::message_read(conversation, caller.user_id, up_to)
+        })
+        .await?;
+    Ok(ok(events::ReadData {
+        conversation_id: conversation,
+        user_id: caller.user_id,
+        up_to,
+    }))
+}
+
 /// Tell the other participants that the caller is typing (or stopped).
 ///
 /// Sends `typing` `{conversationId, userId, typing}` to the other participants' streams. Live

@@ -13,7 +13,7 @@ use crate::domain::{ClientId, MessageText, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::realtime::events;
 use crate::startup::AppState;
-use crate::store::{self, MessagePage, NewMessage, Sent};
+use crate::store::{self, Message, MessagePage, NewMessage, Sent};
 
 #[derive(Deserialize, ToSchema)]
 pub struct SendMessageRequest {
@@ -114,11 +114,14 @@ pub async fn send_message(
         .await?;
     Ok(match sent {
         Sent::Created(message) => created(MessageData {
-            message: message.into(),
+            message: MessageView::newly_sent(message),
         }),
-        Sent::AlreadyStored(message) => ok(MessageData {
-            message: message.into(),
-        }),
+        Sent::AlreadyStored(message) => {
+            let positions = state.store.read_positions(message.conversation_id).await?;
+            ok(MessageData {
+                message: with_read_state(message, &positions),
+            })
+        }
     })
 }
 
@@ -154,13 +157,15 @@ pub async fn list_messages(
     };
     // Read before the page: whatever happens after this position is in the stream.
     let event_id = state.store.head_position().await?.to_string();
-    let mut messages = state
-        .store
-        .list_messages(caller.user_id, conversation.into_inner(), page)
-        .await?;
+    let conversation = conversation.into_inner();
+    let mut messages = state.store.list_messages(caller.user_id, conversation, page).await?;
     let next_cursor = super::next_page(&mut messages, limit, |message| message.id.to_string());
+    let positions = state.store.read_positions(conversation).await?;
     Ok(ok(MessagesData {
-        messages: messages.into_iter().map(MessageView::from).collect(),
+        messages: messages
+            .into_iter()
+            .map(|message| with_read_state(message, &positions))
+            .collect(),
         next_cursor,
         event_id,
     }))
@@ -199,7 +204,7 @@ pub async fn edit_message(
     body: web::Json<EditMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let content = MessageText::parse(&body.message).map_err(|problem| ApiError::invalid_field("message", problem))?;
-    let message = state
+    let (message, read_positions) = state
         .store
         .edit_message(
             caller.user_id,
@@ -210,7 +215,7 @@ pub async fn edit_message(
         )
         .await?;
     Ok(ok(MessageData {
-        message: message.into(),
+        message: with_read_state(message, &read_positions),
     }))
 }
 
@@ -308,6 +313,11 @@ fn decode_star_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, Uuid)
     Ok((starred_at, Uuid::try_parse(id).map_err(|_| invalid())?))
 }
 
+fn with_read_state(message: Message, read_positions: &[(Uuid, i64)]) -> MessageView {
+    let (seq, sender) = (message.seq, message.sender.id);
+    MessageView::from(message).with_read_state(seq, sender, read_positions)
+}
+
 /// The most custom data a message may carry, serialised.
 const MAX_CUSTOM_DATA_BYTES: usize = 4096;
 
@@ -321,4 +331,31 @@ fn custom_data(x: &serde_json::Value) -> Result<String, String> {
         return Err(format!("must be at most {MAX_CUSTOM_DATA_BYTES} bytes serialised"));
     }
     Ok(serialised)
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotalsData {
+    /// Unread messages over all the caller's conversations.
+    pub total_unread_messages: i64,
+    /// Incoming chat requests waiting for an answer (chat requests come with a later release: 0).
+    pub total_pending_request: i64,
+}
+
+/// The caller's totals: unread messages, pending chat requests.
+#[utoipa::path(
+    get, path = "/api/v1/message/totals", tag = "messages",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The totals", body = Success<TotalsData>),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+    )
+)]
+#[get("/totals")]
+pub async fn totals(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
+    let total_unread_messages = state.store.total_unread(caller.user_id).await?;
+    Ok(ok(TotalsData {
+        total_unread_messages,
+        total_pending_request: 0,
+    }))
 }

@@ -43,12 +43,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .service(conversations::get_conversation)
                     .service(conversations::toggle_pin)
                     .service(conversations::toggle_archive)
+                    .service(conversations::mark_read)
                     .service(conversations::send_typing),
             )
             .service(
                 web::scope("/message")
                     .service(messages::send_message)
                     .service(messages::list_starred)
+                    .service(messages::totals)
                     .service(messages::list_messages)
                     .service(messages::edit_message)
                     .service(messages::toggle_star),

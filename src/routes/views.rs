@@ -74,6 +74,43 @@ pub struct MessageView {
     /// The sender's custom data, as sent; `null` if none.
     #[schema(value_type = Option<Object>)]
     pub x: Option<Box<serde_json::value::RawValue>>,
+    /// How many of the other participants have read it. Present in message lists and in
+    /// `POST /message` answers; absent where it is not computed (events after the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<usize>,
+    /// `read` once every other participant has read it, else `sent`. Present with `readBy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "sent")]
+    pub status: Option<&'static str>,
+}
+
+impl MessageView {
+    /// A message just stored: read by no one yet.
+    pub fn newly_sent(message: Message) -> Self {
+        Self {
+            read_by: Some(0),
+            status: Some("sent"),
+            ..Self::from(message)
+        }
+    }
+
+    /// Adds the read state, from the read positions (`last_read_seq`) of the conversation's
+    /// participants.
+    pub fn with_read_state(mut self, seq: i64, sender: Uuid, read_positions: &[(Uuid, i64)]) -> Self {
+        let others: Vec<i64> = read_positions
+            .iter()
+            .filter(|(user, _)| *user != sender)
+            .map(|(_, position)| *position)
+            .collect();
+        let read_by = others.iter().filter(|position| **position >= seq).count();
+        self.read_by = Some(read_by);
+        self.status = Some(if !others.is_empty() && read_by == others.len() {
+            "read"
+        } else {
+            "sent"
+        });
+        self
+    }
 }
 
 /// A compact quote of the message replied to.
@@ -106,6 +143,8 @@ impl From<Message> for MessageView {
             }),
             // Stored as validated JSON; should it ever not parse, leave it out rather than fail.
             x: message.x.and_then(|x| serde_json::value::RawValue::from_string(x).ok()),
+            read_by: None,
+            status: None,
         }
     }
 }
@@ -146,7 +185,11 @@ pub struct ConversationView {
 
 impl From<Conversation> for ConversationView {
     fn from(conversation: Conversation) -> Self {
-        let latest_message: Option<MessageView> = conversation.last_message.map(MessageView::from);
+        let read_positions = &conversation.read_positions;
+        let latest_message: Option<MessageView> = conversation.last_message.map(|message| {
+            let (seq, sender) = (message.seq, message.sender.id);
+            MessageView::from(message).with_read_state(seq, sender, read_positions)
+        });
         Self {
             id: conversation.id,
             kind: match conversation.kind {

@@ -61,6 +61,7 @@ fn new_conversation(
         kind,
         name,
         owner_id,
+        read_positions: participants.iter().map(|user| (user.id, 0)).collect(),
         participants,
         last_message: None,
         unread_count: 0,
@@ -69,6 +70,23 @@ fn new_conversation(
         created_at: now,
         updated_at: now,
     }
+}
+
+/// Puts the conversations of `rows` together with their participants (and read positions).
+fn assemble(rows: Vec<ConversationRow>, participants: Vec<ParticipantRow>) -> Vec<Conversation> {
+    type UsersAndReadPositions = (Vec<User>, Vec<(Uuid, i64)>);
+    let mut by_conversation: HashMap<Uuid, UsersAndReadPositions> = HashMap::new();
+    for participant in participants {
+        let (users, positions) = by_conversation.entry(participant.conversation_id).or_default();
+        positions.push((participant.user.id, participant.last_read_seq));
+        users.push(participant.user);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let (users, positions) = by_conversation.remove(&row.id).unwrap_or_default();
+            row.into_conversation(users, positions)
+        })
+        .collect()
 }
 
 impl Store {
@@ -331,19 +349,118 @@ impl Store {
                 .bind(conversation)
                 .fetch_one(&mut *tx)
                 .await?;
-            let participants: Vec<User> = sqlx::query_as(
-                "SELECT u.id, u.name, u.email, u.created_at, u.updated_at
+            let participants: Vec<ParticipantRow> = sqlx::query_as(
+                "SELECT p.conversation_id, p.last_read_seq, u.id, u.name, u.email, u.created_at, u.updated_at
                  FROM participants p JOIN users u ON u.id = p.user_id
                  WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.id",
             )
             .bind(conversation)
             .fetch_all(&mut *tx)
             .await?;
-            let conversation = row.into_conversation(participants);
+            let conversation = assemble(vec![row], participants)
+                .pop()
+                .ok_or(StoreError::NotFound("conversation"))?;
             commit_with_events!(self, tx, events(&conversation), now);
             conversation
         });
         Ok(Some(toggled))
+    }
+
+    /// Moves `reader`'s read position in `conversation` forward to message `up_to` (or to the
+    /// last message), never back, with the events `events` gives for the new position (only when
+    /// it moved). Returns the id of the message now read up to (`None`: no messages), or
+    /// `NotFound` for a non-participant, `Invalid` for an `up_to` of another conversation.
+    pub async fn mark_read(
+        &self,
+        reader: Uuid,
+        conversation: Uuid,
+        up_to: Option<Uuid>,
+        now: DateTime<Utc>,
+        events: impl Fn(Option<Uuid>) -> Vec<NewEvent>,
+    ) -> StoreResult<Option<Uuid>> {
+        let target: Option<i64> = match up_to {
+            None => None,
+            Some(message) => Some(
+                with_backend!(self, |pool| {
+                    sqlx::query_scalar::<_, i64>("SELECT seq FROM messages WHERE id = $1 AND conversation_id = $2")
+                        .bind(message)
+                        .bind(conversation)
+                        .fetch_optional(pool)
+                        .await?
+                })
+                .ok_or(StoreError::Invalid {
+                    field: "upTo",
+                    problem: "is not a message of this conversation".into(),
+                })?,
+            ),
+        };
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<i64> = sqlx::query_scalar(
+                "SELECT last_read_seq FROM participants WHERE conversation_id = $1 AND user_id = $2",
+            )
+            .bind(conversation)
+            .bind(reader)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(before) = before else {
+                return Err(StoreError::NotFound("conversation"));
+            };
+            // The conversation lock comes with the first write (see `Dialect::LOCK_CONVERSATION`).
+            let sql = sqlx::AssertSqlSafe(format!(
+                "UPDATE participants
+                 SET last_read_seq = MAX_OF(last_read_seq, COALESCE($3, (SELECT last_seq FROM conversations WHERE id = $1)))
+                 WHERE conversation_id = $1 AND user_id = $2 AND {lock}
+                 RETURNING last_read_seq",
+                lock = pool.lock_conversation()
+            ).replace("MAX_OF", pool.greatest()));
+            let after: i64 = sqlx::query_scalar(sql)
+                .bind(conversation)
+                .bind(reader)
+                .bind(target)
+                .fetch_one(&mut *tx)
+                .await?;
+            let read_up_to: Option<Uuid> =
+                sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2")
+                    .bind(conversation)
+                    .bind(after)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if after > before {
+                commit_with_events!(self, tx, events(read_up_to), now);
+            } else {
+                tx.commit().await?;
+            }
+            Ok(read_up_to)
+        })
+    }
+
+    /// The sum of `user`'s unread counts over all their conversations.
+    pub async fn total_unread(&self, user: Uuid) -> StoreResult<i64> {
+        let total = with_backend!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(COALESCE(SUM(c.last_seq - p.last_read_seq), 0) AS BIGINT)
+                 FROM participants p JOIN conversations c ON c.id = p.conversation_id
+                 WHERE p.user_id = $1",
+            )
+            .bind(user)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(total)
+    }
+
+    /// Each participant's read position in `conversation`: (user, `seq` of the last message read).
+    pub async fn read_positions(&self, conversation: Uuid) -> StoreResult<Vec<(Uuid, i64)>> {
+        let positions = with_backend!(self, |pool| {
+            sqlx::query_as::<_, (Uuid, i64)>(
+                "SELECT user_id, last_read_seq FROM participants WHERE conversation_id = $1",
+            )
+            .bind(conversation)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(positions)
     }
 
     /// Is `user` a participant of `conversation`?
@@ -365,7 +482,7 @@ impl Store {
         }
         let participants: Vec<ParticipantRow> = with_backend!(self, |pool| {
             let mut builder = sqlx::QueryBuilder::new(
-                "SELECT p.conversation_id, u.id, u.name, u.email, u.created_at, u.updated_at
+                "SELECT p.conversation_id, p.last_read_seq, u.id, u.name, u.email, u.created_at, u.updated_at
                  FROM participants p JOIN users u ON u.id = p.user_id
                  WHERE p.conversation_id IN (",
             );
@@ -376,19 +493,6 @@ impl Store {
             builder.push(") ORDER BY p.joined_at, u.id");
             builder.build_query_as().fetch_all(pool).await?
         });
-        let mut by_conversation: HashMap<Uuid, Vec<User>> = HashMap::new();
-        for participant in participants {
-            by_conversation
-                .entry(participant.conversation_id)
-                .or_default()
-                .push(participant.user);
-        }
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let members = by_conversation.remove(&row.id).unwrap_or_default();
-                row.into_conversation(members)
-            })
-            .collect())
+        Ok(assemble(rows, participants))
     }
 }

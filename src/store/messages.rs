@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// Replaces the text of `editor`'s message `id` and appends the events `events` gives for
-    /// the edited message. `NotFound` when the message does not exist or `editor` is not in its
+    /// the edited message and the participants' read positions (returned too). `NotFound` when the message does not exist or `editor` is not in its
     /// conversation; `Forbidden` when it is someone else's.
     pub async fn edit_message(
         &self,
@@ -155,8 +155,8 @@ impl Store {
         id: Uuid,
         content: &str,
         now: DateTime<Utc>,
-        events: impl Fn(&Message) -> Vec<NewEvent>,
-    ) -> StoreResult<Message> {
+        events: impl Fn(&Message, &[(Uuid, i64)]) -> Vec<NewEvent>,
+    ) -> StoreResult<(Message, Vec<(Uuid, i64)>)> {
         let (conversation, sender) = self.visible_message(editor, id).await?;
         if sender != editor {
             return Err(StoreError::Forbidden("only the sender may edit a message"));
@@ -180,8 +180,13 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .into();
-            commit_with_events!(self, tx, events(&message), now);
-            Ok(message)
+            let read_positions: Vec<(Uuid, i64)> =
+                sqlx::query_as("SELECT user_id, last_read_seq FROM participants WHERE conversation_id = $1")
+                    .bind(conversation)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            commit_with_events!(self, tx, events(&message, &read_positions), now);
+            Ok((message, read_positions))
         })
     }
 

@@ -132,6 +132,9 @@ pub(crate) trait Dialect {
     /// transaction id, come in commit order. SQLite writers are serialised already.
     const LOCK_CONVERSATION: &'static str;
 
+    /// The function returning the larger of its arguments.
+    const GREATEST: &'static str;
+
     /// Starts a transaction that will write. SQLite takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
     /// SQLITE_BUSY when another writer got in between, whatever the busy timeout.
@@ -144,6 +147,11 @@ pub(crate) trait Dialect {
     fn lock_conversation(&self) -> &'static str {
         Self::LOCK_CONVERSATION
     }
+
+    /// The larger of two values: `GREATEST` on PostgreSQL, the two-argument `MAX` on SQLite.
+    fn greatest(&self) -> &'static str {
+        Self::GREATEST
+    }
 }
 
 /// The PostgreSQL NOTIFY channel on which committed events are announced (payload: the
@@ -153,6 +161,7 @@ pub const EVENTS_CHANNEL: &str = "chat_events";
 impl Dialect for PgPool {
     type Db = sqlx::Postgres;
     const EVENT_WATERMARK: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    const GREATEST: &'static str = "GREATEST";
     const LOCK_CONVERSATION: &'static str =
         "(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))) AS conversation_lock)";
 
@@ -164,6 +173,7 @@ impl Dialect for PgPool {
 impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
     const EVENT_WATERMARK: &'static str = "1";
+    const GREATEST: &'static str = "MAX";
     const LOCK_CONVERSATION: &'static str = "true";
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

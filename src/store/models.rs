@@ -117,6 +117,8 @@ pub struct Conversation {
     pub name: Option<String>,
     pub owner_id: Option<Uuid>,
     pub participants: Vec<User>,
+    /// Each participant's read position (`seq` of the last message they read).
+    pub read_positions: Vec<(Uuid, i64)>,
     pub last_message: Option<Message>,
     pub unread_count: i64,
     /// Pinned by this participant: sorts first in their list.
@@ -287,7 +289,7 @@ pub(super) struct ConversationRow {
 }
 
 impl ConversationRow {
-    pub(super) fn into_conversation(self, participants: Vec<User>) -> Conversation {
+    pub(super) fn into_conversation(self, participants: Vec<User>, read_positions: Vec<(Uuid, i64)>) -> Conversation {
         let last_message = match (
             self.last_message_id,
             self.last_message_seq,
@@ -326,6 +328,7 @@ impl ConversationRow {
             name: self.name,
             owner_id: self.owner_id,
             participants,
+            read_positions,
             last_message,
             unread_count: (self.last_seq - self.last_read_seq).max(0),
             pinned: self.pinned,
@@ -339,6 +342,7 @@ impl ConversationRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct ParticipantRow {
     pub conversation_id: Uuid,
+    pub last_read_seq: i64,
     #[sqlx(flatten)]
     pub user: User,
 }

@@ -13,4 +13,5 @@ mod message_changes;
 mod messages;
 mod openapi;
 mod realtime;
+mod receipts;
 mod users;

@@ -86,8 +86,10 @@ async fn sending_a_message_returns_201_with_the_stored_message(backend: Backend)
             "createdAt",
             "editedAt",
             "files",
+            "readBy",
             "replyTo",
             "sender",
+            "status",
             "x"
         ],
         "{message}"
@@ -448,9 +450,15 @@ async fn the_list_is_newest_first_with_each_sender_as_id_and_name(backend: Backe
     // Act
     let reply = app.list_messages(&bruno.token, &conversation, "").await;
 
-    // Assert
+    // Assert: each as sent, but for the read state, which moved on: answering a message
+    // means having read it.
     let data = reply.data(StatusCode::OK);
-    assert_eq!(data["messages"], json!([third, second, first]));
+    let read = |mut message: Value| {
+        message["readBy"] = json!(1);
+        message["status"] = json!("read");
+        message
+    };
+    assert_eq!(data["messages"], json!([third, read(second), read(first)]));
     assert_eq!(data["nextCursor"], Value::Null);
     let senders: Vec<&Value> = data["messages"]
         .as_array()
