@@ -44,6 +44,8 @@ use crate::routes::{auth, conversations, events, health, messages, users, views}
         messages::toggle_star,
         messages::list_starred,
         messages::totals,
+        messages::delete_message,
+        messages::delete_messages,
         events::create_ticket,
         events::open_stream,
         events::list_events,

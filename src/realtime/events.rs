@@ -47,6 +47,32 @@ pub fn message_updated(message: &Message, read_positions: &[(Uuid, i64)]) -> Vec
     }]
 }
 
+/// `data` of `message.deleted`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedData {
+    pub conversation_id: Uuid,
+    pub message_ids: Vec<Uuid>,
+    /// `me` (hidden for the caller: sent to their streams only) or `all` (tombstones: sent to
+    /// every participant).
+    #[schema(example = "all")]
+    pub scope: &'static str,
+}
+
+/// `message.deleted`: to everyone for scope `all`, to the deleting user for scope `me`.
+pub fn message_deleted(user: Uuid, data: &DeletedData) -> Vec<NewEvent> {
+    let audience = if data.scope == "all" {
+        Audience::Conversation(data.conversation_id)
+    } else {
+        Audience::User(user)
+    };
+    vec![NewEvent {
+        kind: MESSAGE_DELETED,
+        audience,
+        payload: json(data),
+    }]
+}
+
 /// `data` of `message.read`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

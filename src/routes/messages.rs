@@ -1,6 +1,6 @@
 //! `/api/v1/message`: sending and reading messages.
 
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use crate::domain::{ClientId, MessageText, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::realtime::events;
 use crate::startup::AppState;
-use crate::store::{self, Message, MessagePage, NewMessage, Sent};
+use crate::store::{self, DeleteScope, Message, MessagePage, NewMessage, Sent};
 
 #[derive(Deserialize, ToSchema)]
 pub struct SendMessageRequest {
@@ -358,4 +358,137 @@ pub async fn totals(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
         total_unread_messages,
         total_pending_request: 0,
     }))
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Hide for the caller only (the default).
+    #[default]
+    Me,
+    /// Replace with a tombstone for everyone: the sender, or the group's owner.
+    All,
+}
+
+impl Scope {
+    fn store(self) -> DeleteScope {
+        match self {
+            Scope::Me => DeleteScope::Me,
+            Scope::All => DeleteScope::All,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scope::Me => "me",
+            Scope::All => "all",
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// `me` (default) or `all`.
+    pub scope: Option<Scope>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DeleteMessagesRequest {
+    /// The conversation. Aliases: `conversationId`, `convoId`.
+    #[serde(alias = "conversationId", alias = "convoId")]
+    pub convo_id: Uuid,
+    /// The messages, 1 to 100, all of that conversation.
+    pub ids: Vec<Uuid>,
+    /// `me` (default) or `all`.
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// Delete a message, for the caller (`scope=me`, the default) or for everyone (`scope=all`).
+///
+/// `all` is for the sender, or the group's owner: the message becomes a tombstone
+/// (`deleted: true`, empty `content`) for everyone and `message.deleted` goes to every
+/// participant. `me` hides it from the caller's lists and sends `message.deleted` to the
+/// caller's streams. Deleted and hidden messages no longer count as unread.
+#[utoipa::path(
+    delete, path = "/api/v1/message/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The message's id"), DeleteQuery),
+    responses(
+        (status = 200, description = "Deleted", body = Success<events::DeletedData>),
+        (status = 400, description = "Malformed id or scope", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
+        (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
+    )
+)]
+#[delete("/{id}")]
+pub async fn delete_message(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    query: web::Query<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (conversation, _, _) = state.store.visible_message(caller.user_id, id).await?;
+    delete(&state, caller, conversation, vec![id], query.scope.unwrap_or_default()).await
+}
+
+/// Delete several messages of one conversation at once.
+///
+/// Like `DELETE /message/{id}` for each, in one go: all or none.
+#[utoipa::path(
+    post, path = "/api/v1/message/delete", tag = "messages",
+    security(("bearer" = [])),
+    request_body = DeleteMessagesRequest,
+    responses(
+        (status = 200, description = "Deleted", body = Success<events::DeletedData>),
+        (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "No ids, more than 100, or one not of this conversation", body = ErrorEnvelope),
+    )
+)]
+#[post("/delete")]
+pub async fn delete_messages(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: web::Json<DeleteMessagesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut ids = body.ids;
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(ApiError::invalid_field("ids", "must name 1 to 100 messages"));
+    }
+    delete(&state, caller, body.convo_id, ids, body.scope).await
+}
+
+async fn delete(
+    state: &AppState,
+    caller: AuthUser,
+    conversation: Uuid,
+    ids: Vec<Uuid>,
+    scope: Scope,
+) -> Result<HttpResponse, ApiError> {
+    let data = events::DeletedData {
+        conversation_id: conversation,
+        message_ids: ids,
+        scope: scope.name(),
+    };
+    state
+        .store
+        .delete_messages(
+            caller.user_id,
+            conversation,
+            &data.message_ids,
+            scope.store(),
+            store::now(),
+            || events::message_deleted(caller.user_id, &data),
+        )
+        .await?;
+    Ok(ok(data))
 }

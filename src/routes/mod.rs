@@ -49,11 +49,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .service(
                 web::scope("/message")
                     .service(messages::send_message)
+                    .service(messages::delete_messages)
                     .service(messages::list_starred)
                     .service(messages::totals)
                     .service(messages::list_messages)
                     .service(messages::edit_message)
-                    .service(messages::toggle_star),
+                    .service(messages::toggle_star)
+                    .service(messages::delete_message),
             )
             .service(
                 web::scope("/events")

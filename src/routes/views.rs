@@ -74,6 +74,8 @@ pub struct MessageView {
     /// The sender's custom data, as sent; `null` if none.
     #[schema(value_type = Option<Object>)]
     pub x: Option<Box<serde_json::value::RawValue>>,
+    /// Deleted for everyone: a tombstone whose `content` is empty and `x` null.
+    pub deleted: bool,
     /// How many of the other participants have read it. Present in message lists and in
     /// `POST /message` answers; absent where it is not computed (events after the first).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +145,7 @@ impl From<Message> for MessageView {
             }),
             // Stored as validated JSON; should it ever not parse, leave it out rather than fail.
             x: message.x.and_then(|x| serde_json::value::RawValue::from_string(x).ok()),
+            deleted: message.deleted,
             read_by: None,
             status: None,
         }

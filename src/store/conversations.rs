@@ -20,6 +20,12 @@ macro_rules! select_conversations {
                 u.name AS last_message_sender_name, m.content AS last_message_content,
                 m.client_id AS last_message_client_id, m.created_at AS last_message_created_at,
                 m.edited_at AS last_message_edited_at, m.x AS last_message_x,
+                m.deleted_at AS last_message_deleted_at,
+                (SELECT COUNT(*) FROM messages d
+                  WHERE d.conversation_id = c.id AND d.deleted_at IS NOT NULL AND d.seq > p.last_read_seq)
+                + (SELECT COUNT(*) FROM hidden_messages h JOIN messages hm ON hm.id = h.message_id
+                   WHERE h.user_id = p.user_id AND h.conversation_id = c.id AND h.seq > p.last_read_seq
+                     AND hm.deleted_at IS NULL) AS not_unread,
                 r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
                 r.content AS reply_content
          FROM participants p
@@ -439,7 +445,13 @@ impl Store {
     pub async fn total_unread(&self, user: Uuid) -> StoreResult<i64> {
         let total = with_backend!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
-                "SELECT CAST(COALESCE(SUM(c.last_seq - p.last_read_seq), 0) AS BIGINT)
+                "SELECT CAST(COALESCE(SUM(
+                     c.last_seq - p.last_read_seq
+                     - (SELECT COUNT(*) FROM messages d
+                        WHERE d.conversation_id = c.id AND d.deleted_at IS NOT NULL AND d.seq > p.last_read_seq)
+                     - (SELECT COUNT(*) FROM hidden_messages h JOIN messages hm ON hm.id = h.message_id
+                        WHERE h.user_id = p.user_id AND h.conversation_id = c.id AND h.seq > p.last_read_seq
+                          AND hm.deleted_at IS NULL)), 0) AS BIGINT)
                  FROM participants p JOIN conversations c ON c.id = p.conversation_id
                  WHERE p.user_id = $1",
             )

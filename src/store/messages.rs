@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Quote, Store, StoreError, StoreResult, UserRef,
-    commit_with_events, is_unique_violation, with_backend, with_writer,
+    DeleteScope, Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Quote, Store, StoreError,
+    StoreResult, UserRef, commit_with_events, is_unique_violation, with_backend, with_writer,
 };
 
 macro_rules! select_messages {
     () => {
         "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at,
-                m.edited_at, m.x, r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
+                m.edited_at, m.x, m.deleted_at, r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
                 r.content AS reply_content
          FROM messages m JOIN users u ON u.id = m.sender_id
          LEFT JOIN messages r ON r.id = m.reply_to
@@ -129,6 +129,7 @@ impl Store {
                         edited_at: None,
                         reply_to: quote,
                         x: new.x.clone(),
+                        deleted: false,
                     };
                     commit_with_events!(self, tx, events(&message), new.created_at);
                     Some(message)
@@ -157,9 +158,15 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&Message, &[(Uuid, i64)]) -> Vec<NewEvent>,
     ) -> StoreResult<(Message, Vec<(Uuid, i64)>)> {
-        let (conversation, sender) = self.visible_message(editor, id).await?;
+        let (conversation, sender, deleted) = self.visible_message(editor, id).await?;
         if sender != editor {
             return Err(StoreError::Forbidden("only the sender may edit a message"));
+        }
+        if deleted {
+            return Err(StoreError::Conflict {
+                code: "message_deleted",
+                message: "a deleted message cannot be edited".into(),
+            });
         }
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -190,11 +197,12 @@ impl Store {
         })
     }
 
-    /// The conversation and sender of message `id`, if `user` is in its conversation.
-    async fn visible_message(&self, user: Uuid, id: Uuid) -> StoreResult<(Uuid, Uuid)> {
+    /// The conversation and sender of message `id`, and whether it was deleted for everyone,
+    /// if `user` is in its conversation.
+    pub async fn visible_message(&self, user: Uuid, id: Uuid) -> StoreResult<(Uuid, Uuid, bool)> {
         let found = with_backend!(self, |pool| {
-            sqlx::query_as::<_, (Uuid, Uuid)>(
-                "SELECT m.conversation_id, m.sender_id FROM messages m
+            sqlx::query_as::<_, (Uuid, Uuid, bool)>(
+                "SELECT m.conversation_id, m.sender_id, m.deleted_at IS NOT NULL FROM messages m
                  JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $2
                  WHERE m.id = $1",
             )
@@ -215,7 +223,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(Uuid, bool) -> Vec<NewEvent>,
     ) -> StoreResult<bool> {
-        let (conversation, _) = self.visible_message(user, id).await?;
+        let (conversation, _, _) = self.visible_message(user, id).await?;
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let removed = sqlx::query("DELETE FROM starred_messages WHERE user_id = $1 AND message_id = $2")
@@ -270,6 +278,103 @@ impl Store {
             .collect())
     }
 
+    /// Deletes messages `ids` of `conversation` for `caller` (scope `Me`: hidden for them) or
+    /// for everyone (scope `All`: tombstones; the sender's own, or any as the group's owner),
+    /// with the events `events` gives. `NotFound` for a non-participant, `Invalid` on `ids`
+    /// for a message not in the conversation, `Forbidden` for another's message with `All`.
+    pub async fn delete_messages(
+        &self,
+        caller: Uuid,
+        conversation: Uuid,
+        ids: &[Uuid],
+        scope: DeleteScope,
+        now: DateTime<Utc>,
+        events: impl Fn() -> Vec<NewEvent>,
+    ) -> StoreResult<()> {
+        let Some(owner) = self.conversation_owner(caller, conversation).await? else {
+            return Err(StoreError::NotFound("conversation"));
+        };
+        let found: Vec<(Uuid, Uuid, i64)> = with_backend!(self, |pool| {
+            let mut builder =
+                sqlx::QueryBuilder::new("SELECT id, sender_id, seq FROM messages WHERE conversation_id = ");
+            builder.push_bind(conversation);
+            builder.push(" AND id IN (");
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            builder.push(")");
+            builder.build_query_as().fetch_all(pool).await?
+        });
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !found.iter().any(|(found, _, _)| found == *id))
+            .map(Uuid::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(StoreError::Invalid {
+                field: "ids",
+                problem: format!("not messages of this conversation: {}", unknown.join(", ")),
+            });
+        }
+        if scope == DeleteScope::All && owner != Some(caller) && found.iter().any(|(_, sender, _)| *sender != caller) {
+            return Err(StoreError::Forbidden(
+                "only the sender (or the group's owner) may delete a message for everyone",
+            ));
+        }
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            // Before any write: the conversation lock (see `Dialect::LOCK_CONVERSATION`).
+            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
+            sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
+            for (id, _, seq) in &found {
+                match scope {
+                    DeleteScope::All => {
+                        sqlx::query(
+                            "UPDATE messages SET deleted_at = $2, content = '', x = NULL
+                             WHERE id = $1 AND deleted_at IS NULL",
+                        )
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    DeleteScope::Me => {
+                        sqlx::query(
+                            "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq)
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(caller)
+                        .bind(id)
+                        .bind(conversation)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            commit_with_events!(self, tx, events(), now);
+            Ok(())
+        })
+    }
+
+    /// `Some(owner)` (the group's owner, `None` for a direct conversation) when `user` is a
+    /// participant of `conversation`; `None` otherwise.
+    async fn conversation_owner(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<Option<Uuid>>> {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_scalar::<_, Option<Uuid>>(
+                "SELECT c.owner_id FROM conversations c
+                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
+                 WHERE c.id = $1",
+            )
+            .bind(conversation)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(found)
+    }
+
     pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {
         let row = with_backend!(self, |pool| {
             sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
@@ -319,12 +424,16 @@ impl Store {
             let sql = if page.after.is_some() {
                 concat!(
                     select_messages!(),
-                    " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $4"
+                    " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3
+                      AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $5 AND h.message_id = m.id)
+                      ORDER BY m.seq ASC LIMIT $4"
                 )
             } else {
                 concat!(
                     select_messages!(),
-                    " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3 ORDER BY m.seq DESC LIMIT $4"
+                    " WHERE m.conversation_id = $1 AND m.seq < $2 AND m.seq > $3
+                      AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $5 AND h.message_id = m.id)
+                      ORDER BY m.seq DESC LIMIT $4"
                 )
             };
             sqlx::query_as::<_, MessageRow>(sql)
@@ -332,6 +441,7 @@ impl Store {
                 .bind(before)
                 .bind(after)
                 .bind(i64::from(page.limit))
+                .bind(caller)
                 .fetch_all(pool)
                 .await?
         });

@@ -107,9 +107,18 @@ pub struct Message {
     pub reply_to: Option<Quote>,
     /// Custom data (a serialised JSON object), as sent.
     pub x: Option<String>,
+    /// Deleted for everyone: a tombstone without text or custom data.
+    pub deleted: bool,
 }
 
-/// A conversation as one participant sees it.
+/// For whom messages are deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteScope {
+    /// Hidden for the caller only.
+    Me,
+    /// Replaced by a tombstone for everyone (the sender, or a group's owner).
+    All,
+}
 #[derive(Clone, Debug)]
 pub struct Conversation {
     pub id: Uuid,
@@ -213,6 +222,7 @@ pub(super) struct MessageRow {
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub x: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
     pub reply_id: Option<Uuid>,
     pub reply_sender_id: Option<Uuid>,
     pub reply_sender_name: Option<String>,
@@ -257,6 +267,7 @@ impl From<MessageRow> for Message {
                 row.reply_content,
             ),
             x: row.x,
+            deleted: row.deleted_at.is_some(),
         }
     }
 }
@@ -282,6 +293,9 @@ pub(super) struct ConversationRow {
     pub last_message_created_at: Option<DateTime<Utc>>,
     pub last_message_edited_at: Option<DateTime<Utc>>,
     pub last_message_x: Option<String>,
+    pub last_message_deleted_at: Option<DateTime<Utc>>,
+    /// Tombstones and messages hidden for this participant after their read position.
+    pub not_unread: i64,
     pub reply_id: Option<Uuid>,
     pub reply_sender_id: Option<Uuid>,
     pub reply_sender_name: Option<String>,
@@ -318,6 +332,7 @@ impl ConversationRow {
                         self.reply_content,
                     ),
                     x: self.last_message_x,
+                    deleted: self.last_message_deleted_at.is_some(),
                 })
             }
             _ => None,
@@ -330,7 +345,7 @@ impl ConversationRow {
             participants,
             read_positions,
             last_message,
-            unread_count: (self.last_seq - self.last_read_seq).max(0),
+            unread_count: (self.last_seq - self.last_read_seq - self.not_unread).max(0),
             pinned: self.pinned,
             archived: self.archived,
             created_at: self.created_at,

@@ -1,5 +1,5 @@
 //! What a message carries beyond its text (replies, custom data) and what happens to it
-//! after it is sent (edits, stars).
+//! after it is sent (edits, stars, deletes).
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -235,7 +235,148 @@ async fn custom_data_is_returned_untouched_and_bounded(backend: Backend) {
     }
 }
 
+async fn delete(app: &TestApp, user: &TestUser, message: &str, scope: &str) -> crate::helpers::Reply {
+    let request = app
+        .client
+        .delete(app.url(&format!("/api/v1/message/{message}?scope={scope}")))
+        .bearer_auth(&user.token);
+    crate::helpers::Reply::read(request.send().await.unwrap()).await
+}
+
+async fn unread(app: &TestApp, user: &TestUser, conversation: &str) -> i64 {
+    let reply = app.get_conversation(&user.token, conversation).await;
+    reply.data(StatusCode::OK)["conversation"]["unreadCount"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn deleting_for_everyone_leaves_a_tombstone_and_tells_everyone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let message = send(&app, &ana, &conversation, "oops").await;
+    send(&app, &ana, &conversation, "fine").await;
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    assert_eq!(unread(&app, &bo, &conversation).await, 2);
+
+    let reply = delete(&app, &ana, &message, "all").await;
+
+    let expected = json!({"conversationId": conversation, "messageIds": [message], "scope": "all"});
+    assert_eq!(reply.data(StatusCode::OK), &expected);
+    assert_eq!(bo_stream.next_of("message.deleted").await.data, expected);
+    let listed = app.list_messages(&bo.token, &conversation, "").await;
+    let tombstone = &listed.data(StatusCode::OK)["messages"][1];
+    assert_eq!(
+        (tombstone["_id"].as_str(), tombstone["deleted"].as_bool()),
+        (Some(message.as_str()), Some(true))
+    );
+    assert_eq!(tombstone["content"], "");
+    assert_eq!(
+        unread(&app, &bo, &conversation).await,
+        1,
+        "a deleted message is not unread"
+    );
+    assert_eq!(
+        app.get("/api/v1/message/totals", Some(&bo.token))
+            .await
+            .data(StatusCode::OK)["totalUnreadMessages"],
+        1
+    );
+    edit(&app, &ana, &message, "again")
+        .await
+        .assert_error(StatusCode::CONFLICT, "message_deleted");
+}
+
+async fn deleting_for_oneself_hides_it_from_that_user_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let first = send(&app, &ana, &conversation, "one").await;
+    let second = send(&app, &ana, &conversation, "two").await;
+    let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
+
+    let reply = app
+        .post(
+            "/api/v1/message/delete",
+            Some(&bo.token),
+            &json!({"convo_id": conversation, "ids": [first, second]}),
+        )
+        .await;
+
+    assert_eq!(reply.data(StatusCode::OK)["scope"], "me", "me is the default");
+    assert!(
+        app.list_messages(&bo.token, &conversation, "")
+            .await
+            .data(StatusCode::OK)["messages"]
+            == json!([])
+    );
+    assert_eq!(
+        unread(&app, &bo, &conversation).await,
+        0,
+        "hidden messages are not unread"
+    );
+    let for_ana = app.list_messages(&ana.token, &conversation, "").await;
+    assert_eq!(
+        for_ana.data(StatusCode::OK)["messages"].as_array().unwrap().len(),
+        2,
+        "Ana still sees both"
+    );
+    ana_stream
+        .assert_no("message.deleted", std::time::Duration::from_millis(300))
+        .await;
+}
+
+async fn deleting_is_refused_for_others_messages_outsiders_and_foreign_ids(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo, conversation) = pair(&app).await;
+    let carl = app.register_user("Carl").await;
+    let message = send(&app, &ana, &conversation, "mine").await;
+    let elsewhere = app.direct_conversation(&ana, &carl).await;
+    let foreign = send(&app, &ana, &elsewhere, "elsewhere").await;
+
+    delete(&app, &bo, &message, "all")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    delete(&app, &carl, &message, "me")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    delete(&app, &ana, &message, "nobody")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_query");
+    for ids in [json!([]), json!([foreign])] {
+        let body = json!({"convo_id": conversation, "ids": ids, "scope": "all"});
+        app.post("/api/v1/message/delete", Some(&ana.token), &body)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    let listed = app.list_messages(&bo.token, &conversation, "").await;
+    assert_eq!(
+        listed.data(StatusCode::OK)["messages"][0]["deleted"],
+        false,
+        "nothing was deleted"
+    );
+}
+
+async fn a_groups_owner_may_delete_any_message_for_everyone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let created = app.create_group(&ana.token, "Club", &[&bo.id]).await;
+    let group = created.data(StatusCode::CREATED)["conversation"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_bo = send(&app, &bo, &group, "spam").await;
+
+    delete(&app, &ana, &by_bo, "all").await.data(StatusCode::OK);
+
+    let listed = app.list_messages(&bo.token, &group, "").await;
+    assert_eq!(listed.data(StatusCode::OK)["messages"][0]["deleted"], true);
+}
+
 both_backends!(
+    deleting_for_everyone_leaves_a_tombstone_and_tells_everyone,
+    deleting_for_oneself_hides_it_from_that_user_only,
+    deleting_is_refused_for_others_messages_outsiders_and_foreign_ids,
+    a_groups_owner_may_delete_any_message_for_everyone,
     a_reply_carries_a_compact_quote_of_the_message_it_answers,
     a_reply_to_another_conversations_message_is_refused,
     custom_data_is_returned_untouched_and_bounded,

@@ -84,6 +84,7 @@ async fn sending_a_message_returns_201_with_the_stored_message(backend: Backend)
             "content",
             "conversation",
             "createdAt",
+            "deleted",
             "editedAt",
             "files",
             "readBy",
