@@ -471,6 +471,15 @@ impl TestApp {
         .await
     }
 
+    /// Sends `text` as `user` and returns the stored message's id.
+    pub async fn send_text(&self, user: &TestUser, conversation: &str, text: &str) -> String {
+        let reply = self.send_message(&user.token, conversation, text).await;
+        reply.data(StatusCode::CREATED)["message"]["_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn list_messages(&self, token: &str, conversation: &str, query: &str) -> Reply {
         self.get(&format!("/api/v1/message/{conversation}?{query}"), Some(token))
             .await

@@ -15,14 +15,6 @@ async fn pair(app: &TestApp) -> (TestUser, TestUser, String) {
     (ana, bo, conversation)
 }
 
-async fn send(app: &TestApp, user: &TestUser, conversation: &str, text: &str) -> String {
-    let reply = app.send_message(&user.token, conversation, text).await;
-    reply.data(StatusCode::CREATED)["message"]["_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn edit(app: &TestApp, user: &TestUser, message: &str, text: &str) -> crate::helpers::Reply {
     app.patch(
         &format!("/api/v1/message/{message}"),
@@ -44,7 +36,7 @@ async fn star(app: &TestApp, user: &TestUser, message: &str) -> crate::helpers::
 async fn the_sender_edits_a_message_and_everyone_sees_message_updated(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, bo, conversation) = pair(&app).await;
-    let message = send(&app, &ana, &conversation, "helo").await;
+    let message = app.send_text(&ana, &conversation, "helo").await;
     let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
 
     let reply = edit(&app, &ana, &message, "hello").await;
@@ -68,7 +60,7 @@ async fn editing_is_refused_to_others_outsiders_and_bad_text(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, bo, conversation) = pair(&app).await;
     let carl = app.register_user("Carl").await;
-    let message = send(&app, &ana, &conversation, "mine").await;
+    let message = app.send_text(&ana, &conversation, "mine").await;
 
     edit(&app, &bo, &message, "hijacked")
         .await
@@ -97,7 +89,7 @@ async fn stars_toggle_per_user_and_list_most_recent_first(backend: Backend) {
     let (ana, bo, conversation) = pair(&app).await;
     let mut messages = Vec::new();
     for text in ["one", "two", "three"] {
-        messages.push(send(&app, &ana, &conversation, text).await);
+        messages.push(app.send_text(&ana, &conversation, text).await);
     }
     let mut other_device = app.open_stream(Auth::Bearer(&bo.token), None).await;
 
@@ -140,7 +132,7 @@ async fn starring_is_refused_outside_the_conversation(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, _bo, conversation) = pair(&app).await;
     let carl = app.register_user("Carl").await;
-    let message = send(&app, &ana, &conversation, "private").await;
+    let message = app.send_text(&ana, &conversation, "private").await;
 
     star(&app, &carl, &message)
         .await
@@ -157,7 +149,7 @@ async fn starring_is_refused_outside_the_conversation(backend: Backend) {
 async fn a_reply_carries_a_compact_quote_of_the_message_it_answers(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, bo, conversation) = pair(&app).await;
-    let question = send(&app, &ana, &conversation, "Lunch?").await;
+    let question = app.send_text(&ana, &conversation, "Lunch?").await;
     let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
 
     let reply = app
@@ -187,7 +179,7 @@ async fn a_reply_to_another_conversations_message_is_refused(backend: Backend) {
     let (ana, bo, conversation) = pair(&app).await;
     let carl = app.register_user("Carl").await;
     let elsewhere = app.direct_conversation(&ana, &carl).await;
-    let foreign = send(&app, &ana, &elsewhere, "not here").await;
+    let foreign = app.send_text(&ana, &elsewhere, "not here").await;
 
     for reply_to in [foreign, uuid::Uuid::now_v7().to_string()] {
         let body = json!({"convo_id": conversation, "message": "re", "replyTo": reply_to});
@@ -253,8 +245,8 @@ async fn unread(app: &TestApp, user: &TestUser, conversation: &str) -> i64 {
 async fn deleting_for_everyone_leaves_a_tombstone_and_tells_everyone(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, bo, conversation) = pair(&app).await;
-    let message = send(&app, &ana, &conversation, "oops").await;
-    send(&app, &ana, &conversation, "fine").await;
+    let message = app.send_text(&ana, &conversation, "oops").await;
+    app.send_text(&ana, &conversation, "fine").await;
     let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
     assert_eq!(unread(&app, &bo, &conversation).await, 2);
 
@@ -289,8 +281,8 @@ async fn deleting_for_everyone_leaves_a_tombstone_and_tells_everyone(backend: Ba
 async fn deleting_for_oneself_hides_it_from_that_user_only(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, bo, conversation) = pair(&app).await;
-    let first = send(&app, &ana, &conversation, "one").await;
-    let second = send(&app, &ana, &conversation, "two").await;
+    let first = app.send_text(&ana, &conversation, "one").await;
+    let second = app.send_text(&ana, &conversation, "two").await;
     let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
 
     let reply = app
@@ -328,9 +320,9 @@ async fn deleting_is_refused_for_others_messages_outsiders_and_foreign_ids(backe
     let app = spawn_app(backend).await;
     let (ana, bo, conversation) = pair(&app).await;
     let carl = app.register_user("Carl").await;
-    let message = send(&app, &ana, &conversation, "mine").await;
+    let message = app.send_text(&ana, &conversation, "mine").await;
     let elsewhere = app.direct_conversation(&ana, &carl).await;
-    let foreign = send(&app, &ana, &elsewhere, "elsewhere").await;
+    let foreign = app.send_text(&ana, &elsewhere, "elsewhere").await;
 
     delete(&app, &bo, &message, "all")
         .await
@@ -364,7 +356,7 @@ async fn a_groups_owner_may_delete_any_message_for_everyone(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    let by_bo = send(&app, &bo, &group, "spam").await;
+    let by_bo = app.send_text(&bo, &group, "spam").await;
 
     delete(&app, &ana, &by_bo, "all").await.data(StatusCode::OK);
 

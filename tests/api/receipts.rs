@@ -7,14 +7,6 @@ use crate::both_backends;
 use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
 use crate::sse::Auth;
 
-async fn send(app: &TestApp, user: &TestUser, conversation: &str, text: &str) -> String {
-    let reply = app.send_message(&user.token, conversation, text).await;
-    reply.data(StatusCode::CREATED)["message"]["_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn read(app: &TestApp, user: &TestUser, conversation: &str, body: Value) -> crate::helpers::Reply {
     app.post(
         &format!("/api/v1/conversation/{conversation}/read"),
@@ -44,10 +36,10 @@ async fn reading_up_to_a_message_moves_unread_counts_receipts_and_totals(backend
     let bo = app.register_user("Bo").await;
     let conversation = app.direct_conversation(&ana, &bo).await;
     let ids = [
-        send(&app, &ana, &conversation, "1").await,
-        send(&app, &ana, &conversation, "2").await,
+        app.send_text(&ana, &conversation, "1").await,
+        app.send_text(&ana, &conversation, "2").await,
     ];
-    send(&app, &ana, &conversation, "3").await;
+    app.send_text(&ana, &conversation, "3").await;
     let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
     assert_eq!(unread(&app, &bo, &conversation).await, 3);
     assert_eq!(
@@ -80,8 +72,8 @@ async fn reading_everything_and_never_going_back(backend: Backend) {
     let ana = app.register_user("Ana").await;
     let bo = app.register_user("Bo").await;
     let conversation = app.direct_conversation(&ana, &bo).await;
-    let first = send(&app, &ana, &conversation, "1").await;
-    let last = send(&app, &ana, &conversation, "2").await;
+    let first = app.send_text(&ana, &conversation, "1").await;
+    let last = app.send_text(&ana, &conversation, "2").await;
 
     let everything = app
         .post_raw(
@@ -118,7 +110,7 @@ async fn group_receipts_count_readers(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    send(&app, &ana, &group, "hi all").await;
+    app.send_text(&ana, &group, "hi all").await;
 
     read(&app, &bo, &group, json!({})).await.data(StatusCode::OK);
 
@@ -142,7 +134,7 @@ async fn read_receipts_are_refused_outside_the_conversation_and_for_foreign_mess
     let carl = app.register_user("Carl").await;
     let conversation = app.direct_conversation(&ana, &bo).await;
     let elsewhere = app.direct_conversation(&ana, &carl).await;
-    let foreign = send(&app, &ana, &elsewhere, "not here").await;
+    let foreign = app.send_text(&ana, &elsewhere, "not here").await;
 
     read(&app, &carl, &conversation, json!({}))
         .await
