@@ -46,6 +46,8 @@ use crate::routes::{auth, conversations, events, health, messages, users, views}
         messages::totals,
         messages::delete_message,
         messages::delete_messages,
+        messages::search_all,
+        messages::search_conversation,
         events::create_ticket,
         events::open_stream,
         events::list_events,

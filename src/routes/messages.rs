@@ -492,3 +492,94 @@ async fn delete(
         .await?;
     Ok(ok(data))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words to find (every one must occur, case-insensitive): 1 to 200 characters.
+    pub q: String,
+    /// Page size: 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub before: Option<Uuid>,
+}
+
+/// Search the caller's messages in every conversation they are in.
+///
+/// Full-text search (PostgreSQL `tsvector` with a GIN index, SQLite FTS5): messages containing
+/// every word of `q`, newest first, each with its conversation's id. Deleted messages and
+/// messages the caller hid are never found.
+#[utoipa::path(
+    get, path = "/api/v1/message/search", tag = "messages",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "Matching messages, newest first", body = Success<FoundMessagesData>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "`q` empty or too long, or `limit` out of range", body = ErrorEnvelope),
+    )
+)]
+#[get("/search")]
+pub async fn search_all(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    search(&state, caller, None, query.into_inner()).await
+}
+
+/// Search the caller's messages in one conversation.
+///
+/// Like `GET /message/search`, within one conversation.
+#[utoipa::path(
+    get, path = "/api/v1/message/{conversationId}/search", tag = "messages",
+    security(("bearer" = [])),
+    params(("conversationId" = Uuid, Path, description = "The conversation's id"), SearchQuery),
+    responses(
+        (status = 200, description = "Matching messages, newest first", body = Success<FoundMessagesData>),
+        (status = 400, description = "Malformed id or query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "`q` empty or too long, or `limit` out of range", body = ErrorEnvelope),
+    )
+)]
+#[get("/{conversationId}/search")]
+pub async fn search_conversation(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    conversation: web::Path<Uuid>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    search(&state, caller, Some(conversation.into_inner()), query.into_inner()).await
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FoundMessagesData {
+    pub messages: Vec<MessageView>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+async fn search(
+    state: &AppState,
+    caller: AuthUser,
+    conversation: Option<Uuid>,
+    query: SearchQuery,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
+    let words = query.q.trim();
+    if words.is_empty() || words.chars().count() > 200 {
+        return Err(ApiError::invalid_field("q", "must be 1 to 200 characters"));
+    }
+    let mut found = state
+        .store
+        .search_messages(caller.user_id, conversation, words, limit + 1, query.before)
+        .await?;
+    let next_cursor = super::next_page(&mut found, limit, |message| message.id.to_string());
+    Ok(ok(FoundMessagesData {
+        messages: found.into_iter().map(MessageView::from).collect(),
+        next_cursor,
+    }))
+}

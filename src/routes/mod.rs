@@ -52,6 +52,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .service(messages::delete_messages)
                     .service(messages::list_starred)
                     .service(messages::totals)
+                    .service(messages::search_all)
+                    .service(messages::search_conversation)
                     .service(messages::list_messages)
                     .service(messages::edit_message)
                     .service(messages::toggle_star)

@@ -375,6 +375,45 @@ impl Store {
         Ok(found)
     }
 
+    /// Messages of `caller`'s conversations (or of `conversation` only) containing every word
+    /// of `words`, newest first, `limit` of them before message `before`. Deleted messages and
+    /// those `caller` hid are never found. `NotFound` for a `conversation` the caller is not in.
+    pub async fn search_messages(
+        &self,
+        caller: Uuid,
+        conversation: Option<Uuid>,
+        words: &str,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> StoreResult<Vec<Message>> {
+        if let Some(conversation) = conversation
+            && !self.is_participant(conversation, caller).await?
+        {
+            return Err(StoreError::NotFound("conversation"));
+        }
+        let rows = with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{select} JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $1
+                 WHERE {matches} AND m.deleted_at IS NULL
+                   AND ($3 IS NULL OR m.conversation_id = $3)
+                   AND ($4 IS NULL OR m.id < $4)
+                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $1 AND h.message_id = m.id)
+                 ORDER BY m.id DESC LIMIT $5",
+                select = select_messages!(),
+                matches = pool.text_match()
+            ));
+            sqlx::query_as::<_, MessageRow>(sql)
+                .bind(caller)
+                .bind(pool.text_query(words))
+                .bind(conversation)
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(Message::from).collect())
+    }
+
     pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {
         let row = with_backend!(self, |pool| {
             sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))

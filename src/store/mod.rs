@@ -135,6 +135,9 @@ pub(crate) trait Dialect {
     /// The function returning the larger of its arguments.
     const GREATEST: &'static str;
 
+    /// A condition on message `m` matching the full-text query `$2` (see `text_query`).
+    const TEXT_MATCH: &'static str;
+
     /// Starts a transaction that will write. SQLite takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
     /// SQLITE_BUSY when another writer got in between, whatever the busy timeout.
@@ -147,6 +150,13 @@ pub(crate) trait Dialect {
     fn lock_conversation(&self) -> &'static str {
         Self::LOCK_CONVERSATION
     }
+
+    fn text_match(&self) -> &'static str {
+        Self::TEXT_MATCH
+    }
+
+    /// The words of a user's search as the backend's full-text query: every word must occur.
+    fn text_query(&self, words: &str) -> String;
 
     /// The larger of two values: `GREATEST` on PostgreSQL, the two-argument `MAX` on SQLite.
     fn greatest(&self) -> &'static str {
@@ -162,11 +172,17 @@ impl Dialect for PgPool {
     type Db = sqlx::Postgres;
     const EVENT_WATERMARK: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
     const GREATEST: &'static str = "GREATEST";
+    const TEXT_MATCH: &'static str = "m.search_vector @@ plainto_tsquery('simple', $2)";
     const LOCK_CONVERSATION: &'static str =
         "(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))) AS conversation_lock)";
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.begin().await
+    }
+
+    /// `plainto_tsquery` takes plain words and ANDs them.
+    fn text_query(&self, words: &str) -> String {
+        words.to_string()
     }
 }
 
@@ -174,10 +190,21 @@ impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
     const EVENT_WATERMARK: &'static str = "1";
     const GREATEST: &'static str = "MAX";
+    const TEXT_MATCH: &'static str = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2)";
     const LOCK_CONVERSATION: &'static str = "true";
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Each word as an FTS5 string (`"…"`, quotes doubled), so that no user input is read as
+    /// FTS5 syntax; listed words must all occur.
+    fn text_query(&self, words: &str) -> String {
+        words
+            .split_whitespace()
+            .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

@@ -14,4 +14,5 @@ mod messages;
 mod openapi;
 mod realtime;
 mod receipts;
+mod search;
 mod users;
