@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
 use crate::realtime::events as realtime_events;
-use crate::routes::{auth, conversations, events, health, messages, users, views};
+use crate::routes::{auth, conversations, events, health, messages, requests, users, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,10 @@ use crate::routes::{auth, conversations, events, health, messages, users, views}
         messages::delete_messages,
         messages::search_all,
         messages::search_conversation,
+        requests::create_chat_request,
+        requests::list_chat_requests,
+        requests::accept_chat_request,
+        requests::decline_chat_request,
         events::create_ticket,
         events::open_stream,
         events::list_events,
@@ -69,6 +73,7 @@ use crate::routes::{auth, conversations, events, health, messages, users, views}
         (name = "users", description = "Profiles and user search"),
         (name = "conversations", description = "Direct and group conversations"),
         (name = "messages", description = "Sending and reading messages"),
+        (name = "chat requests", description = "Direct conversations that wait for the recipient to accept"),
         (name = "events", description = "Real-time events: the SSE stream and its JSON twin"),
         (name = "health", description = "Liveness and readiness"),
     )

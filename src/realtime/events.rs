@@ -5,8 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::routes::views::{ConversationView, MessageView};
-use crate::store::{Audience, Conversation, Message, NewEvent};
+use crate::routes::views::{ChatRequestView, ConversationView, MessageView};
+use crate::store::{Audience, ChatRequest, Conversation, Message, NewEvent};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -17,6 +17,9 @@ pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 pub const CONVERSATION_REMOVED: &str = "conversation.removed";
 /// A user starred or unstarred a message (to that user's streams only).
 pub const MESSAGE_STARRED: &str = "message.starred";
+pub const CHAT_REQUEST_CREATED: &str = "chat_request.created";
+pub const CHAT_REQUEST_ACCEPTED: &str = "chat_request.accepted";
+pub const CHAT_REQUEST_DECLINED: &str = "chat_request.declined";
 /// Ephemeral: delivered live, never stored or replayed.
 pub const TYPING: &str = "typing";
 /// Ephemeral: delivered live, never stored or replayed.
@@ -44,6 +47,20 @@ pub fn message_updated(message: &Message, read_positions: &[(Uuid, i64)]) -> Vec
         kind: MESSAGE_UPDATED,
         audience: Audience::Conversation(message.conversation_id),
         payload: json(&view),
+    }]
+}
+
+/// `chat_request.created`, `.accepted` or `.declined` (by its status) to both users.
+pub fn chat_request(request: &ChatRequest) -> Vec<NewEvent> {
+    let kind = match request.status.as_str() {
+        "accepted" => CHAT_REQUEST_ACCEPTED,
+        "declined" => CHAT_REQUEST_DECLINED,
+        _ => CHAT_REQUEST_CREATED,
+    };
+    vec![NewEvent {
+        kind,
+        audience: Audience::Conversation(request.chat_id),
+        payload: json(&ChatRequestView::from(request.clone())),
     }]
 }
 

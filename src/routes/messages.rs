@@ -338,7 +338,7 @@ fn custom_data(x: &serde_json::Value) -> Result<String, String> {
 pub struct TotalsData {
     /// Unread messages over all the caller's conversations.
     pub total_unread_messages: i64,
-    /// Incoming chat requests waiting for an answer (chat requests come with a later release: 0).
+    /// Incoming chat requests waiting for the caller's answer.
     pub total_pending_request: i64,
 }
 
@@ -356,7 +356,7 @@ pub async fn totals(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
     let total_unread_messages = state.store.total_unread(caller.user_id).await?;
     Ok(ok(TotalsData {
         total_unread_messages,
-        total_pending_request: 0,
+        total_pending_request: state.store.pending_requests(caller.user_id).await?,
     }))
 }
 

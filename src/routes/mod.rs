@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod events;
 pub mod health;
 pub mod messages;
+pub mod requests;
 pub mod users;
 pub mod views;
 
@@ -58,6 +59,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .service(messages::edit_message)
                     .service(messages::toggle_star)
                     .service(messages::delete_message),
+            )
+            .service(
+                web::scope("/chat-request")
+                    .service(requests::create_chat_request)
+                    .service(requests::list_chat_requests)
+                    .service(requests::accept_chat_request)
+                    .service(requests::decline_chat_request),
             )
             .service(
                 web::scope("/events")

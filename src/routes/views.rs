@@ -212,3 +212,35 @@ impl From<Conversation> for ConversationView {
         }
     }
 }
+
+/// A chat request: a direct conversation waiting for its recipient.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatRequestView {
+    /// The conversation's id.
+    pub chat_id: Uuid,
+    /// `pending`, `accepted` or `declined`.
+    #[schema(example = "pending")]
+    pub status: String,
+    pub requester: SenderView,
+    pub recipient: SenderView,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<crate::store::ChatRequest> for ChatRequestView {
+    fn from(request: crate::store::ChatRequest) -> Self {
+        Self {
+            chat_id: request.chat_id,
+            status: request.status,
+            requester: SenderView {
+                id: request.requester_id,
+                name: request.requester_name,
+            },
+            recipient: SenderView {
+                id: request.recipient_id,
+                name: request.recipient_name,
+            },
+            created_at: request.created_at,
+        }
+    }
+}

@@ -251,6 +251,7 @@ impl Store {
             sqlx::query_as::<_, ConversationRow>(concat!(
                 select_conversations!(),
                 " AND (p.archived_at IS NOT NULL) = $2
+                  AND NOT (COALESCE(c.request_status, '') IN ('pending', 'declined') AND c.requester_id <> $1)
                   AND ($3 IS NULL
                        OR (CASE WHEN p.pinned_at IS NULL THEN 0 ELSE 1 END, c.updated_at, c.id) < ($5, $3, $4))
                   ORDER BY CASE WHEN p.pinned_at IS NULL THEN 0 ELSE 1 END DESC, c.updated_at DESC, c.id DESC

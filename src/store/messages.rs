@@ -50,6 +50,8 @@ impl Store {
                 "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $3, updated_at = $4
                  WHERE id = $1 AND {lock}
                    AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
+                   AND (request_status IS NULL OR request_status = 'accepted'
+                        OR (request_status = 'pending' AND requester_id = $2))
                  RETURNING last_seq",
                 lock = pool.lock_conversation()
             ));
@@ -61,7 +63,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(seq) = seq else {
-                return Err(StoreError::NotFound("conversation"));
+                drop(tx);
+                return Err(self.why_not_sendable(new.conversation_id, new.sender_id).await);
             };
             let quote = match new.reply_to {
                 None => None,
@@ -276,6 +279,30 @@ impl Store {
             .into_iter()
             .map(|row| (Message::from(row.message), row.starred_at))
             .collect())
+    }
+
+    /// Why `sender` could not send into `conversation`: not a participant (`NotFound`), or a
+    /// chat request that is pending for them or declined (`Forbidden`).
+    async fn why_not_sendable(&self, conversation: Uuid, sender: Uuid) -> StoreError {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT c.request_status FROM conversations c
+                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
+                 WHERE c.id = $1",
+            )
+            .bind(conversation)
+            .bind(sender)
+            .fetch_optional(pool)
+            .await
+        });
+        match found {
+            Ok(None) => StoreError::NotFound("conversation"),
+            Ok(Some(Some(status))) if status == "declined" => {
+                StoreError::Forbidden("this chat request was declined: no more messages")
+            }
+            Ok(Some(_)) => StoreError::Forbidden("accept this chat request before sending"),
+            Err(error) => error.into(),
+        }
     }
 
     /// Deletes messages `ids` of `conversation` for `caller` (scope `Me`: hidden for them) or

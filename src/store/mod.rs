@@ -14,6 +14,8 @@ mod events;
 mod messages;
 pub use messages::Sent;
 pub mod models;
+mod requests;
+pub use requests::{ChatRequest, RequestFilter};
 mod postgres;
 mod sessions;
 mod sqlite;

@@ -6,6 +6,7 @@ mod sse;
 
 mod auth;
 mod chat_list;
+mod chat_requests;
 mod conversations;
 mod errors;
 mod health;

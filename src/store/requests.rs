@@ -1,0 +1,179 @@
+//! Chat requests: direct conversations that wait for their recipient to accept.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Dialect, NewEvent, Store, StoreError, StoreResult, commit_with_events, with_backend, with_writer};
+
+/// A chat request as either side sees it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ChatRequest {
+    /// The conversation's id.
+    pub chat_id: Uuid,
+    pub status: String,
+    pub requester_id: Uuid,
+    pub requester_name: String,
+    pub recipient_id: Uuid,
+    pub recipient_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which requests to list.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestFilter {
+    /// `pending` or `declined`.
+    pub status: &'static str,
+    /// Requests others sent to the user (`true`) or the user sent (`false`).
+    pub incoming: bool,
+    pub skip: u32,
+    pub limit: u32,
+}
+
+const SELECT_REQUESTS: &str = "SELECT c.id AS chat_id, c.request_status AS status, c.created_at,
+        c.requester_id, rq.name AS requester_name, q.user_id AS recipient_id, rc.name AS recipient_name
+     FROM conversations c
+     JOIN users rq ON rq.id = c.requester_id
+     JOIN participants q ON q.conversation_id = c.id AND q.user_id <> c.requester_id
+     JOIN users rc ON rc.id = q.user_id";
+
+impl Store {
+    /// Opens a pending direct conversation from `requester` to `recipient` with the events
+    /// `events` gives. `Conflict(chat_exists)` when the pair has a conversation already.
+    pub async fn create_chat_request(
+        &self,
+        requester: Uuid,
+        recipient: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
+    ) -> StoreResult<ChatRequest> {
+        let (low, high) = if requester < recipient {
+            (requester, recipient)
+        } else {
+            (recipient, requester)
+        };
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let inserted: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO conversations (id, kind, direct_key, request_status, requester_id, created_at, updated_at)
+                 VALUES ($1, 'direct', $2, 'pending', $3, $4, $4)
+                 ON CONFLICT (direct_key) DO NOTHING
+                 RETURNING id",
+            )
+            .bind(id)
+            .bind(format!("{low}:{high}"))
+            .bind(requester)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if inserted.is_none() {
+                return Err(StoreError::Conflict {
+                    code: "chat_exists",
+                    message: "you already have a conversation with this user".into(),
+                });
+            }
+            for user in [requester, recipient] {
+                sqlx::query(
+                    "INSERT INTO participants (conversation_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)",
+                )
+                .bind(id)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let request: ChatRequest =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_REQUESTS} WHERE c.id = $1")))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            commit_with_events!(self, tx, events(&request), now);
+            Ok(request)
+        })
+    }
+
+    /// `user`'s chat requests by status and direction, newest first.
+    pub async fn list_chat_requests(&self, user: Uuid, filter: RequestFilter) -> StoreResult<Vec<ChatRequest>> {
+        let requests = with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{SELECT_REQUESTS}
+                 JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $1
+                 WHERE c.request_status = $2 AND ((c.requester_id <> $1) = $3)
+                 ORDER BY c.created_at DESC, c.id DESC
+                 LIMIT $4 OFFSET $5"
+            ));
+            sqlx::query_as::<_, ChatRequest>(sql)
+                .bind(user)
+                .bind(filter.status)
+                .bind(filter.incoming)
+                .bind(i64::from(filter.limit))
+                .bind(i64::from(filter.skip))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(requests)
+    }
+
+    /// How many chat requests wait for `user`'s answer.
+    pub async fn pending_requests(&self, user: Uuid) -> StoreResult<i64> {
+        let count = with_backend!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id
+                 WHERE p.user_id = $1 AND c.request_status = 'pending' AND c.requester_id <> $1",
+            )
+            .bind(user)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count)
+    }
+
+    /// The recipient accepts or declines a pending request, with the events `events` gives.
+    /// `NotFound` unless `user` is in a chat request `chat`; `Forbidden` for the requester;
+    /// `Conflict(chat_request_answered)` when it is no longer pending.
+    pub async fn answer_chat_request(
+        &self,
+        user: Uuid,
+        chat: Uuid,
+        accept: bool,
+        now: DateTime<Utc>,
+        events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
+    ) -> StoreResult<ChatRequest> {
+        let request = with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{SELECT_REQUESTS} JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $2
+                 WHERE c.id = $1"
+            ));
+            sqlx::query_as::<_, ChatRequest>(sql)
+                .bind(chat)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or(StoreError::NotFound("chat request"))?;
+        if request.requester_id == user {
+            return Err(StoreError::Forbidden("only the recipient may answer a chat request"));
+        }
+        let status = if accept { "accepted" } else { "declined" };
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let sql = sqlx::AssertSqlSafe(format!(
+                "UPDATE conversations SET request_status = $2 WHERE id = $1 AND {lock} AND request_status = 'pending'",
+                lock = pool.lock_conversation()
+            ));
+            let updated = sqlx::query(sql).bind(chat).bind(status).execute(&mut *tx).await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::Conflict {
+                    code: "chat_request_answered",
+                    message: "this chat request was answered already".into(),
+                });
+            }
+            let answered = ChatRequest {
+                status: status.to_string(),
+                ..request
+            };
+            commit_with_events!(self, tx, events(&answered), now);
+            Ok(answered)
+        })
+    }
+}
