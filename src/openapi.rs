@@ -32,6 +32,8 @@ use crate::routes::{auth, conversations, events, health, messages, requests, use
         conversations::create_conversation,
         conversations::list_conversations,
         conversations::get_conversation,
+        conversations::update_conversation,
+        conversations::leave_conversation,
         conversations::send_typing,
         conversations::toggle_pin,
         conversations::toggle_archive,
@@ -66,6 +68,7 @@ use crate::routes::{auth, conversations, events, health, messages, requests, use
         realtime_events::PresenceData,
         realtime_events::ResetData,
         realtime_events::StarredData,
+        realtime_events::RemovedData,
     )),
     modifiers(&BearerAuth),
     tags(

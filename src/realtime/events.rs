@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::routes::views::{ChatRequestView, ConversationView, MessageView};
-use crate::store::{Audience, ChatRequest, Conversation, Message, NewEvent};
+use crate::store::{Audience, ChatRequest, Conversation, GroupUpdate, Message, NewEvent};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -153,6 +153,48 @@ pub fn conversation_updated_for(user: Uuid, conversation: &Conversation) -> Vec<
         audience: Audience::User(user),
         payload: json(&ConversationView::from(conversation.clone())),
     }]
+}
+
+/// After a group change: `conversation.updated` (the group) to its members, `conversation.created`
+/// to the members added (the group, as they will find it), `conversation.removed` to those removed.
+pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
+    let group = ConversationView::from(update.conversation.clone());
+    let mut events = vec![NewEvent {
+        kind: CONVERSATION_UPDATED,
+        audience: Audience::Conversation(group.id),
+        payload: json(&group),
+    }];
+    for user in &update.added {
+        let mut theirs = group.clone();
+        (theirs.pinned, theirs.archived) = (false, false);
+        events.push(NewEvent {
+            kind: CONVERSATION_CREATED,
+            audience: Audience::User(user.id),
+            payload: json(&theirs),
+        });
+    }
+    for user in &update.removed {
+        events.push(removed_for(user.id, group.id));
+    }
+    events
+}
+
+/// `data` of `conversation.removed`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedData {
+    pub conversation_id: Uuid,
+}
+
+/// `conversation.removed` to `user`: the conversation left their list (removed, left, deleted).
+pub fn removed_for(user: Uuid, conversation: Uuid) -> NewEvent {
+    NewEvent {
+        kind: CONVERSATION_REMOVED,
+        audience: Audience::User(user),
+        payload: json(&RemovedData {
+            conversation_id: conversation,
+        }),
+    }
 }
 
 /// `data` of `typing`.

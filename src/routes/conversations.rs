@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::realtime::events;
 use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
 use crate::startup::AppState;
-use crate::store::{self, ConversationCursor, ConversationFlag, NewGroup};
+use crate::store::{self, ConversationCursor, ConversationFlag, GroupChanges, Left, NewGroup, NewMessage};
 
 /// The most members a group may be created with in one request.
 const MAX_GROUP_MEMBERS: usize = 1000;
@@ -252,6 +252,212 @@ pub async fn get_conversation(
     Ok(ok(ConversationData {
         conversation: conversation.into(),
     }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct MemberChanges {
+    /// Users to add (the owner only).
+    #[serde(default)]
+    pub add: Vec<Uuid>,
+    /// Users to remove (the owner only; not the owner).
+    #[serde(default)]
+    pub remove: Vec<Uuid>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateConversationRequest {
+    /// A new name, 1 to 100 characters (any member).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A new description, at most 500 characters; empty clears it (any member).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Members to add and remove (the owner only).
+    #[serde(default)]
+    pub participants: Option<MemberChanges>,
+}
+
+/// Rename a group, describe it, add or remove members.
+///
+/// Any member may rename or describe it; only its owner may add or remove members. Each member
+/// change also stores a system message (`x: {type: "added_participant" | "removed_participant",
+/// user}`) that every member receives like any message. Added users get `conversation.created`,
+/// removed users `conversation.removed`, members `conversation.updated`. Direct conversations
+/// cannot be renamed or change members (422).
+#[utoipa::path(
+    patch, path = "/api/v1/conversation/{id}", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    request_body = UpdateConversationRequest,
+    responses(
+        (status = 200, description = "The group now", body = Success<ConversationData>),
+        (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "Member changes by someone other than the owner", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "A direct conversation, a bad name, an unknown user, or removing the owner", body = ErrorEnvelope),
+    )
+)]
+#[patch("/{id}")]
+pub async fn update_conversation(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateConversationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = id.into_inner();
+    let body = body.into_inner();
+    let description = |raw: Option<String>| -> Result<Option<Option<String>>, String> {
+        match raw.map(|text| text.trim().to_string()) {
+            None => Ok(None),
+            Some(text) if text.is_empty() => Ok(Some(None)),
+            Some(text) if text.chars().count() > 500 => Err("must be at most 500 characters".into()),
+            Some(text) => Ok(Some(Some(text))),
+        }
+    };
+    let (name, description) = collect_fields((
+        field("name", body.name.as_deref().map(Name::parse).transpose()),
+        field("description", description(body.description)),
+    ))?;
+    let members = body.participants.unwrap_or_default();
+    let changes = GroupChanges {
+        name: name.map(Name::into_inner),
+        description,
+        add: members.add.into_iter().filter(|user| *user != caller.user_id).collect(),
+        remove: members.remove,
+    };
+    let update = state
+        .store
+        .update_group(
+            caller.user_id,
+            conversation,
+            &changes,
+            store::now(),
+            events::group_changed,
+        )
+        .await?;
+    for (users, verb, kind) in [
+        (&update.added, "was added to", "added_participant"),
+        (&update.removed, "was removed from", "removed_participant"),
+    ] {
+        for user in users {
+            system_message(
+                &state,
+                caller.user_id,
+                conversation,
+                format!("{} {verb} the group", user.name),
+                kind,
+                user,
+            )
+            .await?;
+        }
+    }
+    let conversation = state
+        .store
+        .find_conversation(caller.user_id, conversation)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(ok(ConversationData {
+        conversation: conversation.into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftData {
+    pub conversation_id: Uuid,
+    /// `hidden` (a direct conversation, until a new message), `left` (a group) or `deleted`
+    /// (the last member left a group).
+    #[schema(example = "left")]
+    pub result: &'static str,
+}
+
+/// Leave a group, or remove a direct conversation from the caller's list.
+///
+/// A group: the caller leaves (a system message `x: {type: "left_participant", user}` tells the
+/// rest); if the owner leaves, ownership passes to the longest-standing member (earliest joined,
+/// ties to the smallest user id); the last one out deletes the group. A direct conversation
+/// disappears from the caller's list until a new message arrives. The caller's streams get
+/// `conversation.removed`.
+#[utoipa::path(
+    delete, path = "/api/v1/conversation/{id}", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "Done", body = Success<LeftData>),
+        (status = 400, description = "Malformed id", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+    )
+)]
+#[delete("/{id}")]
+pub async fn leave_conversation(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation = id.into_inner();
+    let is_group = state
+        .store
+        .find_conversation(caller.user_id, conversation)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?
+        .kind
+        == store::ConversationKind::Group;
+    if is_group {
+        // Said while still a member, so that the message reaches the rest.
+        let me = state
+            .store
+            .find_user(caller.user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        let text = format!("{} left the group", me.name);
+        system_message(&state, caller.user_id, conversation, text, "left_participant", &me).await?;
+    }
+    let left = state
+        .store
+        .leave_conversation(caller.user_id, conversation, store::now(), |_| {
+            vec![events::removed_for(caller.user_id, conversation)]
+        })
+        .await?;
+    let result = match left {
+        Left::Hidden => "hidden",
+        Left::Group { .. } => "left",
+        Left::Deleted => "deleted",
+    };
+    Ok(ok(LeftData {
+        conversation_id: conversation,
+        result,
+    }))
+}
+
+/// Stores a system message about `user` from `actor`, like any message (and its event).
+async fn system_message(
+    state: &AppState,
+    actor: Uuid,
+    conversation: Uuid,
+    text: String,
+    kind: &str,
+    user: &crate::store::User,
+) -> Result<(), ApiError> {
+    let x = serde_json::json!({"type": kind, "user": {"_id": user.id, "name": user.name}});
+    state
+        .store
+        .create_message(
+            &NewMessage {
+                id: Uuid::now_v7(),
+                conversation_id: conversation,
+                sender_id: actor,
+                content: text,
+                client_id: None,
+                reply_to: None,
+                x: Some(x.to_string()),
+                created_at: store::now(),
+            },
+            events::message_created,
+        )
+        .await?;
+    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]

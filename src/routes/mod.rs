@@ -42,6 +42,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .service(conversations::list_participants)
                     .service(conversations::search_conversations)
                     .service(conversations::get_conversation)
+                    .service(conversations::update_conversation)
+                    .service(conversations::leave_conversation)
                     .service(conversations::toggle_pin)
                     .service(conversations::toggle_archive)
                     .service(conversations::mark_read)

@@ -170,6 +170,8 @@ pub struct ConversationView {
     pub name: Option<String>,
     /// The group's owner; `null` for direct conversations.
     pub owner: Option<Uuid>,
+    /// A group's description, if set.
+    pub description: Option<String>,
     pub participants: Vec<UserView>,
     /// The last message's text, as Chatify clients expect, or `null`.
     pub last_message: Option<String>,
@@ -201,6 +203,7 @@ impl From<Conversation> for ConversationView {
             },
             name: conversation.name,
             owner: conversation.owner_id,
+            description: conversation.description,
             participants: conversation.participants.into_iter().map(UserView::from).collect(),
             last_message: latest_message.as_ref().map(|message| message.content.clone()),
             latest_message,

@@ -13,7 +13,7 @@ use super::{
 /// A conversation as participant `$1` sees it, with its last message.
 macro_rules! select_conversations {
     () => {
-        "SELECT c.id, c.kind, c.name, c.owner_id, c.last_seq, p.last_read_seq,
+        "SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.last_seq, p.last_read_seq,
                 (p.pinned_at IS NOT NULL) AS pinned, (p.archived_at IS NOT NULL) AS archived,
                 c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
@@ -37,6 +37,31 @@ macro_rules! select_conversations {
          WHERE p.user_id = $1"
     };
 }
+
+/// One conversation as `$viewer` sees it, read inside transaction `$tx` (on either backend).
+macro_rules! conversation_in_tx {
+    ($tx:ident, $viewer:expr, $conversation:expr) => {{
+        let row =
+            sqlx::query_as::<_, $crate::store::ConversationRow>(concat!(select_conversations!(), " AND c.id = $2"))
+                .bind($viewer)
+                .bind($conversation)
+                .fetch_one(&mut *$tx)
+                .await?;
+        let participants: Vec<$crate::store::ParticipantRow> = sqlx::query_as(
+            "SELECT p.conversation_id, p.last_read_seq, u.id, u.name, u.email, u.created_at, u.updated_at
+             FROM participants p JOIN users u ON u.id = p.user_id
+             WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.id",
+        )
+        .bind($conversation)
+        .fetch_all(&mut *$tx)
+        .await?;
+        $crate::store::conversations::assemble(vec![row], participants)
+            .pop()
+            .ok_or($crate::store::StoreError::NotFound("conversation"))?
+    }};
+}
+pub(super) use conversation_in_tx;
+pub(super) use select_conversations;
 
 /// Loads users by id inside a transaction (`$tx`), ordered by id, as the participant lists are.
 macro_rules! users_by_id {
@@ -67,6 +92,7 @@ fn new_conversation(
         kind,
         name,
         owner_id,
+        description: None,
         read_positions: participants.iter().map(|user| (user.id, 0)).collect(),
         participants,
         last_message: None,
@@ -79,7 +105,7 @@ fn new_conversation(
 }
 
 /// Puts the conversations of `rows` together with their participants (and read positions).
-fn assemble(rows: Vec<ConversationRow>, participants: Vec<ParticipantRow>) -> Vec<Conversation> {
+pub(super) fn assemble(rows: Vec<ConversationRow>, participants: Vec<ParticipantRow>) -> Vec<Conversation> {
     type UsersAndReadPositions = (Vec<User>, Vec<(Uuid, i64)>);
     let mut by_conversation: HashMap<Uuid, UsersAndReadPositions> = HashMap::new();
     for participant in participants {
@@ -252,6 +278,7 @@ impl Store {
                 select_conversations!(),
                 " AND (p.archived_at IS NOT NULL) = $2
                   AND NOT (COALESCE(c.request_status, '') IN ('pending', 'declined') AND c.requester_id <> $1)
+                  AND (p.hidden_at_seq IS NULL OR c.last_seq > p.hidden_at_seq)
                   AND ($3 IS NULL
                        OR (CASE WHEN p.pinned_at IS NULL THEN 0 ELSE 1 END, c.updated_at, c.id) < ($5, $3, $4))
                   ORDER BY CASE WHEN p.pinned_at IS NULL THEN 0 ELSE 1 END DESC, c.updated_at DESC, c.id DESC
@@ -351,22 +378,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Ok(None);
             }
-            let row = sqlx::query_as::<_, ConversationRow>(concat!(select_conversations!(), " AND c.id = $2"))
-                .bind(caller)
-                .bind(conversation)
-                .fetch_one(&mut *tx)
-                .await?;
-            let participants: Vec<ParticipantRow> = sqlx::query_as(
-                "SELECT p.conversation_id, p.last_read_seq, u.id, u.name, u.email, u.created_at, u.updated_at
-                 FROM participants p JOIN users u ON u.id = p.user_id
-                 WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.id",
-            )
-            .bind(conversation)
-            .fetch_all(&mut *tx)
-            .await?;
-            let conversation = assemble(vec![row], participants)
-                .pop()
-                .ok_or(StoreError::NotFound("conversation"))?;
+            let conversation = conversation_in_tx!(tx, caller, conversation);
             commit_with_events!(self, tx, events(&conversation), now);
             conversation
         });

@@ -10,6 +10,8 @@
 //! This keeps the two backends from drifting apart, which is what happens to SQL written twice.
 
 mod conversations;
+mod groups;
+pub use groups::{GroupChanges, GroupUpdate, Left};
 mod events;
 mod messages;
 pub use messages::Sent;

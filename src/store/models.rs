@@ -125,6 +125,8 @@ pub struct Conversation {
     pub kind: ConversationKind,
     pub name: Option<String>,
     pub owner_id: Option<Uuid>,
+    /// A group's description.
+    pub description: Option<String>,
     pub participants: Vec<User>,
     /// Each participant's read position (`seq` of the last message they read).
     pub read_positions: Vec<(Uuid, i64)>,
@@ -273,11 +275,12 @@ impl From<MessageRow> for Message {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct ConversationRow {
+pub(crate) struct ConversationRow {
     pub id: Uuid,
     pub kind: String,
     pub name: Option<String>,
     pub owner_id: Option<Uuid>,
+    pub description: Option<String>,
     pub last_seq: i64,
     pub last_read_seq: i64,
     pub pinned: bool,
@@ -342,6 +345,7 @@ impl ConversationRow {
             kind: ConversationKind::parse(&self.kind),
             name: self.name,
             owner_id: self.owner_id,
+            description: self.description,
             participants,
             read_positions,
             last_message,
@@ -355,7 +359,7 @@ impl ConversationRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct ParticipantRow {
+pub(crate) struct ParticipantRow {
     pub conversation_id: Uuid,
     pub last_read_seq: i64,
     #[sqlx(flatten)]

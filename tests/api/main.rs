@@ -9,6 +9,7 @@ mod chat_list;
 mod chat_requests;
 mod conversations;
 mod errors;
+mod groups;
 mod health;
 mod message_changes;
 mod messages;

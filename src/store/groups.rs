@@ -1,0 +1,230 @@
+//! Group administration: renaming, adding and removing members, leaving.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::conversations::select_conversations;
+use super::{
+    Conversation, Dialect, NewEvent, Store, StoreError, StoreResult, User, commit_with_events, with_backend,
+    with_writer,
+};
+
+/// What a `PATCH /conversation/{id}` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct GroupChanges {
+    pub name: Option<String>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<String>>,
+    pub add: Vec<Uuid>,
+    pub remove: Vec<Uuid>,
+}
+
+/// What a group change did: the group as the actor now sees it, who came, who went.
+#[derive(Clone, Debug)]
+pub struct GroupUpdate {
+    pub conversation: Conversation,
+    pub added: Vec<User>,
+    pub removed: Vec<User>,
+}
+
+/// What leaving did.
+#[derive(Clone, Debug)]
+pub enum Left {
+    /// A direct conversation, now out of the leaver's list until a new message.
+    Hidden,
+    /// Out of the group; `new_owner` when ownership passed on.
+    Group { new_owner: Option<Uuid> },
+    /// The last member left: the group is gone.
+    Deleted,
+}
+
+impl Store {
+    /// `Some((is_group, owner))` when `user` is in `conversation`.
+    async fn membership(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<(bool, Option<Uuid>)>> {
+        let found = with_backend!(self, |pool| {
+            sqlx::query_as::<_, (String, Option<Uuid>)>(
+                "SELECT c.kind, c.owner_id FROM conversations c
+                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
+                 WHERE c.id = $1",
+            )
+            .bind(conversation)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(found.map(|(kind, owner)| (kind == "group", owner)))
+    }
+
+    /// Applies `changes` to a group as `actor`, in one transaction, with the events `events`
+    /// gives. Anyone in the group may rename it; only its owner may change members.
+    pub async fn update_group(
+        &self,
+        actor: Uuid,
+        conversation: Uuid,
+        changes: &GroupChanges,
+        now: DateTime<Utc>,
+        events: impl Fn(&GroupUpdate) -> Vec<NewEvent>,
+    ) -> StoreResult<GroupUpdate> {
+        let (is_group, owner) = self
+            .membership(actor, conversation)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
+        if !is_group {
+            return Err(StoreError::Invalid {
+                field: "conversation",
+                problem: "a direct conversation has exactly two participants and no name".into(),
+            });
+        }
+        let changes_members = !changes.add.is_empty() || !changes.remove.is_empty();
+        if changes_members && owner != Some(actor) {
+            return Err(StoreError::Forbidden(
+                "only the group's owner may add or remove members",
+            ));
+        }
+        if owner.is_some_and(|owner| changes.remove.contains(&owner)) {
+            return Err(StoreError::Invalid {
+                field: "participants",
+                problem: "the owner cannot be removed (leave with DELETE instead)".into(),
+            });
+        }
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
+            sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
+            if changes.name.is_some() || changes.description.is_some() {
+                sqlx::query(
+                    "UPDATE conversations SET name = COALESCE($2, name),
+                         description = CASE WHEN $3 THEN $4 ELSE description END
+                     WHERE id = $1",
+                )
+                .bind(conversation)
+                .bind(&changes.name)
+                .bind(changes.description.is_some())
+                .bind(changes.description.clone().flatten())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let mut added = Vec::new();
+            for user in &changes.add {
+                let found: Option<User> =
+                    sqlx::query_as("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
+                        .bind(user)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(found) = found else {
+                    return Err(StoreError::Invalid {
+                        field: "participants",
+                        problem: format!("unknown user id: {user}"),
+                    });
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO participants (conversation_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(conversation)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() > 0 {
+                    added.push(found);
+                }
+            }
+            let mut removed = Vec::new();
+            for user in &changes.remove {
+                let found: Option<User> = sqlx::query_as(
+                    "DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2
+                     RETURNING user_id AS id,
+                        (SELECT name FROM users WHERE id = $2) AS name, (SELECT email FROM users WHERE id = $2) AS email,
+                        (SELECT created_at FROM users WHERE id = $2) AS created_at,
+                        (SELECT updated_at FROM users WHERE id = $2) AS updated_at",
+                )
+                .bind(conversation)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+                removed.extend(found);
+            }
+            let conversation = super::conversations::conversation_in_tx!(tx, actor, conversation);
+            let update = GroupUpdate {
+                conversation,
+                added,
+                removed,
+            };
+            commit_with_events!(self, tx, events(&update), now);
+            Ok(update)
+        })
+    }
+
+    /// `user` leaves `conversation`: a group loses a member (ownership passing to the
+    /// longest-standing member, earliest joined then smallest id; the last one out deletes it),
+    /// a direct conversation leaves the user's list until a new message. With the events
+    /// `events` gives.
+    pub async fn leave_conversation(
+        &self,
+        user: Uuid,
+        conversation: Uuid,
+        now: DateTime<Utc>,
+        events: impl Fn(&Left) -> Vec<NewEvent>,
+    ) -> StoreResult<Left> {
+        let (is_group, owner) = self
+            .membership(user, conversation)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
+            sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
+            let left = if !is_group {
+                sqlx::query(
+                    "UPDATE participants SET hidden_at_seq = (SELECT last_seq FROM conversations WHERE id = $1)
+                     WHERE conversation_id = $1 AND user_id = $2",
+                )
+                .bind(conversation)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+                Left::Hidden
+            } else {
+                sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                let next: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT user_id FROM participants WHERE conversation_id = $1 ORDER BY joined_at, user_id LIMIT 1",
+                )
+                .bind(conversation)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match next {
+                    None => {
+                        sqlx::query("DELETE FROM conversations WHERE id = $1")
+                            .bind(conversation)
+                            .execute(&mut *tx)
+                            .await?;
+                        Left::Deleted
+                    }
+                    Some(next) if owner == Some(user) => {
+                        sqlx::query("UPDATE conversations SET owner_id = $2 WHERE id = $1")
+                            .bind(conversation)
+                            .bind(next)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "UPDATE participants SET role = 'owner' WHERE conversation_id = $1 AND user_id = $2",
+                        )
+                        .bind(conversation)
+                        .bind(next)
+                        .execute(&mut *tx)
+                        .await?;
+                        Left::Group { new_owner: Some(next) }
+                    }
+                    Some(_) => Left::Group { new_owner: None },
+                }
+            };
+            commit_with_events!(self, tx, events(&left), now);
+            Ok(left)
+        })
+    }
+}
