@@ -25,14 +25,17 @@ const USAGE: &str = "usage: chat-api-bench [options]
   --backend sqlite|postgres   database of the server under test (default sqlite)
   --postgres-url URL          admin URL used to create and drop the bench database
                               (default postgres://postgres@127.0.0.1:5432/postgres)
-  --only LIST                 comma-separated: throughput,latency,memory,group (default all)
+  --only LIST                 comma-separated: throughput,latency,memory,group,history
+                              (default: all but history, which fills a large history first)
   --senders N                 concurrent senders for throughput (default 16)
   --messages N                messages for throughput (default 10000)
   --receivers N               receivers for latency (default 100)
   --rate N                    messages per second for latency (default 1000)
   --seconds N                 duration of the latency run (default 5)
   --idle-streams N            idle streams for memory (default 10000)
-  --group N                   group size for the fan-out run (default 1000)";
+  --group N                   group size for the fan-out run (default 1000)
+  --history N                 conversations for the list/search run (default 1000), each with
+                              1000 messages (so 1,000,000 by default), 100 of them unread";
 
 #[derive(Clone, Debug)]
 struct Options {
@@ -46,6 +49,7 @@ struct Options {
     seconds: u64,
     idle_streams: usize,
     group: usize,
+    history: usize,
 }
 
 impl Options {
@@ -61,6 +65,7 @@ impl Options {
             seconds: 5,
             idle_streams: 10_000,
             group: 1000,
+            history: 1000,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -80,6 +85,7 @@ impl Options {
                 "--seconds" => options.seconds = number()?.max(1) as u64,
                 "--idle-streams" => options.idle_streams = number()?,
                 "--group" => options.group = number()?.max(2),
+                "--history" => options.history = number()?.max(1),
                 _ => return Err(format!("unknown option {flag} {value}\n{USAGE}")),
             }
         }
@@ -94,6 +100,7 @@ impl Options {
 /// The server under test, in its own process so its memory can be read.
 struct Server {
     child: Child,
+    database_url: String,
     base: String,
     folder: std::path::PathBuf,
     postgres: Option<(String, String)>,
@@ -148,6 +155,7 @@ impl Server {
             .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
         let server = Server {
             child,
+            database_url,
             base: format!("http://127.0.0.1:{port}"),
             folder,
             postgres,
@@ -511,6 +519,156 @@ async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, St
     )])
 }
 
+/// Fills the history of one user straight into the database (1,000 messages per conversation,
+/// the last 100 unread; one in 1,000 mentions "needle", one in five "pizza"), then times the
+/// conversation list (with unread counts) and message search over HTTP.
+async fn history(api: &Api, server: &Server, options: &Options) -> Result<Vec<(String, String)>, String> {
+    let owner = api.register_many(1, "owner").await?.remove(0);
+    let partners = api.register_many(options.history, "partner").await?;
+    let limit = Arc::new(Semaphore::new(16));
+    let creations = partners.iter().map(|partner| {
+        let (limit, owner) = (limit.clone(), owner.clone());
+        async move {
+            let _permit = limit.acquire().await.map_err(|error| error.to_string())?;
+            api.direct(&owner, partner).await
+        }
+    });
+    for result in join_all(creations).await {
+        result?;
+    }
+    let started = Instant::now();
+    fill_history(&server.database_url, &owner.id).await?;
+    let filled = started.elapsed().as_secs_f64();
+    let messages = options.history * 1000;
+    let time = |path: String| {
+        let (client, base, token) = (api.client.clone(), api.base.clone(), owner.token.clone());
+        async move {
+            let mut samples = Vec::new();
+            for _ in 0..50 {
+                let sent = Instant::now();
+                let reply = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !reply.status().is_success() {
+                    return Err(format!("{path}: {}", reply.status()));
+                }
+                reply.bytes().await.map_err(|error| error.to_string())?;
+                samples.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            samples.sort_by(f64::total_cmp);
+            Ok::<_, String>(format!(
+                "p50 {:.1} ms · p99 {:.1} ms",
+                percentile(&samples, 0.5),
+                percentile(&samples, 0.99)
+            ))
+        }
+    };
+    Ok(vec![
+        (
+            format!(
+                "history: {} conversations, {messages} messages stored (filled in {filled:.0} s)",
+                options.history
+            ),
+            String::new(),
+        ),
+        (
+            "history: GET /conversation (20 per page, unread counts)".into(),
+            time("/api/v1/conversation".into()).await?,
+        ),
+        (
+            "history: GET /message/totals".into(),
+            time("/api/v1/message/totals".into()).await?,
+        ),
+        (
+            "history: GET /message/search?q=needle (1 in 1,000 messages)".into(),
+            time("/api/v1/message/search?q=needle".into()).await?,
+        ),
+        (
+            "history: GET /message/search?q=pizza (1 in 5 messages)".into(),
+            time("/api/v1/message/search?q=pizza".into()).await?,
+        ),
+    ])
+}
+
+/// Inserts 1,000 messages into each of `owner`'s conversations, from the other participant,
+/// and leaves the last 100 of each unread.
+async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
+    let owner = uuid::Uuid::parse_str(owner).map_err(|error| error.to_string())?;
+    const WORDS: &str = "CASE s.seq % 5 WHEN 0 THEN 'pizza' WHEN 1 THEN 'sushi' WHEN 2 THEN 'tacos' WHEN 3 THEN 'ramen' ELSE 'curry' END";
+    if database_url.starts_with("postgres") {
+        let mut db = sqlx::PgConnection::connect(database_url)
+            .await
+            .map_err(|error| error.to_string())?;
+        let insert = format!(
+            "INSERT INTO messages (id, conversation_id, seq, sender_id, content, created_at)
+             SELECT gen_random_uuid(), mine.conversation_id, s.seq, other.user_id,
+                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END,
+                    now() - make_interval(secs => 1000 - s.seq)
+             FROM participants mine
+             JOIN participants other ON other.conversation_id = mine.conversation_id AND other.user_id <> mine.user_id
+             CROSS JOIN generate_series(1, 1000) AS s(seq)
+             WHERE mine.user_id = $1"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(owner)
+            .execute(&mut db)
+            .await
+            .map_err(|error| error.to_string())?;
+        for statement in [
+            "UPDATE conversations c SET last_seq = 1000, updated_at = now() - make_interval(secs => (random() * 86400)::int),
+                 last_message_id = (SELECT id FROM messages m WHERE m.conversation_id = c.id AND m.seq = 1000)
+             WHERE c.id IN (SELECT conversation_id FROM participants WHERE user_id = $1)",
+            "UPDATE participants SET last_read_seq = 900 WHERE user_id = $1",
+        ] {
+            sqlx::query(statement).bind(owner).execute(&mut db).await.map_err(|error| error.to_string())?;
+        }
+        sqlx::query("ANALYZE")
+            .execute(&mut db)
+            .await
+            .map_err(|error| error.to_string())?;
+    } else {
+        let path = database_url.trim_start_matches("sqlite://");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(Duration::from_secs(30));
+        let mut db = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|error| error.to_string())?;
+        let insert = format!(
+            "WITH RECURSIVE s(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM s WHERE seq < 1000)
+             INSERT INTO messages (id, conversation_id, seq, sender_id, content, created_at)
+             SELECT randomblob(16), mine.conversation_id, s.seq, other.user_id,
+                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END,
+                    '2026-01-01T00:00:00+00:00'
+             FROM participants mine
+             JOIN participants other ON other.conversation_id = mine.conversation_id AND other.user_id <> mine.user_id
+             CROSS JOIN s
+             WHERE mine.user_id = $1"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(owner)
+            .execute(&mut db)
+            .await
+            .map_err(|error| error.to_string())?;
+        for statement in [
+            "UPDATE conversations SET last_seq = 1000,
+                 last_message_id = (SELECT id FROM messages m WHERE m.conversation_id = conversations.id AND m.seq = 1000)
+             WHERE id IN (SELECT conversation_id FROM participants WHERE user_id = $1)",
+            "UPDATE participants SET last_read_seq = 900 WHERE user_id = $1",
+        ] {
+            sqlx::query(statement).bind(owner).execute(&mut db).await.map_err(|error| error.to_string())?;
+        }
+        sqlx::query("ANALYZE")
+            .execute(&mut db)
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let options = match Options::parse() {
@@ -533,7 +691,7 @@ async fn main() {
     };
     let mut rows = Vec::new();
     let mut failure = None;
-    for name in ["throughput", "latency", "group", "memory"] {
+    for name in ["throughput", "latency", "group", "memory", "history"] {
         if !options.runs(name) {
             continue;
         }
@@ -542,6 +700,7 @@ async fn main() {
             "throughput" => throughput(&api, &options).await,
             "latency" => latency(&api, &options).await,
             "group" => group(&api, &options).await,
+            "history" => history(&api, &server, &options).await,
             _ => memory(&api, &server, &options).await,
         };
         match result {

@@ -419,13 +419,19 @@ impl Store {
             return Err(StoreError::NotFound("conversation"));
         }
         let rows = with_backend!(self, |pool| {
+            // The matches first, by the full-text index (MATERIALIZED: otherwise a planner may
+            // walk every message newest-first looking for a rare word), then the newest of them.
             let sql = sqlx::AssertSqlSafe(format!(
-                "{select} JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $1
-                 WHERE {matches} AND m.deleted_at IS NULL
-                   AND ($3 IS NULL OR m.conversation_id = $3)
-                   AND ($4 IS NULL OR m.id < $4)
-                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $1 AND h.message_id = m.id)
-                 ORDER BY m.id DESC LIMIT $5",
+                "WITH found AS MATERIALIZED (
+                     SELECT m.id FROM messages m
+                     JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $1
+                     WHERE {matches} AND m.deleted_at IS NULL
+                       AND ($3 IS NULL OR m.conversation_id = $3)
+                       AND ($4 IS NULL OR m.id < $4)
+                       AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $1 AND h.message_id = m.id)
+                 ),
+                 page AS (SELECT id FROM found ORDER BY id DESC LIMIT $5)
+                 {select} JOIN page ON page.id = m.id ORDER BY m.id DESC",
                 select = select_messages!(),
                 matches = pool.text_match()
             ));
