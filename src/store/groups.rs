@@ -27,6 +27,15 @@ pub struct GroupUpdate {
     pub removed: Vec<User>,
 }
 
+/// A participant's view of a conversation's kind, owner and chat-request state.
+pub(super) struct Membership {
+    pub is_group: bool,
+    /// A group's owner (`None` for direct conversations).
+    pub owner: Option<Uuid>,
+    /// `pending`, `accepted` or `declined` for chat requests; `None` otherwise.
+    pub request_status: Option<String>,
+}
+
 /// What leaving did.
 #[derive(Clone, Debug)]
 pub enum Left {
@@ -39,11 +48,12 @@ pub enum Left {
 }
 
 impl Store {
-    /// `Some((is_group, owner))` when `user` is in `conversation`.
-    async fn membership(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<(bool, Option<Uuid>)>> {
+    /// What `user` may need to know about a conversation they are in; `None` when they are not
+    /// in it (or it does not exist).
+    pub(super) async fn membership(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<Membership>> {
         let found = with_backend!(self, |pool| {
-            sqlx::query_as::<_, (String, Option<Uuid>)>(
-                "SELECT c.kind, c.owner_id FROM conversations c
+            sqlx::query_as::<_, (String, Option<Uuid>, Option<String>)>(
+                "SELECT c.kind, c.owner_id, c.request_status FROM conversations c
                  JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
                  WHERE c.id = $1",
             )
@@ -52,7 +62,11 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        Ok(found.map(|(kind, owner)| (kind == "group", owner)))
+        Ok(found.map(|(kind, owner, request_status)| Membership {
+            is_group: kind == "group",
+            owner,
+            request_status,
+        }))
     }
 
     /// Applies `changes` to a group as `actor`, in one transaction, with the events `events`
@@ -65,7 +79,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&GroupUpdate) -> Vec<NewEvent>,
     ) -> StoreResult<GroupUpdate> {
-        let (is_group, owner) = self
+        let Membership { is_group, owner, .. } = self
             .membership(actor, conversation)
             .await?
             .ok_or(StoreError::NotFound("conversation"))?;
@@ -167,7 +181,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&Left) -> Vec<NewEvent>,
     ) -> StoreResult<Left> {
-        let (is_group, owner) = self
+        let Membership { is_group, owner, .. } = self
             .membership(user, conversation)
             .await?
             .ok_or(StoreError::NotFound("conversation"))?;

@@ -284,24 +284,13 @@ impl Store {
     /// Why `sender` could not send into `conversation`: not a participant (`NotFound`), or a
     /// chat request that is pending for them or declined (`Forbidden`).
     async fn why_not_sendable(&self, conversation: Uuid, sender: Uuid) -> StoreError {
-        let found = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, Option<String>>(
-                "SELECT c.request_status FROM conversations c
-                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
-                 WHERE c.id = $1",
-            )
-            .bind(conversation)
-            .bind(sender)
-            .fetch_optional(pool)
-            .await
-        });
-        match found {
+        match self.membership(sender, conversation).await {
             Ok(None) => StoreError::NotFound("conversation"),
-            Ok(Some(Some(status))) if status == "declined" => {
+            Ok(Some(membership)) if membership.request_status.as_deref() == Some("declined") => {
                 StoreError::Forbidden("this chat request was declined: no more messages")
             }
             Ok(Some(_)) => StoreError::Forbidden("accept this chat request before sending"),
-            Err(error) => error.into(),
+            Err(error) => error,
         }
     }
 
@@ -318,9 +307,10 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn() -> Vec<NewEvent>,
     ) -> StoreResult<()> {
-        let Some(owner) = self.conversation_owner(caller, conversation).await? else {
+        let Some(membership) = self.membership(caller, conversation).await? else {
             return Err(StoreError::NotFound("conversation"));
         };
+        let owner = membership.owner;
         let found: Vec<(Uuid, Uuid, i64)> = with_backend!(self, |pool| {
             let mut builder =
                 sqlx::QueryBuilder::new("SELECT id, sender_id, seq FROM messages WHERE conversation_id = ");
@@ -383,23 +373,6 @@ impl Store {
             commit_with_events!(self, tx, events(), now);
             Ok(())
         })
-    }
-
-    /// `Some(owner)` (the group's owner, `None` for a direct conversation) when `user` is a
-    /// participant of `conversation`; `None` otherwise.
-    async fn conversation_owner(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<Option<Uuid>>> {
-        let found = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, Option<Uuid>>(
-                "SELECT c.owner_id FROM conversations c
-                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
-                 WHERE c.id = $1",
-            )
-            .bind(conversation)
-            .bind(user)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(found)
     }
 
     /// Messages of `caller`'s conversations (or of `conversation` only) containing every word
