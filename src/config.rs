@@ -58,6 +58,9 @@ pub struct Config {
     pub max_streams_per_user: usize,
     /// How long events are kept for resuming streams.
     pub event_retention: Duration,
+    /// Matches above which a message search reads newest first; `None`: the backend's
+    /// measured default (2,000 on PostgreSQL, 10,000 on SQLite).
+    pub search_common_word_matches: Option<u32>,
     /// How long a user's last stream may be gone before they are announced offline.
     pub presence_debounce: Duration,
 }
@@ -146,6 +149,10 @@ impl Config {
             max_streams_per_user: positive(&get, "MAX_STREAMS_PER_USER", 10)? as usize,
             event_retention: Duration::from_secs(positive(&get, "EVENT_RETENTION_DAYS", 30)? * 86_400),
             presence_debounce: Duration::from_millis(parse(&get, "PRESENCE_DEBOUNCE_MS", 5000)?),
+            search_common_word_matches: get("SEARCH_COMMON_WORD_MATCHES")
+                .map(|_| positive(&get, "SEARCH_COMMON_WORD_MATCHES", 1))
+                .transpose()?
+                .map(|value| u32::try_from(value).unwrap_or(u32::MAX)),
         })
     }
 }

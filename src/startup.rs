@@ -79,6 +79,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let options = ConnectOptions {
             max_connections: config.database_max_connections,
+            common_word_matches: config.search_common_word_matches,
             ..Default::default()
         };
         let store = Store::connect(&config.database_url, &options).await?;

@@ -35,7 +35,9 @@ const USAGE: &str = "usage: chat-api-bench [options]
   --idle-streams N            idle streams for memory (default 10000)
   --group N                   group size for the fan-out run (default 1000)
   --history N                 conversations for the list/search run (default 1000), each with
-                              1000 messages (so 1,000,000 by default), 100 of them unread";
+                              1000 messages (so 1,000,000 by default), 100 of them unread
+  --keep                      keep the database afterwards and print its URL (to EXPLAIN
+                              queries against a filled history); drop it by hand";
 
 #[derive(Clone, Debug)]
 struct Options {
@@ -50,6 +52,7 @@ struct Options {
     idle_streams: usize,
     group: usize,
     history: usize,
+    keep: bool,
 }
 
 impl Options {
@@ -66,11 +69,16 @@ impl Options {
             idle_streams: 10_000,
             group: 1000,
             history: 1000,
+            keep: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
                 return Err(USAGE.into());
+            }
+            if flag == "--keep" {
+                options.keep = true;
+                continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
             let number = || value.parse::<usize>().map_err(|_| format!("{flag} takes a number"));
@@ -187,9 +195,13 @@ impl Server {
             .ok()
     }
 
-    async fn stop(mut self) {
+    async fn stop(mut self, keep: bool) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if keep {
+            eprintln!("kept: {}", self.database_url);
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.folder);
         if let Some((admin_url, name)) = self.postgres.take()
             && let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await
@@ -520,7 +532,8 @@ async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, St
 }
 
 /// Fills the history of one user straight into the database (1,000 messages per conversation,
-/// the last 100 unread; one in 1,000 mentions "needle", one in five "pizza"), then times the
+/// the last 100 unread; one in 1,000 mentions "needle", one in 100 "lunch", one in five
+/// "pizza"), then times the
 /// conversation list (with unread counts) and message search over HTTP.
 async fn history(api: &Api, server: &Server, options: &Options) -> Result<Vec<(String, String)>, String> {
     let owner = api.register_many(1, "owner").await?.remove(0);
@@ -544,7 +557,7 @@ async fn history(api: &Api, server: &Server, options: &Options) -> Result<Vec<(S
         let (client, base, token) = (api.client.clone(), api.base.clone(), owner.token.clone());
         async move {
             let mut samples = Vec::new();
-            for _ in 0..50 {
+            for _ in 0..200 {
                 let sent = Instant::now();
                 let reply = client
                     .get(format!("{base}{path}"))
@@ -587,6 +600,10 @@ async fn history(api: &Api, server: &Server, options: &Options) -> Result<Vec<(S
             time("/api/v1/message/search?q=needle".into()).await?,
         ),
         (
+            "history: GET /message/search?q=lunch (1 in 100 messages)".into(),
+            time("/api/v1/message/search?q=lunch".into()).await?,
+        ),
+        (
             "history: GET /message/search?q=pizza (1 in 5 messages)".into(),
             time("/api/v1/message/search?q=pizza".into()).await?,
         ),
@@ -597,6 +614,13 @@ async fn history(api: &Api, server: &Server, options: &Options) -> Result<Vec<(S
 /// and leaves the last 100 of each unread.
 async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
     let owner = uuid::Uuid::parse_str(owner).map_err(|error| error.to_string())?;
+    // Message ids are UUIDv7 in the service, so id order is time order: the fill writes the
+    // same shape (48-bit milliseconds, version 7, random rest), message `seq` at now - (1000 - seq) s.
+    const PG_TIME_ORDERED_ID: &str =
+        "(lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint - (1000 - s.seq) * 1000), 12, '0')
+        || '7' || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid";
+    const SQLITE_TIME_ORDERED_ID: &str = "unhex(printf('%012x', $2 - (1000 - s.seq) * 1000)
+        || '7' || substr(hex(randomblob(2)), 1, 3) || '8' || substr(hex(randomblob(8)), 1, 15))";
     const WORDS: &str = "CASE s.seq % 5 WHEN 0 THEN 'pizza' WHEN 1 THEN 'sushi' WHEN 2 THEN 'tacos' WHEN 3 THEN 'ramen' ELSE 'curry' END";
     if database_url.starts_with("postgres") {
         let mut db = sqlx::PgConnection::connect(database_url)
@@ -604,8 +628,8 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
         let insert = format!(
             "INSERT INTO messages (id, conversation_id, seq, sender_id, content, created_at)
-             SELECT gen_random_uuid(), mine.conversation_id, s.seq, other.user_id,
-                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END,
+             SELECT {PG_TIME_ORDERED_ID}, mine.conversation_id, s.seq, other.user_id,
+                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END || CASE WHEN s.seq % 100 = 3 THEN ' lunch' ELSE '' END,
                     now() - make_interval(secs => 1000 - s.seq)
              FROM participants mine
              JOIN participants other ON other.conversation_id = mine.conversation_id AND other.user_id <> mine.user_id
@@ -640,9 +664,9 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
         let insert = format!(
             "WITH RECURSIVE s(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM s WHERE seq < 1000)
              INSERT INTO messages (id, conversation_id, seq, sender_id, content, created_at)
-             SELECT randomblob(16), mine.conversation_id, s.seq, other.user_id,
-                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END,
-                    '2026-01-01T00:00:00+00:00'
+             SELECT {SQLITE_TIME_ORDERED_ID}, mine.conversation_id, s.seq, other.user_id,
+                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END || CASE WHEN s.seq % 100 = 3 THEN ' lunch' ELSE '' END,
+                    strftime('%Y-%m-%dT%H:%M:%f+00:00', ($2 - (1000 - s.seq) * 1000) / 1000.0, 'unixepoch')
              FROM participants mine
              JOIN participants other ON other.conversation_id = mine.conversation_id AND other.user_id <> mine.user_id
              CROSS JOIN s
@@ -650,6 +674,7 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
         );
         sqlx::query(sqlx::AssertSqlSafe(insert))
             .bind(owner)
+            .bind(chrono::Utc::now().timestamp_millis())
             .execute(&mut db)
             .await
             .map_err(|error| error.to_string())?;
@@ -711,7 +736,7 @@ async fn main() {
             }
         }
     }
-    server.stop().await;
+    server.stop(options.keep).await;
     println!("\n| chat-api-bench ({}) | result |\n| --- | --- |", options.backend);
     for (what, result) in rows {
         println!("| {what} | {result} |");

@@ -136,6 +136,39 @@ impl ClientId {
     }
 }
 
+/// A change of a group's members, told to the group as a system message: a readable text
+/// and, in `x`, the machine-readable `{type, user: {_id, name}}` that apps render their own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    Added,
+    Removed,
+    Left,
+}
+
+impl MemberChange {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Added => "added_participant",
+            Self::Removed => "removed_participant",
+            Self::Left => "left_participant",
+        }
+    }
+
+    /// The system message's text, e.g. "Ana was added to the group".
+    pub fn text(self, name: &str) -> String {
+        match self {
+            Self::Added => format!("{name} was added to the group"),
+            Self::Removed => format!("{name} was removed from the group"),
+            Self::Left => format!("{name} left the group"),
+        }
+    }
+
+    /// The system message's `x`, serialised.
+    pub fn x(self, user_id: uuid::Uuid, name: &str) -> String {
+        serde_json::json!({"type": self.kind(), "user": {"_id": user_id, "name": name}}).to_string()
+    }
+}
+
 /// A page size: `default` when absent, otherwise 1 to `max`.
 pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, String> {
     match requested {

@@ -176,6 +176,7 @@ pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     for user in &update.removed {
         events.push(removed_for(user.id, group.id));
     }
+    events.extend(update.messages.iter().flat_map(message_created));
     events
 }
 

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::realtime::events;
 use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
 use crate::startup::AppState;
-use crate::store::{self, ConversationCursor, ConversationFlag, GroupChanges, Left, NewGroup, NewMessage};
+use crate::store::{self, ConversationCursor, ConversationFlag, GroupChanges, Left, NewGroup};
 
 /// The most members a group may be created with in one request.
 const MAX_GROUP_MEMBERS: usize = 1000;
@@ -336,29 +336,8 @@ pub async fn update_conversation(
             events::group_changed,
         )
         .await?;
-    for (users, verb, kind) in [
-        (&update.added, "was added to", "added_participant"),
-        (&update.removed, "was removed from", "removed_participant"),
-    ] {
-        for user in users {
-            system_message(
-                &state,
-                caller.user_id,
-                conversation,
-                format!("{} {verb} the group", user.name),
-                kind,
-                user,
-            )
-            .await?;
-        }
-    }
-    let conversation = state
-        .store
-        .find_conversation(caller.user_id, conversation)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
     Ok(ok(ConversationData {
-        conversation: conversation.into(),
+        conversation: update.conversation.into(),
     }))
 }
 
@@ -397,27 +376,16 @@ pub async fn leave_conversation(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation = id.into_inner();
-    let is_group = state
-        .store
-        .find_conversation(caller.user_id, conversation)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?
-        .kind
-        == store::ConversationKind::Group;
-    if is_group {
-        // Said while still a member, so that the message reaches the rest.
-        let me = state
-            .store
-            .find_user(caller.user_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        let text = format!("{} left the group", me.name);
-        system_message(&state, caller.user_id, conversation, text, "left_participant", &me).await?;
-    }
     let left = state
         .store
-        .leave_conversation(caller.user_id, conversation, store::now(), |_| {
-            vec![events::removed_for(caller.user_id, conversation)]
+        .leave_conversation(caller.user_id, conversation, store::now(), |left| {
+            let told = match left {
+                Left::Group { message, .. } => events::message_created(message),
+                Left::Hidden | Left::Deleted => Vec::new(),
+            };
+            told.into_iter()
+                .chain([events::removed_for(caller.user_id, conversation)])
+                .collect()
         })
         .await?;
     let result = match left {
@@ -431,34 +399,6 @@ pub async fn leave_conversation(
     }))
 }
 
-/// Stores a system message about `user` from `actor`, like any message (and its event).
-async fn system_message(
-    state: &AppState,
-    actor: Uuid,
-    conversation: Uuid,
-    text: String,
-    kind: &str,
-    user: &crate::store::User,
-) -> Result<(), ApiError> {
-    let x = serde_json::json!({"type": kind, "user": {"_id": user.id, "name": user.name}});
-    state
-        .store
-        .create_message(
-            &NewMessage {
-                id: Uuid::now_v7(),
-                conversation_id: conversation,
-                sender_id: actor,
-                content: text,
-                client_id: None,
-                reply_to: None,
-                x: Some(x.to_string()),
-                created_at: store::now(),
-            },
-            events::message_created,
-        )
-        .await?;
-    Ok(())
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct PinnedData {

@@ -4,10 +4,42 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::conversations::select_conversations;
+use super::messages::insert_message;
 use super::{
-    Conversation, Dialect, NewEvent, Store, StoreError, StoreResult, User, commit_with_events, with_backend,
-    with_writer,
+    Conversation, Dialect, Message, NewEvent, NewMessage, Store, StoreError, StoreResult, User, commit_with_events,
+    with_backend, with_writer,
 };
+use crate::domain::MemberChange;
+
+/// Appends to conversation `$conversation` (whose lock transaction `$tx` holds) the system
+/// message from `$actor` telling `$change` of `$user`; evaluates to the message. In the
+/// transaction of the change itself, so that the change and its message land together.
+macro_rules! append_system_message {
+    ($tx:ident, $conversation:expr, $actor:expr, $change:expr, $user:expr, $now:expr) => {{
+        let (change, user): (MemberChange, &User) = ($change, $user);
+        let new = NewMessage {
+            id: Uuid::now_v7(),
+            conversation_id: $conversation,
+            sender_id: $actor,
+            content: change.text(&user.name),
+            client_id: None,
+            reply_to: None,
+            x: Some(change.x(user.id, &user.name)),
+            created_at: $now,
+        };
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $2, updated_at = $3
+             WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(new.conversation_id)
+        .bind(new.id)
+        .bind(new.created_at)
+        .fetch_one(&mut *$tx)
+        .await?;
+        let message: Message = insert_message!($tx, &new, seq, None)?;
+        message
+    }};
+}
 
 /// What a `PATCH /conversation/{id}` asks for.
 #[derive(Clone, Debug, Default)]
@@ -19,12 +51,14 @@ pub struct GroupChanges {
     pub remove: Vec<Uuid>,
 }
 
-/// What a group change did: the group as the actor now sees it, who came, who went.
+/// What a group change did: the group as the actor now sees it, who came, who went, and the
+/// system messages that told the group.
 #[derive(Clone, Debug)]
 pub struct GroupUpdate {
     pub conversation: Conversation,
     pub added: Vec<User>,
     pub removed: Vec<User>,
+    pub messages: Vec<Message>,
 }
 
 /// A participant's view of a conversation's kind, owner and chat-request state.
@@ -41,8 +75,8 @@ pub(super) struct Membership {
 pub enum Left {
     /// A direct conversation, now out of the leaver's list until a new message.
     Hidden,
-    /// Out of the group; `new_owner` when ownership passed on.
-    Group { new_owner: Option<Uuid> },
+    /// Out of the group; `new_owner` when ownership passed on; `message` told the rest.
+    Group { new_owner: Option<Uuid>, message: Message },
     /// The last member left: the group is gone.
     Deleted,
 }
@@ -69,8 +103,9 @@ impl Store {
         }))
     }
 
-    /// Applies `changes` to a group as `actor`, in one transaction, with the events `events`
-    /// gives. Anyone in the group may rename it; only its owner may change members.
+    /// Applies `changes` to a group as `actor`, in one transaction with a system message per
+    /// member added or removed and the events `events` gives. Anyone in the group may rename
+    /// it; only its owner may change members.
     pub async fn update_group(
         &self,
         actor: Uuid,
@@ -159,19 +194,27 @@ impl Store {
                 .await?;
                 removed.extend(found);
             }
+            let mut messages = Vec::new();
+            for (change, users) in [(MemberChange::Added, &added), (MemberChange::Removed, &removed)] {
+                for user in users {
+                    messages.push(append_system_message!(tx, conversation, actor, change, user, now));
+                }
+            }
             let conversation = super::conversations::conversation_in_tx!(tx, actor, conversation);
             let update = GroupUpdate {
                 conversation,
                 added,
                 removed,
+                messages,
             };
             commit_with_events!(self, tx, events(&update), now);
             Ok(update)
         })
     }
 
-    /// `user` leaves `conversation`: a group loses a member (ownership passing to the
-    /// longest-standing member, earliest joined then smallest id; the last one out deletes it),
+    /// `user` leaves `conversation`: a group loses a member and gets a system message saying so
+    /// (ownership passing to the longest-standing member, earliest joined then smallest id;
+    /// the last one out deletes it),
     /// a direct conversation leaves the user's list until a new message. With the events
     /// `events` gives.
     pub async fn leave_conversation(
@@ -219,7 +262,9 @@ impl Store {
                             .await?;
                         Left::Deleted
                     }
-                    Some(next) if owner == Some(user) => {
+                    Some(next) => {
+                        let new_owner = (owner == Some(user)).then_some(next);
+                        if let Some(next) = new_owner {
                         sqlx::query("UPDATE conversations SET owner_id = $2 WHERE id = $1")
                             .bind(conversation)
                             .bind(next)
@@ -232,9 +277,15 @@ impl Store {
                         .bind(next)
                         .execute(&mut *tx)
                         .await?;
-                        Left::Group { new_owner: Some(next) }
+                        }
+                        let leaver: User =
+                            sqlx::query_as("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
+                                .bind(user)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        let message = append_system_message!(tx, conversation, user, MemberChange::Left, &leaver, now);
+                        Left::Group { new_owner, message }
                     }
-                    Some(_) => Left::Group { new_owner: None },
                 }
             };
             commit_with_events!(self, tx, events(&left), now);

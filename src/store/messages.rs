@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{
     DeleteScope, Dialect, Message, MessagePage, MessageRow, NewEvent, NewMessage, Quote, Store, StoreError,
-    StoreResult, UserRef, commit_with_events, is_unique_violation, with_backend, with_writer,
+    StoreResult, commit_with_events, is_unique_violation, with_backend, with_writer,
 };
 
 macro_rules! select_messages {
@@ -18,6 +18,72 @@ macro_rules! select_messages {
          LEFT JOIN users ru ON ru.id = r.sender_id"
     };
 }
+
+/// Inserts `$new` (a `&NewMessage`) at position `$seq` with reply quote `$quote` inside
+/// transaction `$tx`, which holds the conversation's lock and has moved its `last_seq`, and
+/// moves the sender's read position to it (sending means having read what came before).
+/// Evaluates to the stored message or the insert's error. Shared by sends and the system
+/// messages of group changes.
+macro_rules! insert_message {
+    ($tx:ident, $new:expr, $seq:expr, $quote:expr) => {{
+        let new: &$crate::store::NewMessage = $new;
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, conversation_id, seq, sender_id, content, client_id, reply_to, x, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new.id)
+        .bind(new.conversation_id)
+        .bind($seq)
+        .bind(new.sender_id)
+        .bind(&new.content)
+        .bind(&new.client_id)
+        .bind(new.reply_to)
+        .bind(&new.x)
+        .bind(new.created_at)
+        .execute(&mut *$tx)
+        .await;
+        match inserted {
+            Err(error) => Err(error),
+            Ok(_) => {
+                // The name from the same statement; a sender who just left the group has no
+                // participant row to update, so it is read on its own.
+                let moved: Option<String> = sqlx::query_scalar(
+                    "UPDATE participants SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2
+                     RETURNING (SELECT name FROM users WHERE id = $2)",
+                )
+                .bind(new.conversation_id)
+                .bind(new.sender_id)
+                .bind($seq)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                let sender_name: String = match moved {
+                    Some(name) => name,
+                    None => sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+                        .bind(new.sender_id)
+                        .fetch_one(&mut *$tx)
+                        .await?,
+                };
+                Ok($crate::store::Message {
+                    id: new.id,
+                    conversation_id: new.conversation_id,
+                    seq: $seq,
+                    sender: $crate::store::UserRef {
+                        id: new.sender_id,
+                        name: sender_name,
+                    },
+                    content: new.content.clone(),
+                    client_id: new.client_id.clone(),
+                    created_at: new.created_at,
+                    edited_at: None,
+                    reply_to: $quote,
+                    x: new.x.clone(),
+                    deleted: false,
+                })
+            }
+        }
+    }};
+}
+pub(super) use insert_message;
 
 /// Outcome of [`Store::create_message`].
 pub enum Sent {
@@ -88,52 +154,11 @@ impl Store {
                     Some(quote)
                 }
             };
-            let inserted = sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, sender_id, content, client_id, reply_to, x, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(new.id)
-            .bind(new.conversation_id)
-            .bind(seq)
-            .bind(new.sender_id)
-            .bind(&new.content)
-            .bind(&new.client_id)
-            .bind(new.reply_to)
-            .bind(&new.x)
-            .bind(new.created_at)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
+            match insert_message!(tx, new, seq, quote) {
                 // Two concurrent sends with one clientId: this one lost the race (rolled back).
                 Err(error) if is_unique_violation(&error) && new.client_id.is_some() => None,
                 Err(error) => return Err(error.into()),
-                Ok(_) => {
-                    // Sending a message means having read everything before it.
-                    let sender_name: String = sqlx::query_scalar(
-                        "UPDATE participants SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2
-                         RETURNING (SELECT name FROM users WHERE id = $2)",
-                    )
-                    .bind(new.conversation_id)
-                    .bind(new.sender_id)
-                    .bind(seq)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let message = Message {
-                        id: new.id,
-                        conversation_id: new.conversation_id,
-                        seq,
-                        sender: UserRef {
-                            id: new.sender_id,
-                            name: sender_name,
-                        },
-                        content: new.content.clone(),
-                        client_id: new.client_id.clone(),
-                        created_at: new.created_at,
-                        edited_at: None,
-                        reply_to: quote,
-                        x: new.x.clone(),
-                        deleted: false,
-                    };
+                Ok(message) => {
                     commit_with_events!(self, tx, events(&message), new.created_at);
                     Some(message)
                 }
@@ -375,9 +400,16 @@ impl Store {
         })
     }
 
-    /// Messages of `caller`'s conversations (or of `conversation` only) containing every word
-    /// of `words`, newest first, `limit` of them before message `before`. Deleted messages and
-    /// those `caller` hid are never found. `NotFound` for a `conversation` the caller is not in.
+    /// The caller's messages matching `words`, newest first: in every conversation of the
+    /// caller, ordered by id, or in one (`NotFound` unless the caller is in it), ordered by
+    /// position as the message list is. `before` is the last message of the previous page.
+    /// Deleted messages and messages hidden for the caller are never found.
+    ///
+    /// Two plans, because neither index answers "newest matches" alone: a word with few
+    /// matches is read through the full-text index and its matches sorted; a common word
+    /// (more than `COMMON_WORD_MATCHES` in the caller's conversations, per backend) is
+    /// found by reading the caller's messages newest first and testing each, which stops
+    /// after a page. The first query tells which case this is.
     pub async fn search_messages(
         &self,
         caller: Uuid,
@@ -386,38 +418,109 @@ impl Store {
         limit: u32,
         before: Option<Uuid>,
     ) -> StoreResult<Vec<Message>> {
-        if let Some(conversation) = conversation
-            && !self.is_participant(conversation, caller).await?
-        {
-            return Err(StoreError::NotFound("conversation"));
-        }
-        let rows = with_backend!(self, |pool| {
-            // The matches first, by the full-text index (MATERIALIZED: otherwise a planner may
-            // walk every message newest-first looking for a rare word), then the newest of them.
-            let sql = sqlx::AssertSqlSafe(format!(
+        let before_seq = match (conversation, before) {
+            (Some(conversation), before) => {
+                if !self.is_participant(conversation, caller).await? {
+                    return Err(StoreError::NotFound("conversation"));
+                }
+                match before {
+                    Some(before) => Some(self.message_seq(conversation, before, "before").await?),
+                    None => None,
+                }
+            }
+            (None, _) => None,
+        };
+        // Unbounded cursors as the largest values keep the conditions usable by the indexes.
+        let before_id = before.filter(|_| conversation.is_none()).unwrap_or(Uuid::max());
+        let before_seq = before_seq.unwrap_or(i64::MAX);
+        let limit = i64::from(limit);
+        let ids: Vec<Uuid> = with_backend!(self, |pool| {
+            let found = sqlx::AssertSqlSafe(format!(
                 "WITH found AS MATERIALIZED (
-                     SELECT m.id FROM messages m
+                     SELECT m.id, m.seq FROM {matching}
                      JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $1
-                     WHERE {matches} AND m.deleted_at IS NULL
-                       AND ($3 IS NULL OR m.conversation_id = $3)
-                       AND ($4 IS NULL OR m.id < $4)
+                     WHERE m.deleted_at IS NULL
+                       AND ($3 IS NULL OR m.conversation_id = $3) AND m.id < $4 AND m.seq < $5
                        AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $1 AND h.message_id = m.id)
-                 ),
-                 page AS (SELECT id FROM found ORDER BY id DESC LIMIT $5)
-                 {select} JOIN page ON page.id = m.id ORDER BY m.id DESC",
-                select = select_messages!(),
-                matches = pool.text_match()
+                     LIMIT $6
+                 )
+                 SELECT id, (SELECT COUNT(*) FROM found) FROM found ORDER BY {key} DESC LIMIT $7",
+                matching = pool.matching_messages(),
+                key = if conversation.is_some() { "seq" } else { "id" },
             ));
-            sqlx::query_as::<_, MessageRow>(sql)
+            // Not prepared once and reused (`persistent(false)`): PostgreSQL then plans each
+            // search for its own words, where a plan cached for "any words" read the
+            // full-text index once per conversation (1.2 s instead of 4 ms, measured).
+            let found: Vec<(Uuid, i64)> = sqlx::query_as(found)
+                .persistent(false)
                 .bind(caller)
                 .bind(pool.text_query(words))
                 .bind(conversation)
-                .bind(before)
-                .bind(i64::from(limit))
+                .bind(before_id)
+                .bind(before_seq)
+                .bind(self.common_word_matches)
+                .bind(limit)
                 .fetch_all(pool)
-                .await?
+                .await?;
+            if found.first().is_none_or(|(_, count)| *count < self.common_word_matches) {
+                found.into_iter().map(|(id, _)| id).collect()
+            } else if let Some(conversation) = conversation {
+                let newest_first = sqlx::AssertSqlSafe(format!(
+                    "SELECT m.id FROM messages m
+                     WHERE m.conversation_id = $3 AND m.seq < $4 AND {matches} AND m.deleted_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $1 AND h.message_id = m.id)
+                     ORDER BY m.seq DESC LIMIT $5",
+                    matches = pool.text_match_each(),
+                ));
+                sqlx::query_scalar(newest_first)
+                    .persistent(false)
+                    .bind(caller)
+                    .bind(pool.text_query(words))
+                    .bind(conversation)
+                    .bind(before_seq)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            } else {
+                let newest_first = sqlx::AssertSqlSafe(format!(
+                    "SELECT m.id FROM messages m
+                     {join} participants p ON p.conversation_id = m.conversation_id AND p.user_id = $1
+                     WHERE m.id < $3 AND {matches} AND m.deleted_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $1 AND h.message_id = m.id)
+                     ORDER BY m.id DESC LIMIT $4",
+                    join = pool.join_in_order(),
+                    matches = pool.text_match_each(),
+                ));
+                sqlx::query_scalar(newest_first)
+                    .persistent(false)
+                    .bind(caller)
+                    .bind(pool.text_query(words))
+                    .bind(before_id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
         });
-        Ok(rows.into_iter().map(Message::from).collect())
+        self.messages_in_order(&ids).await
+    }
+
+    /// The messages `ids`, in that order.
+    async fn messages_in_order(&self, ids: &[Uuid]) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<MessageRow> = with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(concat!(select_messages!(), " WHERE m.id IN ("));
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            builder.push(")");
+            builder.build_query_as().fetch_all(pool).await?
+        });
+        let mut by_id: std::collections::HashMap<Uuid, Message> =
+            rows.into_iter().map(|row| (row.id, Message::from(row))).collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
     pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {

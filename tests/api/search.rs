@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app, spawn_app_with};
 
 fn contents(reply: &crate::helpers::Reply) -> Vec<String> {
     reply.data(StatusCode::OK)["messages"]
@@ -141,9 +141,84 @@ async fn search_pages_and_refuses_bad_input(backend: Backend) {
     assert_eq!(odd.status, StatusCode::OK, "{}", odd.body);
 }
 
+/// Search has two plans: a word with few matches is read through the full-text index, a
+/// common one by reading the caller's messages newest first (above
+/// `SEARCH_COMMON_WORD_MATCHES`). Both must give the same pages.
+async fn common_and_rare_words_give_the_same_pages(backend: Backend) {
+    for common_above in ["1000", "2"] {
+        let app = spawn_app_with(backend, &[("SEARCH_COMMON_WORD_MATCHES", common_above)]).await;
+        let ana = app.register_user("Ana").await;
+        let bo = app.register_user("Bo").await;
+        let carl = app.register_user("Carl").await;
+        let with_bo = app.direct_conversation(&ana, &bo).await;
+        let with_carl = app.direct_conversation(&ana, &carl).await;
+        let without_ana = app.direct_conversation(&bo, &carl).await;
+        let mut sent = Vec::new();
+        for index in 0..9 {
+            let (sender, conversation) = if index % 3 == 0 {
+                (&carl, &with_carl)
+            } else {
+                (&bo, &with_bo)
+            };
+            sent.push(app.send_text(sender, conversation, &format!("soup {index}")).await);
+            app.send_text(&bo, &without_ana, &format!("soup elsewhere {index}"))
+                .await;
+            app.send_text(sender, conversation, "salad").await;
+        }
+        // "soup 4" deleted for everyone, "soup 6" hidden for Ana.
+        let request = app
+            .client
+            .delete(app.url(&format!("/api/v1/message/{}?scope=all", sent[4])))
+            .bearer_auth(&bo.token);
+        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+        app.post(
+            "/api/v1/message/delete",
+            Some(&ana.token),
+            &json!({"convo_id": with_carl, "ids": [sent[6]]}),
+        )
+        .await
+        .data(StatusCode::OK);
+
+        let found = |path: String| {
+            let (app, token) = (&app, ana.token.clone());
+            async move {
+                let pages = app.walk_pages(&token, &path, "messages", 2).await;
+                pages
+                    .iter()
+                    .flatten()
+                    .map(|message: &Value| message["content"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            found("/api/v1/message/search?q=soup".into()).await,
+            ["soup 8", "soup 7", "soup 5", "soup 3", "soup 2", "soup 1", "soup 0"],
+            "above {common_above} matches read newest first"
+        );
+        assert_eq!(
+            found(format!("/api/v1/message/{with_bo}/search?q=soup")).await,
+            ["soup 8", "soup 7", "soup 5", "soup 2", "soup 1"],
+            "above {common_above} matches read newest first"
+        );
+        assert_eq!(
+            found(format!("/api/v1/message/{with_carl}/search?q=soup")).await,
+            ["soup 3", "soup 0"]
+        );
+        // In one conversation, the cursor must be a message of that conversation.
+        search(
+            &app,
+            &ana,
+            &format!("/api/v1/message/{with_bo}/search?q=soup&before={}", sent[3]),
+        )
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+}
+
 both_backends!(
     words_are_found_case_insensitively_in_the_callers_conversations_only,
     deleted_and_hidden_messages_are_never_found,
     an_edit_changes_what_is_found,
     search_pages_and_refuses_bad_input,
+    common_and_rare_words_give_the_same_pages,
 );
