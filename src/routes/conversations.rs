@@ -275,11 +275,16 @@ pub struct UpdateConversationRequest {
     /// Members to add and remove (the owner only).
     #[serde(default)]
     pub participants: Option<MemberChanges>,
+    /// `true`: only the owner may rename or describe the group from now on; `false`: any
+    /// member may (the default). The owner only.
+    #[serde(default, rename = "onlyOwnerCanRename")]
+    pub only_owner_can_rename: Option<bool>,
 }
 
 /// Rename a group, describe it, add or remove members.
 ///
-/// Any member may rename or describe it; only its owner may add or remove members. Each member
+/// Any member may rename or describe it, unless the owner set `onlyOwnerCanRename`; only its
+/// owner may add or remove members or change that setting. Each member
 /// change also stores a system message (`x: {type: "added_participant" | "removed_participant",
 /// user}`) that every member receives like any message. Added users get `conversation.created`,
 /// removed users `conversation.removed`, members `conversation.updated`. Direct conversations
@@ -293,7 +298,7 @@ pub struct UpdateConversationRequest {
         (status = 200, description = "The group now", body = Success<ConversationData>),
         (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
-        (status = 403, description = "Member changes by someone other than the owner", body = ErrorEnvelope),
+        (status = 403, description = "Member changes or `onlyOwnerCanRename` by someone other than the owner, or a rename by a member when the owner kept renaming to themselves", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "A direct conversation, a bad name, an unknown user, or removing the owner", body = ErrorEnvelope),
     )
@@ -325,6 +330,7 @@ pub async fn update_conversation(
         description,
         add: members.add.into_iter().filter(|user| *user != caller.user_id).collect(),
         remove: members.remove,
+        only_owner_renames: body.only_owner_can_rename,
     };
     let update = state
         .store
@@ -398,7 +404,6 @@ pub async fn leave_conversation(
         result,
     }))
 }
-
 
 #[derive(Serialize, ToSchema)]
 pub struct PinnedData {

@@ -172,6 +172,9 @@ pub struct ConversationView {
     pub owner: Option<Uuid>,
     /// A group's description, if set.
     pub description: Option<String>,
+    /// Only the owner may rename or describe the group (the owner sets it); `false` for direct
+    /// conversations.
+    pub only_owner_can_rename: bool,
     pub participants: Vec<UserView>,
     /// The last message's text, as Chatify clients expect, or `null`.
     pub last_message: Option<String>,
@@ -204,6 +207,7 @@ impl From<Conversation> for ConversationView {
             name: conversation.name,
             owner: conversation.owner_id,
             description: conversation.description,
+            only_owner_can_rename: conversation.only_owner_renames,
             participants: conversation.participants.into_iter().map(UserView::from).collect(),
             last_message: latest_message.as_ref().map(|message| message.content.clone()),
             latest_message,

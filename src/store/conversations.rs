@@ -26,7 +26,7 @@ macro_rules! select_conversations {
             " ",
             $order_limit,
             ")
-             SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.last_seq, p.last_read_seq,
+             SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.only_owner_renames, c.last_seq, p.last_read_seq,
                 (p.pinned_at IS NOT NULL) AS pinned, (p.archived_at IS NOT NULL) AS archived,
                 c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
@@ -106,6 +106,7 @@ fn new_conversation(
         name,
         owner_id,
         description: None,
+        only_owner_renames: false,
         read_positions: participants.iter().map(|user| (user.id, 0)).collect(),
         participants,
         last_message: None,

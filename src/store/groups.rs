@@ -49,6 +49,8 @@ pub struct GroupChanges {
     pub description: Option<Option<String>>,
     pub add: Vec<Uuid>,
     pub remove: Vec<Uuid>,
+    /// Keep renaming and describing to the owner (`Some(true)`) or open it to all members.
+    pub only_owner_renames: Option<bool>,
 }
 
 /// What a group change did: the group as the actor now sees it, who came, who went, and the
@@ -68,6 +70,8 @@ pub(super) struct Membership {
     pub owner: Option<Uuid>,
     /// `pending`, `accepted` or `declined` for chat requests; `None` otherwise.
     pub request_status: Option<String>,
+    /// Only the owner may rename or describe the group.
+    pub only_owner_renames: bool,
 }
 
 /// What leaving did.
@@ -76,7 +80,10 @@ pub enum Left {
     /// A direct conversation, now out of the leaver's list until a new message.
     Hidden,
     /// Out of the group; `new_owner` when ownership passed on; `message` told the rest.
-    Group { new_owner: Option<Uuid>, message: Message },
+    Group {
+        new_owner: Option<Uuid>,
+        message: Box<Message>,
+    },
     /// The last member left: the group is gone.
     Deleted,
 }
@@ -86,8 +93,8 @@ impl Store {
     /// in it (or it does not exist).
     pub(super) async fn membership(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<Membership>> {
         let found = with_backend!(self, |pool| {
-            sqlx::query_as::<_, (String, Option<Uuid>, Option<String>)>(
-                "SELECT c.kind, c.owner_id, c.request_status FROM conversations c
+            sqlx::query_as::<_, (String, Option<Uuid>, Option<String>, bool)>(
+                "SELECT c.kind, c.owner_id, c.request_status, c.only_owner_renames FROM conversations c
                  JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
                  WHERE c.id = $1",
             )
@@ -96,16 +103,20 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        Ok(found.map(|(kind, owner, request_status)| Membership {
-            is_group: kind == "group",
-            owner,
-            request_status,
-        }))
+        Ok(
+            found.map(|(kind, owner, request_status, only_owner_renames)| Membership {
+                is_group: kind == "group",
+                owner,
+                request_status,
+                only_owner_renames,
+            }),
+        )
     }
 
     /// Applies `changes` to a group as `actor`, in one transaction with a system message per
     /// member added or removed and the events `events` gives. Anyone in the group may rename
-    /// it; only its owner may change members.
+    /// it unless its owner kept that to themselves; only its owner may change members and
+    /// that setting.
     pub async fn update_group(
         &self,
         actor: Uuid,
@@ -114,7 +125,12 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&GroupUpdate) -> Vec<NewEvent>,
     ) -> StoreResult<GroupUpdate> {
-        let Membership { is_group, owner, .. } = self
+        let Membership {
+            is_group,
+            owner,
+            only_owner_renames,
+            ..
+        } = self
             .membership(actor, conversation)
             .await?
             .ok_or(StoreError::NotFound("conversation"))?;
@@ -130,6 +146,17 @@ impl Store {
                 "only the group's owner may add or remove members",
             ));
         }
+        if changes.only_owner_renames.is_some() && owner != Some(actor) {
+            return Err(StoreError::Forbidden(
+                "only the group's owner may choose who renames the group",
+            ));
+        }
+        let renames = changes.name.is_some() || changes.description.is_some();
+        if renames && only_owner_renames && owner != Some(actor) {
+            return Err(StoreError::Forbidden(
+                "only the group's owner may rename or describe this group",
+            ));
+        }
         if owner.is_some_and(|owner| changes.remove.contains(&owner)) {
             return Err(StoreError::Invalid {
                 field: "participants",
@@ -140,16 +167,18 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
             sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
-            if changes.name.is_some() || changes.description.is_some() {
+            if renames || changes.only_owner_renames.is_some() {
                 sqlx::query(
                     "UPDATE conversations SET name = COALESCE($2, name),
-                         description = CASE WHEN $3 THEN $4 ELSE description END
+                         description = CASE WHEN $3 THEN $4 ELSE description END,
+                         only_owner_renames = COALESCE($5, only_owner_renames)
                      WHERE id = $1",
                 )
                 .bind(conversation)
                 .bind(&changes.name)
                 .bind(changes.description.is_some())
                 .bind(changes.description.clone().flatten())
+                .bind(changes.only_owner_renames)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -265,18 +294,18 @@ impl Store {
                     Some(next) => {
                         let new_owner = (owner == Some(user)).then_some(next);
                         if let Some(next) = new_owner {
-                        sqlx::query("UPDATE conversations SET owner_id = $2 WHERE id = $1")
+                            sqlx::query("UPDATE conversations SET owner_id = $2 WHERE id = $1")
+                                .bind(conversation)
+                                .bind(next)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query(
+                                "UPDATE participants SET role = 'owner' WHERE conversation_id = $1 AND user_id = $2",
+                            )
                             .bind(conversation)
                             .bind(next)
                             .execute(&mut *tx)
                             .await?;
-                        sqlx::query(
-                            "UPDATE participants SET role = 'owner' WHERE conversation_id = $1 AND user_id = $2",
-                        )
-                        .bind(conversation)
-                        .bind(next)
-                        .execute(&mut *tx)
-                        .await?;
                         }
                         let leaver: User =
                             sqlx::query_as("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
@@ -284,7 +313,10 @@ impl Store {
                                 .fetch_one(&mut *tx)
                                 .await?;
                         let message = append_system_message!(tx, conversation, user, MemberChange::Left, &leaver, now);
-                        Left::Group { new_owner, message }
+                        Left::Group {
+                            new_owner,
+                            message: Box::new(message),
+                        }
                     }
                 }
             };

@@ -127,6 +127,8 @@ pub struct Conversation {
     pub owner_id: Option<Uuid>,
     /// A group's description.
     pub description: Option<String>,
+    /// Only the owner may rename or describe this group (set by the owner).
+    pub only_owner_renames: bool,
     pub participants: Vec<User>,
     /// Each participant's read position (`seq` of the last message they read).
     pub read_positions: Vec<(Uuid, i64)>,
@@ -281,6 +283,7 @@ pub(crate) struct ConversationRow {
     pub name: Option<String>,
     pub owner_id: Option<Uuid>,
     pub description: Option<String>,
+    pub only_owner_renames: bool,
     pub last_seq: i64,
     pub last_read_seq: i64,
     pub pinned: bool,
@@ -346,6 +349,7 @@ impl ConversationRow {
             name: self.name,
             owner_id: self.owner_id,
             description: self.description,
+            only_owner_renames: self.only_owner_renames,
             participants,
             read_positions,
             last_message,

@@ -67,6 +67,36 @@ async fn any_member_renames_the_group_and_everyone_hears_of_it(backend: Backend)
     assert_eq!(event.data["name"], "Book Club");
 }
 
+async fn the_owner_may_keep_renaming_to_themselves(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
+    let conversation = group(&app, &ana, &[&bo]).await;
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+
+    patch(&app, &bo, &conversation, json!({"onlyOwnerCanRename": true}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let locked = patch(&app, &ana, &conversation, json!({"onlyOwnerCanRename": true})).await;
+    assert_eq!(locked.data(StatusCode::OK)["conversation"]["onlyOwnerCanRename"], true);
+    assert_eq!(
+        bo_stream.next_of("conversation.updated").await.data["onlyOwnerCanRename"],
+        true
+    );
+    for change in [json!({"name": "Bo's club"}), json!({"description": "mine"})] {
+        patch(&app, &bo, &conversation, change)
+            .await
+            .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let renamed = patch(&app, &ana, &conversation, json!({"name": "Ana's club"})).await;
+    assert_eq!(renamed.data(StatusCode::OK)["conversation"]["name"], "Ana's club");
+
+    patch(&app, &ana, &conversation, json!({"onlyOwnerCanRename": false}))
+        .await
+        .data(StatusCode::OK);
+    let by_bo = patch(&app, &bo, &conversation, json!({"name": "Everyone's club"})).await;
+    assert_eq!(by_bo.data(StatusCode::OK)["conversation"]["name"], "Everyone's club");
+}
+
 async fn the_owner_adds_and_removes_members_with_system_messages_and_events(backend: Backend) {
     let app = spawn_app(backend).await;
     let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
@@ -215,6 +245,7 @@ async fn a_removed_direct_conversation_comes_back_with_a_new_message(backend: Ba
 
 both_backends!(
     any_member_renames_the_group_and_everyone_hears_of_it,
+    the_owner_may_keep_renaming_to_themselves,
     the_owner_adds_and_removes_members_with_system_messages_and_events,
     group_changes_are_refused_when_they_do_not_fit,
     when_the_owner_leaves_the_longest_standing_member_owns_the_group,
