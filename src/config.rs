@@ -59,8 +59,11 @@ pub struct Config {
     /// How long events are kept for resuming streams.
     pub event_retention: Duration,
     /// Matches above which a message search reads newest first; `None`: the backend's
-    /// measured default (2,000 on PostgreSQL, 10,000 on SQLite).
+    /// measured default (2,000).
     pub search_common_word_matches: Option<u32>,
+    /// How many of a caller's newest messages a common-word search tests before sorting
+    /// older matches; `None`: 2,000 on PostgreSQL, 200 on SQLite.
+    pub search_newest_first_window: Option<u32>,
     /// How long a user's last stream may be gone before they are announced offline.
     pub presence_debounce: Duration,
 }
@@ -151,6 +154,10 @@ impl Config {
             presence_debounce: Duration::from_millis(parse(&get, "PRESENCE_DEBOUNCE_MS", 5000)?),
             search_common_word_matches: get("SEARCH_COMMON_WORD_MATCHES")
                 .map(|_| positive(&get, "SEARCH_COMMON_WORD_MATCHES", 1))
+                .transpose()?
+                .map(|value| u32::try_from(value).unwrap_or(u32::MAX)),
+            search_newest_first_window: get("SEARCH_NEWEST_FIRST_WINDOW")
+                .map(|_| positive(&get, "SEARCH_NEWEST_FIRST_WINDOW", 1))
                 .transpose()?
                 .map(|value| u32::try_from(value).unwrap_or(u32::MAX)),
         })

@@ -80,6 +80,7 @@ impl Application {
         let options = ConnectOptions {
             max_connections: config.database_max_connections,
             common_word_matches: config.search_common_word_matches,
+            newest_first_window: config.search_newest_first_window,
             ..Default::default()
         };
         let store = Store::connect(&config.database_url, &options).await?;

@@ -153,6 +153,8 @@ impl Server {
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret-00")
             .env("BCRYPT_COST", "4")
+            // A long scenario must not outlive its access tokens.
+            .env("ACCESS_TOKEN_TTL", "86400")
             .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
             .env("DATABASE_MAX_CONNECTIONS", "20")
             .env("RUST_LOG", "warn")

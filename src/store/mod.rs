@@ -81,6 +81,8 @@ pub struct Store {
     commit_bell: std::sync::Arc<tokio::sync::Notify>,
     /// See [`Dialect::COMMON_WORD_MATCHES`].
     common_word_matches: i64,
+    /// See [`Dialect::NEWEST_FIRST_WINDOW`].
+    newest_first_window: i64,
 }
 
 /// Options shared by both backends.
@@ -91,6 +93,8 @@ pub struct ConnectOptions {
     /// Overrides the backend's [`Dialect::COMMON_WORD_MATCHES`] (tuning, and tests that
     /// want both search plans on a small history).
     pub common_word_matches: Option<u32>,
+    /// Overrides the backend's [`Dialect::NEWEST_FIRST_WINDOW`] (the same).
+    pub newest_first_window: Option<u32>,
 }
 
 impl Default for ConnectOptions {
@@ -99,6 +103,7 @@ impl Default for ConnectOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             common_word_matches: None,
+            newest_first_window: None,
         }
     }
 }
@@ -160,10 +165,15 @@ pub(crate) trait Dialect {
 
     /// Above this many matches in a caller's conversations, a search reads the caller's
     /// messages newest first and tests each, rather than collecting and sorting every match.
-    /// Measured at the crossover on 1,000,000 messages (README, "Message search"): testing a
-    /// message costs about as much as collecting a match on PostgreSQL, and ~15 times as
-    /// much on SQLite.
+    /// Measured on 1,000,000 messages (README, "Benchmark"): collecting 2,000 matches costs
+    /// a few milliseconds on either backend.
     const COMMON_WORD_MATCHES: i64;
+
+    /// How many of the caller's newest messages a search for a common word tests before it
+    /// sorts the older matches instead (a word common overall may be absent lately). Testing
+    /// a message costs ~0.5 µs on PostgreSQL, 15 to 90 µs on SQLite (an FTS5 lookup each, the
+    /// more the word's matches the dearer): a few milliseconds each (measured).
+    const NEWEST_FIRST_WINDOW: i64;
 
     /// Starts a transaction that will write. SQLite takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
@@ -212,6 +222,7 @@ impl Dialect for PgPool {
     const TEXT_MATCH_EACH: &'static str = "m.search_vector @@ plainto_tsquery('simple', $2)";
     const JOIN_IN_ORDER: &'static str = "JOIN";
     const COMMON_WORD_MATCHES: i64 = 2_000;
+    const NEWEST_FIRST_WINDOW: i64 = 2_000;
     const LOCK_CONVERSATION: &'static str =
         "(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))) AS conversation_lock)";
 
@@ -234,7 +245,8 @@ impl Dialect for SqlitePool {
     const TEXT_MATCH_EACH: &'static str =
         "EXISTS (SELECT 1 FROM messages_fts f WHERE f.messages_fts MATCH $2 AND f.rowid = m.rowid)";
     const JOIN_IN_ORDER: &'static str = "CROSS JOIN";
-    const COMMON_WORD_MATCHES: i64 = 10_000;
+    const COMMON_WORD_MATCHES: i64 = 2_000;
+    const NEWEST_FIRST_WINDOW: i64 = 200;
     const LOCK_CONVERSATION: &'static str = "true";
 
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -256,14 +268,17 @@ impl Store {
     /// Connects to the database named by `url`: `postgres://` or `postgresql://` for
     /// PostgreSQL, `sqlite:` for SQLite (the file and its folder are created if missing).
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
-        let (backend, common_word_matches) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (backend, search_defaults) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (
                 Backend::Postgres(postgres::connect(url, options).await?),
-                PgPool::COMMON_WORD_MATCHES,
+                (PgPool::COMMON_WORD_MATCHES, PgPool::NEWEST_FIRST_WINDOW),
             )
         } else if url.starts_with("sqlite:") {
             let (readers, writer) = sqlite::connect(url, options).await?;
-            (Backend::Sqlite { readers, writer }, SqlitePool::COMMON_WORD_MATCHES)
+            (
+                Backend::Sqlite { readers, writer },
+                (SqlitePool::COMMON_WORD_MATCHES, SqlitePool::NEWEST_FIRST_WINDOW),
+            )
         } else {
             return Err(StoreError::Invalid {
                 field: "DATABASE_URL",
@@ -273,7 +288,8 @@ impl Store {
         Ok(Self {
             backend,
             commit_bell: Default::default(),
-            common_word_matches: options.common_word_matches.map_or(common_word_matches, i64::from),
+            common_word_matches: options.common_word_matches.map_or(search_defaults.0, i64::from),
+            newest_first_window: options.newest_first_window.map_or(search_defaults.1, i64::from),
         })
     }
 

@@ -145,8 +145,14 @@ async fn search_pages_and_refuses_bad_input(backend: Backend) {
 /// common one by reading the caller's messages newest first (above
 /// `SEARCH_COMMON_WORD_MATCHES`). Both must give the same pages.
 async fn common_and_rare_words_give_the_same_pages(backend: Backend) {
-    for common_above in ["1000", "2"] {
-        let app = spawn_app_with(backend, &[("SEARCH_COMMON_WORD_MATCHES", common_above)]).await;
+    // Index only; newest first (the window holds everything); newest first in a window of
+    // three messages, then the older matches sorted.
+    for (common_above, window) in [("1000", "1000"), ("2", "1000"), ("2", "3")] {
+        let settings = [
+            ("SEARCH_COMMON_WORD_MATCHES", common_above),
+            ("SEARCH_NEWEST_FIRST_WINDOW", window),
+        ];
+        let app = spawn_app_with(backend, &settings).await;
         let ana = app.register_user("Ana").await;
         let bo = app.register_user("Bo").await;
         let carl = app.register_user("Carl").await;
@@ -193,12 +199,12 @@ async fn common_and_rare_words_give_the_same_pages(backend: Backend) {
         assert_eq!(
             found("/api/v1/message/search?q=soup".into()).await,
             ["soup 8", "soup 7", "soup 5", "soup 3", "soup 2", "soup 1", "soup 0"],
-            "above {common_above} matches read newest first"
+            "common above {common_above}, window {window}"
         );
         assert_eq!(
             found(format!("/api/v1/message/{with_bo}/search?q=soup")).await,
             ["soup 8", "soup 7", "soup 5", "soup 2", "soup 1"],
-            "above {common_above} matches read newest first"
+            "common above {common_above}, window {window}"
         );
         assert_eq!(
             found(format!("/api/v1/message/{with_carl}/search?q=soup")).await,
