@@ -623,7 +623,8 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
         || '7' || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid";
     const SQLITE_TIME_ORDERED_ID: &str = "unhex(printf('%012x', $2 - (1000 - s.seq) * 1000)
         || '7' || substr(hex(randomblob(2)), 1, 3) || '8' || substr(hex(randomblob(8)), 1, 15))";
-    const WORDS: &str = "CASE s.seq % 5 WHEN 0 THEN 'pizza' WHEN 1 THEN 'sushi' WHEN 2 THEN 'tacos' WHEN 3 THEN 'ramen' ELSE 'curry' END";
+    const CONTENT: &str = "'message ' || s.seq || ' about ' || CASE s.seq % 5 WHEN 0 THEN 'pizza' WHEN 1 THEN 'sushi' WHEN 2 THEN 'tacos' WHEN 3 THEN 'ramen' ELSE 'curry' END
+        || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END || CASE WHEN s.seq % 100 = 3 THEN ' lunch' ELSE '' END";
     if database_url.starts_with("postgres") {
         let mut db = sqlx::PgConnection::connect(database_url)
             .await
@@ -631,7 +632,7 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
         let insert = format!(
             "INSERT INTO messages (id, conversation_id, seq, sender_id, content, created_at)
              SELECT {PG_TIME_ORDERED_ID}, mine.conversation_id, s.seq, other.user_id,
-                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END || CASE WHEN s.seq % 100 = 3 THEN ' lunch' ELSE '' END,
+                    {CONTENT},
                     now() - make_interval(secs => 1000 - s.seq)
              FROM participants mine
              JOIN participants other ON other.conversation_id = mine.conversation_id AND other.user_id <> mine.user_id
@@ -667,7 +668,7 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
             "WITH RECURSIVE s(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM s WHERE seq < 1000)
              INSERT INTO messages (id, conversation_id, seq, sender_id, content, created_at)
              SELECT {SQLITE_TIME_ORDERED_ID}, mine.conversation_id, s.seq, other.user_id,
-                    'message ' || s.seq || ' about ' || {WORDS} || CASE WHEN s.seq % 1000 = 7 THEN ' needle' ELSE '' END || CASE WHEN s.seq % 100 = 3 THEN ' lunch' ELSE '' END,
+                    {CONTENT},
                     strftime('%Y-%m-%dT%H:%M:%f+00:00', ($2 - (1000 - s.seq) * 1000) / 1000.0, 'unixepoch')
              FROM participants mine
              JOIN participants other ON other.conversation_id = mine.conversation_id AND other.user_id <> mine.user_id

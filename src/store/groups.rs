@@ -79,11 +79,8 @@ pub(super) struct Membership {
 pub enum Left {
     /// A direct conversation, now out of the leaver's list until a new message.
     Hidden,
-    /// Out of the group; `new_owner` when ownership passed on; `message` told the rest.
-    Group {
-        new_owner: Option<Uuid>,
-        message: Box<Message>,
-    },
+    /// Out of the group; `message` told the rest.
+    Group { message: Box<Message> },
     /// The last member left: the group is gone.
     Deleted,
 }
@@ -292,8 +289,7 @@ impl Store {
                         Left::Deleted
                     }
                     Some(next) => {
-                        let new_owner = (owner == Some(user)).then_some(next);
-                        if let Some(next) = new_owner {
+                        if owner == Some(user) {
                             sqlx::query("UPDATE conversations SET owner_id = $2 WHERE id = $1")
                                 .bind(conversation)
                                 .bind(next)
@@ -314,7 +310,6 @@ impl Store {
                                 .await?;
                         let message = append_system_message!(tx, conversation, user, MemberChange::Left, &leaver, now);
                         Left::Group {
-                            new_owner,
                             message: Box::new(message),
                         }
                     }

@@ -325,6 +325,15 @@ impl TestApp {
         Reply::read(request.send().await.unwrap()).await
     }
 
+    /// `DELETE /message/{message}?scope=` as `user`.
+    pub async fn delete_message(&self, user: &TestUser, message: &str, scope: &str) -> Reply {
+        let request = self
+            .client
+            .delete(self.url(&format!("/api/v1/message/{message}?scope={scope}")))
+            .bearer_auth(&user.token);
+        Reply::read(request.send().await.unwrap()).await
+    }
+
     /// POST with a raw body and content type, for malformed-input tests.
     pub async fn post_raw(
         &self,

@@ -227,14 +227,6 @@ async fn custom_data_is_returned_untouched_and_bounded(backend: Backend) {
     }
 }
 
-async fn delete(app: &TestApp, user: &TestUser, message: &str, scope: &str) -> crate::helpers::Reply {
-    let request = app
-        .client
-        .delete(app.url(&format!("/api/v1/message/{message}?scope={scope}")))
-        .bearer_auth(&user.token);
-    crate::helpers::Reply::read(request.send().await.unwrap()).await
-}
-
 async fn unread(app: &TestApp, user: &TestUser, conversation: &str) -> i64 {
     let reply = app.get_conversation(&user.token, conversation).await;
     reply.data(StatusCode::OK)["conversation"]["unreadCount"]
@@ -250,7 +242,7 @@ async fn deleting_for_everyone_leaves_a_tombstone_and_tells_everyone(backend: Ba
     let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
     assert_eq!(unread(&app, &bo, &conversation).await, 2);
 
-    let reply = delete(&app, &ana, &message, "all").await;
+    let reply = app.delete_message(&ana, &message, "all").await;
 
     let expected = json!({"conversationId": conversation, "messageIds": [message], "scope": "all"});
     assert_eq!(reply.data(StatusCode::OK), &expected);
@@ -324,13 +316,13 @@ async fn deleting_is_refused_for_others_messages_outsiders_and_foreign_ids(backe
     let elsewhere = app.direct_conversation(&ana, &carl).await;
     let foreign = app.send_text(&ana, &elsewhere, "elsewhere").await;
 
-    delete(&app, &bo, &message, "all")
+    app.delete_message(&bo, &message, "all")
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
-    delete(&app, &carl, &message, "me")
+    app.delete_message(&carl, &message, "me")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
-    delete(&app, &ana, &message, "nobody")
+    app.delete_message(&ana, &message, "nobody")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_query");
     for ids in [json!([]), json!([foreign])] {
@@ -358,7 +350,7 @@ async fn a_groups_owner_may_delete_any_message_for_everyone(backend: Backend) {
         .to_string();
     let by_bo = app.send_text(&bo, &group, "spam").await;
 
-    delete(&app, &ana, &by_bo, "all").await.data(StatusCode::OK);
+    app.delete_message(&ana, &by_bo, "all").await.data(StatusCode::OK);
 
     let listed = app.list_messages(&bo.token, &group, "").await;
     assert_eq!(listed.data(StatusCode::OK)["messages"][0]["deleted"], true);

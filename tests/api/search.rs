@@ -59,11 +59,7 @@ async fn deleted_and_hidden_messages_are_never_found(backend: Backend) {
     let deleted = app.send_text(&ana, &conversation, "banana bread").await;
     let hidden = app.send_text(&bo, &conversation, "banana split").await;
     app.send_text(&bo, &conversation, "banana pancakes").await;
-    let request = app
-        .client
-        .delete(app.url(&format!("/api/v1/message/{deleted}?scope=all")))
-        .bearer_auth(&ana.token);
-    assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+    app.delete_message(&ana, &deleted, "all").await.data(StatusCode::OK);
     app.post(
         "/api/v1/message/delete",
         Some(&ana.token),
@@ -172,11 +168,7 @@ async fn common_and_rare_words_give_the_same_pages(backend: Backend) {
             app.send_text(sender, conversation, "salad").await;
         }
         // "soup 4" deleted for everyone, "soup 6" hidden for Ana.
-        let request = app
-            .client
-            .delete(app.url(&format!("/api/v1/message/{}?scope=all", sent[4])))
-            .bearer_auth(&bo.token);
-        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+        app.delete_message(&bo, &sent[4], "all").await.data(StatusCode::OK);
         app.post(
             "/api/v1/message/delete",
             Some(&ana.token),
