@@ -16,13 +16,98 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use crate::store::{Conflict, Forbidden, Invalid, MessageReference, StoreError};
+
+/// Declares [`ErrorCode`]: each variant with its wire spelling, written once.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $code:literal,)+) => {
+        /// Every `error.code` the API answers with: stable snake_case strings that clients
+        /// switch on (listed as an enum in the OpenAPI document).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ #[serde(rename = $code)] $variant,)+
+        }
+
+        impl ErrorCode {
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A body, query or path value that parsed but is not acceptable; `fields` says which.
+    ValidationFailed = "validation_failed",
+    /// The body is not JSON at all.
+    InvalidJson = "invalid_json",
+    /// The body could not be read.
+    InvalidBody = "invalid_body",
+    /// The query string is malformed.
+    InvalidQuery = "invalid_query",
+    /// A path segment is malformed (e.g. not an id).
+    InvalidPath = "invalid_path",
+    /// The body is larger than the server accepts.
+    PayloadTooLarge = "payload_too_large",
+    /// The body is not `application/json`.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// No route has this path.
+    RouteNotFound = "route_not_found",
+    /// The route exists, not with this method.
+    MethodNotAllowed = "method_not_allowed",
+    /// Any other malformed request.
+    BadRequest = "bad_request",
+    /// The thing does not exist, or the caller may not see it.
+    NotFound = "not_found",
+    /// The caller may see the thing, not do this to it.
+    Forbidden = "forbidden",
+    /// Too many requests: see `Retry-After`.
+    RateLimited = "rate_limited",
+    /// A fault of the server; its cause is logged, never sent.
+    InternalError = "internal_error",
+    /// The database does not answer (`/ready`).
+    DatabaseUnavailable = "database_unavailable",
+    /// No `Authorization: Bearer` header.
+    MissingToken = "missing_token",
+    /// The access token is not one of ours.
+    InvalidToken = "invalid_token",
+    /// The access token has expired: refresh it.
+    TokenExpired = "token_expired",
+    /// The token's session was logged out or revoked.
+    SessionEnded = "session_ended",
+    /// Wrong email or password.
+    InvalidCredentials = "invalid_credentials",
+    /// The refresh token is unknown or expired.
+    InvalidRefreshToken = "invalid_refresh_token",
+    /// No refresh token in the body or the cookie.
+    MissingRefreshToken = "missing_refresh_token",
+    /// A replaced refresh token was presented again: the session is revoked.
+    RefreshTokenReused = "refresh_token_reused",
+    /// The stream ticket is unknown, expired or used.
+    InvalidTicket = "invalid_ticket",
+    /// The email is registered already.
+    EmailTaken = "email_taken",
+    /// The pair has a conversation already.
+    ChatExists = "chat_exists",
+    /// The chat request was accepted or declined already.
+    ChatRequestAnswered = "chat_request_answered",
+    /// The message was deleted for everyone.
+    MessageDeleted = "message_deleted",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     fields: Option<BTreeMap<String, String>>,
     retry_after_seconds: Option<u64>,
@@ -32,7 +117,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -43,25 +128,25 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     /// 404 for `what` ("conversation", "user", ...). Also what a non-participant gets, so the
     /// answer never tells whether a conversation exists.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} not found"))
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
@@ -80,7 +165,7 @@ impl ApiError {
             .join("; ");
         Self {
             fields: Some(fields),
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message)
         }
     }
 
@@ -89,7 +174,7 @@ impl ApiError {
             retry_after_seconds: Some(retry_after_seconds),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many requests, slow down",
             )
         }
@@ -102,24 +187,77 @@ impl ApiError {
             cause: Some(cause.into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                ErrorCode::InternalError,
                 "internal server error",
             )
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 }
 
+/// The HTTP layer's reading of a store error: the API's field names and words for each
+/// broken rule live here, not in the store.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::Conflict { code, message } => ApiError::conflict(code, message),
-            StoreError::Invalid { field, problem } => ApiError::invalid_field(field, problem),
-            StoreError::Forbidden(reason) => ApiError::forbidden(reason),
+            StoreError::Conflict(conflict) => {
+                let (code, message) = match conflict {
+                    Conflict::EmailTaken => (ErrorCode::EmailTaken, "this email is already registered"),
+                    Conflict::ChatExists => (ErrorCode::ChatExists, "you already have a conversation with this user"),
+                    Conflict::ChatRequestAnswered => {
+                        (ErrorCode::ChatRequestAnswered, "this chat request was answered already")
+                    }
+                    Conflict::MessageDeleted => (ErrorCode::MessageDeleted, "a deleted message cannot be edited"),
+                };
+                ApiError::conflict(code, message)
+            }
+            StoreError::Invalid(invalid) => {
+                let list = |ids: &[uuid::Uuid]| ids.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>().join(", ");
+                let (field, problem) = match &invalid {
+                    Invalid::UnknownUsers(ids) => ("participants", format!("unknown user id(s): {}", list(ids))),
+                    Invalid::OwnerRemoved => (
+                        "participants",
+                        "the owner cannot be removed (leave with DELETE instead)".into(),
+                    ),
+                    Invalid::NotAGroup => (
+                        "conversation",
+                        "a direct conversation has exactly two participants and no name".into(),
+                    ),
+                    Invalid::ForeignMessages(ids) => {
+                        ("ids", format!("not messages of this conversation: {}", list(ids)))
+                    }
+                    Invalid::ForeignMessage(reference) => (
+                        match reference {
+                            MessageReference::ReplyTo => "replyTo",
+                            MessageReference::ReadUpTo => "upTo",
+                            MessageReference::Before => "before",
+                            MessageReference::After => "after",
+                        },
+                        "is not a message of this conversation".into(),
+                    ),
+                    Invalid::DatabaseUrl => (
+                        "DATABASE_URL",
+                        "must start with postgres://, postgresql:// or sqlite:".into(),
+                    ),
+                };
+                ApiError::invalid_field(field, problem)
+            }
+            StoreError::Forbidden(forbidden) => ApiError::forbidden(match forbidden {
+                Forbidden::NotTheSender => "only the sender may edit a message",
+                Forbidden::NotTheSenderOrOwner => {
+                    "only the sender (or the group's owner) may delete a message for everyone"
+                }
+                Forbidden::NotTheRecipient => "only the recipient may answer a chat request",
+                Forbidden::ChatRequestPending => "accept this chat request before sending",
+                Forbidden::ChatRequestDeclined => "this chat request was declined: no more messages",
+                Forbidden::OwnerOnlyMembers => "only the group's owner may add or remove members",
+                Forbidden::OwnerOnlyRenamePolicy => "only the group's owner may choose who renames the group",
+                Forbidden::OwnerOnlyRename => "only the group's owner may rename or describe this group",
+            }),
             StoreError::Database(cause) => ApiError::internal(cause),
         }
     }
@@ -137,8 +275,7 @@ pub struct ErrorEnvelope {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable snake_case code.
-    #[schema(example = "validation_failed")]
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable explanation.
     #[schema(example = "email: not a valid email address")]
     pub message: String,
@@ -156,9 +293,9 @@ impl ResponseError for ApiError {
         if self.status.is_server_error() {
             match &self.cause {
                 Some(cause) => {
-                    tracing::error!(code = self.code, error = %cause, error_debug = ?cause, "request failed")
+                    tracing::error!(code = self.code.as_str(), error = %cause, error_debug = ?cause, "request failed")
                 }
-                None => tracing::error!(code = self.code, message = %self.message, "request failed"),
+                None => tracing::error!(code = self.code.as_str(), message = %self.message, "request failed"),
             }
         }
         let mut response = HttpResponse::build(self.status);
@@ -168,7 +305,7 @@ impl ResponseError for ApiError {
         response.json(ErrorEnvelope {
             status: "error",
             error: ErrorBody {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message.clone(),
                 fields: self.fields.clone(),
             },
@@ -187,16 +324,16 @@ fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("body is larger than {limit} bytes"),
         ),
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
         JsonPayloadError::Deserialize(error) | JsonPayloadError::Serialize(error) => deserialize_error(&error),
-        other => ApiError::bad_request("invalid_body", other.to_string()),
+        other => ApiError::bad_request(ErrorCode::InvalidBody, other.to_string()),
     }
 }
 
@@ -205,9 +342,13 @@ fn json_error(error: JsonPayloadError) -> ApiError {
 pub fn deserialize_error(error: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match error.classify() {
-        Category::Data => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", error.to_string()),
+        Category::Data => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ValidationFailed,
+            error.to_string(),
+        ),
         Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::bad_request("invalid_json", format!("body is not valid JSON: {error}"))
+            ApiError::bad_request(ErrorCode::InvalidJson, format!("body is not valid JSON: {error}"))
         }
     }
 }
@@ -218,7 +359,7 @@ pub fn query_config() -> web::QueryConfig {
             QueryPayloadError::Deserialize(error) => error.to_string(),
             other => other.to_string(),
         };
-        ApiError::bad_request("invalid_query", format!("malformed query string: {message}")).into()
+        ApiError::bad_request(ErrorCode::InvalidQuery, format!("malformed query string: {message}")).into()
     })
 }
 
@@ -228,7 +369,7 @@ pub fn path_config() -> web::PathConfig {
             PathError::Deserialize(error) => error.to_string(),
             other => other.to_string(),
         };
-        ApiError::bad_request("invalid_path", format!("malformed path parameter: {message}")).into()
+        ApiError::bad_request(ErrorCode::InvalidPath, format!("malformed path parameter: {message}")).into()
     })
 }
 
@@ -247,19 +388,19 @@ pub fn envelope_framework_errors<B: MessageBody + 'static>(
     }
     let status = response.status();
     let error = match status {
-        StatusCode::NOT_FOUND => ApiError::new(status, "route_not_found", "no such route"),
+        StatusCode::NOT_FOUND => ApiError::new(status, ErrorCode::RouteNotFound, "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "method_not_allowed", "method not allowed on this route")
+            ApiError::new(status, ErrorCode::MethodNotAllowed, "method not allowed on this route")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "body is too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, ErrorCode::PayloadTooLarge, "body is too large"),
         status if status.is_server_error() => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "internal server error",
         ),
         status => ApiError::new(
             status,
-            "bad_request",
+            ErrorCode::BadRequest,
             status.canonical_reason().unwrap_or("bad request").to_string(),
         ),
     };

@@ -16,5 +16,7 @@ pub mod openapi;
 pub mod realtime;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod views;

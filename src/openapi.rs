@@ -7,8 +7,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
-use crate::realtime::events as realtime_events;
-use crate::routes::{auth, conversations, events, health, messages, requests, users, views};
+use crate::realtime::payloads;
+use crate::routes::{auth, chat_requests, conversations, health, messages, stream, users};
+use crate::views;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,13 +51,13 @@ use crate::routes::{auth, conversations, events, health, messages, requests, use
         messages::delete_messages,
         messages::search_all,
         messages::search_conversation,
-        requests::create_chat_request,
-        requests::list_chat_requests,
-        requests::accept_chat_request,
-        requests::decline_chat_request,
-        events::create_ticket,
-        events::open_stream,
-        events::list_events,
+        chat_requests::create_chat_request,
+        chat_requests::list_chat_requests,
+        chat_requests::accept_chat_request,
+        chat_requests::decline_chat_request,
+        stream::create_ticket,
+        stream::open_stream,
+        stream::list_events,
     ),
     components(schemas(
         ErrorEnvelope,
@@ -64,11 +65,11 @@ use crate::routes::{auth, conversations, events, health, messages, requests, use
         views::UserView,
         views::MessageView,
         views::ConversationView,
-        realtime_events::TypingData,
-        realtime_events::PresenceData,
-        realtime_events::ResetData,
-        realtime_events::StarredData,
-        realtime_events::RemovedData,
+        payloads::TypingData,
+        payloads::PresenceData,
+        payloads::ResetData,
+        payloads::StarredData,
+        payloads::RemovedData,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -11,7 +11,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, ErrorHandlers, Next, from_fn};
-use actix_web::{App, HttpRequest, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
@@ -24,6 +24,7 @@ use crate::error::{ApiError, envelope_framework_errors, json_config, path_config
 use crate::openapi::ApiDoc;
 use crate::realtime::{Hub, StreamSettings};
 use crate::routes;
+use crate::state::AppState;
 use crate::store::{ConnectOptions, Store, StoreError};
 
 /// How long in-flight requests get to finish once shutdown starts.
@@ -39,31 +40,6 @@ pub enum StartupError {
     Bind { address: String, source: std::io::Error },
     #[error("cannot start authentication: {0}")]
     Auth(ApiError),
-}
-
-/// What every handler shares.
-pub struct AppState {
-    /// Take the client address from X-Forwarded-For (`TRUST_PROXY`).
-    pub trust_proxy: bool,
-    pub store: Store,
-    pub hub: Arc<Hub>,
-    pub auth: AuthService,
-    pub production: bool,
-}
-
-impl AppState {
-    /// Counts a request against the client's budget for the auth endpoints: 429 past it.
-    pub fn check_auth_rate_limit(&self, request: &HttpRequest) -> Result<(), ApiError> {
-        let address = if self.trust_proxy {
-            // Behind a reverse proxy every peer is the proxy: count the client it names
-            // (X-Forwarded-For / Forwarded). Only trustworthy when the proxy sets it.
-            request.connection_info().realip_remote_addr().and_then(parse_ip)
-        } else {
-            request.peer_addr().map(|address| address.ip())
-        };
-        let Some(address) = address else { return Ok(()) };
-        self.auth.limiter.check(address).map_err(ApiError::rate_limited)
-    }
 }
 
 pub struct Application {
@@ -94,6 +70,7 @@ impl Application {
             }
         })?;
         let auth = AuthService::new(
+            store.clone(),
             JwtKeys::new(secret.as_bytes()),
             config.access_token_ttl,
             config.refresh_token_ttl,
@@ -102,6 +79,7 @@ impl Application {
         )
         .await
         .map_err(StartupError::Auth)?;
+        let auth = web::Data::new(auth);
 
         let settings = StreamSettings {
             buffer: config.sse_buffer,
@@ -117,7 +95,7 @@ impl Application {
             trust_proxy: config.trust_proxy,
             store: store.clone(),
             hub: hub.clone(),
-            auth,
+            auth: auth.clone(),
             production: config.production,
         });
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -141,6 +119,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(auth.clone())
                 .app_data(json_config(json_body_limit))
                 .app_data(query_config())
                 .app_data(path_config())
@@ -191,14 +170,6 @@ impl Application {
         self.store.close().await;
         result
     }
-}
-
-/// An address as a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:5678` or `::1`.
-fn parse_ip(address: &str) -> Option<std::net::IpAddr> {
-    address
-        .parse()
-        .ok()
-        .or_else(|| address.parse::<std::net::SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 /// Deletes events older than the retention window, hourly.

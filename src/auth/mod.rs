@@ -16,13 +16,14 @@ use uuid::Uuid;
 pub use extractor::AuthUser;
 use password::{hash_password, verify_password};
 use rate_limit::RateLimiter;
-use tokens::{JwtKeys, RefreshToken};
+use tokens::{JwtKeys, RefreshToken, TokenError};
 
 use crate::domain::{Email, Name, Password};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::{self, NewSession, NewUser, RefreshOutcome, Store, User};
 
 pub struct AuthService {
+    store: Store,
     pub keys: JwtKeys,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
@@ -43,6 +44,7 @@ pub struct IssuedTokens {
 
 impl AuthService {
     pub async fn new(
+        store: Store,
         keys: JwtKeys,
         access_token_ttl: std::time::Duration,
         refresh_token_ttl: std::time::Duration,
@@ -55,6 +57,7 @@ impl AuthService {
         )
         .await?;
         Ok(Self {
+            store,
             keys,
             access_token_ttl: chrono::Duration::from_std(access_token_ttl).map_err(ApiError::internal)?,
             refresh_token_ttl: chrono::Duration::from_std(refresh_token_ttl).map_err(ApiError::internal)?,
@@ -64,15 +67,10 @@ impl AuthService {
         })
     }
 
-    pub async fn register(
-        &self,
-        store: &Store,
-        name: Name,
-        email: Email,
-        password: Password,
-    ) -> Result<IssuedTokens, ApiError> {
+    pub async fn register(&self, name: Name, email: Email, password: Password) -> Result<IssuedTokens, ApiError> {
         let password_hash = hash_password(&password, self.bcrypt_cost).await?;
-        let user = store
+        let user = self
+            .store
             .create_user(&NewUser {
                 id: Uuid::now_v7(),
                 name: name.into_inner(),
@@ -81,19 +79,18 @@ impl AuthService {
                 created_at: store::now(),
             })
             .await?;
-        self.open_session(store, user, None).await
+        self.open_session(user, None).await
     }
 
     /// Wrong email and wrong password give the same answer, after the same bcrypt work.
     pub async fn login(
         &self,
-        store: &Store,
         email: &str,
         password: &str,
         device_id: Option<String>,
     ) -> Result<IssuedTokens, ApiError> {
         let credentials = match Email::parse(email) {
-            Ok(email) => store.find_credentials_by_email(email.as_str()).await?,
+            Ok(email) => self.store.find_credentials_by_email(email.as_str()).await?,
             Err(_) => None,
         };
         let hash = credentials
@@ -104,18 +101,26 @@ impl AuthService {
         let acceptable = Password::parse(password).is_ok();
         let matches = verify_password(password, hash).await? && acceptable;
         match credentials {
-            Some(found) if matches => self.open_session(store, found.user, device_id).await,
-            _ => Err(ApiError::unauthorized("invalid_credentials", "wrong email or password")),
+            Some(found) if matches => self.open_session(found.user, device_id).await,
+            _ => Err(ApiError::unauthorized(
+                ErrorCode::InvalidCredentials,
+                "wrong email or password",
+            )),
         }
     }
 
-    pub async fn refresh(&self, store: &Store, presented: &str) -> Result<IssuedTokens, ApiError> {
-        let invalid =
-            || ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid; log in again");
+    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens, ApiError> {
+        let invalid = || {
+            ApiError::unauthorized(
+                ErrorCode::InvalidRefreshToken,
+                "the refresh token is not valid; log in again",
+            )
+        };
         let presented = RefreshToken::parse(presented).ok_or_else(invalid)?;
         let replacement = RefreshToken::generate(presented.session_id);
         let now = store::now();
-        let outcome = store
+        let outcome = self
+            .store
             .rotate_refresh_token(
                 presented.session_id,
                 &presented.hash(),
@@ -126,13 +131,13 @@ impl AuthService {
             .await?;
         match outcome {
             RefreshOutcome::Rotated { user_id } => {
-                let user = store.find_user(user_id).await?.ok_or_else(invalid)?;
+                let user = self.store.find_user(user_id).await?.ok_or_else(invalid)?;
                 Ok(self.tokens_for(user, replacement, now))
             }
             RefreshOutcome::ReuseDetected => {
                 tracing::warn!(session = %presented.session_id, "refresh token reused: session revoked");
                 Err(ApiError::unauthorized(
-                    "refresh_token_reused",
+                    ErrorCode::RefreshTokenReused,
                     "this refresh token was already used; the session has been ended for safety",
                 ))
             }
@@ -140,20 +145,35 @@ impl AuthService {
         }
     }
 
-    pub async fn logout(&self, store: &Store, session_id: Uuid) -> Result<(), ApiError> {
-        store.revoke_session(session_id, store::now()).await?;
+    /// The caller behind an access token: valid, unexpired, and its session still live.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let claims = self.keys.verify(token).map_err(|error| match error {
+            TokenError::Expired => {
+                ApiError::unauthorized(ErrorCode::TokenExpired, "the access token has expired; refresh it")
+            }
+            TokenError::Invalid => ApiError::unauthorized(ErrorCode::InvalidToken, "the access token is not valid"),
+        })?;
+        if !self.store.session_is_active(claims.sid, claims.sub).await? {
+            return Err(ApiError::unauthorized(
+                ErrorCode::SessionEnded,
+                "this session has ended; log in again",
+            ));
+        }
+        Ok(AuthUser {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        })
+    }
+
+    pub async fn logout(&self, session_id: Uuid) -> Result<(), ApiError> {
+        self.store.revoke_session(session_id, store::now()).await?;
         Ok(())
     }
 
-    async fn open_session(
-        &self,
-        store: &Store,
-        user: User,
-        device_id: Option<String>,
-    ) -> Result<IssuedTokens, ApiError> {
+    async fn open_session(&self, user: User, device_id: Option<String>) -> Result<IssuedTokens, ApiError> {
         let refresh = RefreshToken::generate(Uuid::now_v7());
         let now = store::now();
-        store
+        self.store
             .create_session(&NewSession {
                 id: refresh.session_id,
                 user_id: user.id,

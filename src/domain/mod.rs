@@ -4,6 +4,16 @@
 
 use email_address::EmailAddress;
 
+/// Text that both databases can store: PostgreSQL refuses U+0000 in text, and SQLite's C
+/// strings end at it. The rule for every text the API accepts, checked once for all bodies,
+/// query strings and path segments (`routes::extract`).
+pub fn storable(text: &str) -> Result<(), String> {
+    if text.contains('\0') {
+        return Err("must not contain U+0000 (the NUL character)".into());
+    }
+    Ok(())
+}
+
 /// A display name: trimmed, 1 to 100 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name(String);
@@ -102,6 +112,7 @@ impl MessageText {
     pub const MAX_CHARS: usize = 10_000;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
+        storable(raw)?;
         if raw.trim().is_empty() {
             return Err("must not be empty".into());
         }
@@ -229,6 +240,13 @@ mod tests {
         assert_eq!(MessageText::parse(" hi ").unwrap().into_inner(), " hi ");
         assert!(MessageText::parse(&"字".repeat(10_000)).is_ok());
         assert!(MessageText::parse(&"字".repeat(10_001)).is_err());
+    }
+
+    #[test]
+    fn nul_is_never_storable() {
+        assert!(storable("a\u{0}b").is_err());
+        assert!(MessageText::parse("a\u{0}b").is_err());
+        assert!(storable("tab\tand émoji 🙂").is_ok());
     }
 
     #[test]

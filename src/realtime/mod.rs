@@ -10,8 +10,8 @@
 //! Delivery never depends on the in-memory parts being complete: a stream that falls behind
 //! (its buffer overflows) is closed and its client resumes from the log with `Last-Event-ID`.
 
-pub mod events;
 pub mod fanout;
+pub mod payloads;
 pub mod presence;
 pub mod stream;
 

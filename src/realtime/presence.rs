@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Hub;
-use super::events::{PRESENCE, PresenceData};
 use super::fanout::{EphemeralAudience, EphemeralEvent};
+use super::payloads::{PRESENCE, PresenceData};
 use crate::store::{self, Store, StoreResult};
 
 /// Heartbeat period of an instance; an instance silent for `ALIVE_FOR` is taken for dead.

@@ -17,7 +17,7 @@ use actix_web_lab::sse;
 use futures_util::Stream;
 use uuid::Uuid;
 
-use super::events::{RESET, ResetData};
+use super::payloads::{RESET, ResetData};
 use super::{Hub, Subscription, stored_frame};
 use crate::store::{BackendKind, EventPosition, Store, StoreResult};
 

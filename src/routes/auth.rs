@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::envelope::{Success, respond};
-use super::views::UserView;
+use super::extract::{Alias, FieldAliases, Json};
 use super::{collect_fields, field};
 use crate::auth::tokens::RefreshToken;
 use crate::auth::{AuthUser, IssuedTokens};
 use crate::domain::{Email, Name, Password};
-use crate::error::{ApiError, ErrorEnvelope, deserialize_error};
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::state::AppState;
+use crate::views::UserView;
 
 pub const REFRESH_COOKIE: &str = "refreshToken";
 const REFRESH_COOKIE_PATH: &str = "/api/v1/auth";
@@ -30,6 +31,8 @@ pub struct RegisterRequest {
     pub password: String,
 }
 
+impl FieldAliases for RegisterRequest {}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
@@ -38,16 +41,24 @@ pub struct LoginRequest {
     #[schema(example = "correct horse battery")]
     pub password: String,
     /// Optional label of the device, kept with the session.
-    #[serde(default, alias = "device_id")]
+    #[serde(default)]
     pub device_id: Option<String>,
+}
+
+impl FieldAliases for LoginRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("deviceId", "device_id")];
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
     /// The refresh token; may be omitted when the `refreshToken` cookie is sent instead.
-    #[serde(default, alias = "refresh_token")]
+    #[serde(default)]
     pub refresh_token: Option<String>,
+}
+
+impl FieldAliases for RefreshRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("refreshToken", "refresh_token")];
 }
 
 /// A session's tokens.
@@ -89,7 +100,7 @@ pub struct LogoutData {
 pub async fn register(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.check_auth_rate_limit(&request)?;
     let body = body.into_inner();
@@ -98,7 +109,7 @@ pub async fn register(
         field("email", Email::parse(&body.email)),
         field("password", Password::parse(&body.password)),
     ))?;
-    let issued = state.auth.register(&state.store, name, email, password).await?;
+    let issued = state.auth.register(name, email, password).await?;
     Ok(session_response(StatusCode::CREATED, issued, &state))
 }
 
@@ -120,15 +131,12 @@ pub async fn register(
 pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.check_auth_rate_limit(&request)?;
     let body = body.into_inner();
     let device_id = body.device_id.map(|device| device.chars().take(200).collect());
-    let issued = state
-        .auth
-        .login(&state.store, &body.email, &body.password, device_id)
-        .await?;
+    let issued = state.auth.login(&body.email, &body.password, device_id).await?;
     Ok(session_response(StatusCode::OK, issued, &state))
 }
 
@@ -158,22 +166,22 @@ pub async fn refresh_token(
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let parsed: RefreshRequest = serde_json::from_slice(&body).map_err(|error| deserialize_error(&error))?;
+        let parsed: RefreshRequest = super::extract::parse_json(&body)?;
         parsed.refresh_token
     };
     let presented = from_body
         .or_else(|| request.cookie(REFRESH_COOKIE).map(|cookie| cookie.value().to_string()))
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "missing_refresh_token",
+                ErrorCode::MissingRefreshToken,
                 "send refreshToken in the body or the refreshToken cookie",
             )
         })?;
-    let issued = match state.auth.refresh(&state.store, &presented).await {
+    let issued = match state.auth.refresh(&presented).await {
         Ok(issued) => issued,
         Err(error) => {
             // A reused token ended its session: its open streams end with it.
-            if error.code() == "refresh_token_reused"
+            if error.code() == ErrorCode::RefreshTokenReused
                 && let Some(token) = RefreshToken::parse(&presented)
             {
                 state.hub.close_session(token.session_id);
@@ -197,7 +205,7 @@ pub async fn refresh_token(
 )]
 #[post("/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&state.store, caller.session_id).await?;
+    state.auth.logout(caller.session_id).await?;
     state.hub.close_session(caller.session_id);
     let mut response = respond(
         StatusCode::OK,

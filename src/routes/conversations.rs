@@ -8,15 +8,16 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, created, ok};
-use super::views::{ConversationView, UserView};
+use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{Name, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::realtime::events;
 use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
-use crate::startup::AppState;
+use crate::realtime::payloads;
+use crate::state::AppState;
 use crate::store::{self, ConversationCursor, ConversationFlag, GroupChanges, Left, NewGroup};
+use crate::views::{ConversationView, UserView};
 
 /// The most members a group may be created with in one request.
 const MAX_GROUP_MEMBERS: usize = 1000;
@@ -29,7 +30,7 @@ pub struct CreateConversationRequest {
     #[schema(example = "direct")]
     pub kind: Option<String>,
     /// For a direct conversation: the other user. Alias: `receiverId`.
-    #[serde(default, alias = "receiverId")]
+    #[serde(default)]
     pub receiver_id: Option<Uuid>,
     /// For a group: its name, 1 to 100 characters.
     #[serde(default)]
@@ -37,6 +38,10 @@ pub struct CreateConversationRequest {
     /// For a group: the other members (the caller is added as owner).
     #[serde(default)]
     pub participants: Option<Vec<Uuid>>,
+}
+
+impl FieldAliases for CreateConversationRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("receiver_id", "receiverId")];
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,6 +65,8 @@ pub struct TypingRequest {
     /// `true` while the caller types, `false` when they stop.
     pub typing: bool,
 }
+
+impl FieldAliases for TypingRequest {}
 
 #[derive(Serialize, ToSchema)]
 pub struct TypingAck {
@@ -99,7 +106,7 @@ pub struct ConversationListQuery {
 pub async fn create_conversation(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<CreateConversationRequest>,
+    body: Json<CreateConversationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     match body.kind.as_deref() {
@@ -127,7 +134,7 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
             receiver,
             Uuid::now_v7(),
             store::now(),
-            events::conversation_created,
+            payloads::conversation_created,
         )
         .await?;
     let data = ConversationData {
@@ -173,7 +180,7 @@ async fn create_group(
                 members,
                 created_at: store::now(),
             },
-            events::conversation_created,
+            payloads::conversation_created,
         )
         .await?;
     Ok(created(ConversationData {
@@ -199,7 +206,7 @@ async fn create_group(
 pub async fn list_conversations(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ConversationListQuery>,
+    query: Query<ConversationListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
@@ -242,13 +249,10 @@ pub async fn list_conversations(
 pub async fn get_conversation(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
+    id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let conversation = state
-        .store
-        .find_conversation(caller.user_id, id.into_inner())
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
+    let conversation = state.store.conversation(&member).await?;
     Ok(ok(ConversationData {
         conversation: conversation.into(),
     }))
@@ -281,6 +285,8 @@ pub struct UpdateConversationRequest {
     pub only_owner_can_rename: Option<bool>,
 }
 
+impl FieldAliases for UpdateConversationRequest {}
+
 /// Rename a group, describe it, add or remove members.
 ///
 /// Any member may rename or describe it, unless the owner set `onlyOwnerCanRename`; only its
@@ -307,10 +313,10 @@ pub struct UpdateConversationRequest {
 pub async fn update_conversation(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
-    body: web::Json<UpdateConversationRequest>,
+    id: Path<Uuid>,
+    body: Json<UpdateConversationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let conversation = id.into_inner();
+    let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let body = body.into_inner();
     let description = |raw: Option<String>| -> Result<Option<Option<String>>, String> {
         match raw.map(|text| text.trim().to_string()) {
@@ -334,13 +340,7 @@ pub async fn update_conversation(
     };
     let update = state
         .store
-        .update_group(
-            caller.user_id,
-            conversation,
-            &changes,
-            store::now(),
-            events::group_changed,
-        )
+        .update_group(&member, &changes, store::now(), payloads::group_changed)
         .await?;
     Ok(ok(ConversationData {
         conversation: update.conversation.into(),
@@ -379,18 +379,19 @@ pub struct LeftData {
 pub async fn leave_conversation(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
+    id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let conversation = id.into_inner();
+    let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
+    let conversation = member.conversation();
     let left = state
         .store
-        .leave_conversation(caller.user_id, conversation, store::now(), |left| {
+        .leave_conversation(&member, store::now(), |left| {
             let told = match left {
-                Left::Group { message, .. } => events::message_created(message),
+                Left::Group { message } => payloads::message_created(message),
                 Left::Hidden | Left::Deleted => Vec::new(),
             };
             told.into_iter()
-                .chain([events::removed_for(caller.user_id, conversation)])
+                .chain([payloads::removed_for(caller.user_id, conversation)])
                 .collect()
         })
         .await?;
@@ -434,7 +435,7 @@ pub struct ArchivedData {
 pub async fn toggle_pin(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
+    id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation = toggle(&state, caller, id.into_inner(), ConversationFlag::Pinned).await?;
     Ok(ok(PinnedData {
@@ -463,7 +464,7 @@ pub async fn toggle_pin(
 pub async fn toggle_archive(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
+    id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation = toggle(&state, caller, id.into_inner(), ConversationFlag::Archived).await?;
     Ok(ok(ArchivedData {
@@ -477,13 +478,14 @@ async fn toggle(
     conversation: Uuid,
     flag: ConversationFlag,
 ) -> Result<crate::store::Conversation, ApiError> {
-    state
+    let member = state.store.member_of(caller.user_id, conversation).await?;
+    let toggled = state
         .store
-        .toggle_conversation_flag(caller.user_id, conversation, flag, store::now(), |conversation| {
-            events::conversation_updated_for(caller.user_id, conversation)
+        .toggle_conversation_flag(&member, flag, store::now(), |conversation| {
+            payloads::conversation_updated_for(caller.user_id, conversation)
         })
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))
+        .await?;
+    Ok(toggled)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -517,7 +519,7 @@ pub struct ParticipantsData {
 pub async fn list_participants(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ParticipantsQuery>,
+    query: Query<ParticipantsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let conversations = super::parse_id_list("cids", &query.cids, 100)?;
     let users = state.store.participants_of(caller.user_id, &conversations).await?;
@@ -552,7 +554,7 @@ pub struct ConversationSearchQuery {
 pub async fn search_conversations(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ConversationSearchQuery>,
+    query: Query<ConversationSearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let name = Name::parse(&query.name).map_err(|problem| ApiError::invalid_field("name", problem))?;
@@ -573,8 +575,12 @@ pub struct ConversationsFound {
 #[derive(Deserialize, ToSchema, Default)]
 pub struct ReadRequest {
     /// Read up to this message (of this conversation); absent: everything. Alias: `up_to`.
-    #[serde(default, rename = "upTo", alias = "up_to")]
+    #[serde(default, rename = "upTo")]
     pub up_to: Option<Uuid>,
+}
+
+impl FieldAliases for ReadRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("upTo", "up_to")];
 }
 
 /// Mark a conversation read, up to a message or entirely.
@@ -588,7 +594,7 @@ pub struct ReadRequest {
     params(("id" = Uuid, Path, description = "The conversation's id")),
     request_body(content = ReadRequest, description = "Optional: `{}` or no body reads everything"),
     responses(
-        (status = 200, description = "The message now read up to", body = Success<events::ReadData>),
+        (status = 200, description = "The message now read up to", body = Success<payloads::ReadData>),
         (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
@@ -599,22 +605,23 @@ pub struct ReadRequest {
 pub async fn mark_read(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
+    id: Path<Uuid>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let conversation = id.into_inner();
+    let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
+    let conversation = member.conversation();
     let request: ReadRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReadRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|error| crate::error::deserialize_error(&error))?
+        super::extract::parse_json(&body)?
     };
     let up_to = state
         .store
-        .mark_read(caller.user_id, conversation, request.up_to, store::now(), |up_to| {
-            events::message_read(conversation, caller.user_id, up_to)
+        .mark_read(&member, request.up_to, store::now(), |up_to| {
+            payloads::message_read(conversation, caller.user_id, up_to)
         })
         .await?;
-    Ok(ok(events::ReadData {
+    Ok(ok(payloads::ReadData {
         conversation_id: conversation,
         user_id: caller.user_id,
         up_to,
@@ -642,15 +649,16 @@ pub async fn mark_read(
 pub async fn send_typing(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
-    body: web::Json<TypingRequest>,
+    id: Path<Uuid>,
+    body: Json<TypingRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let conversation = id.into_inner();
-    if !state.store.is_participant(conversation, caller.user_id).await? {
-        return Err(ApiError::not_found("conversation"));
-    }
+    let conversation = state
+        .store
+        .member_of(caller.user_id, id.into_inner())
+        .await?
+        .conversation();
     let typing = body.typing;
-    let data = events::TypingData {
+    let data = payloads::TypingData {
         conversation_id: conversation,
         user_id: caller.user_id,
         typing,
@@ -658,7 +666,7 @@ pub async fn send_typing(
     state
         .hub
         .publish_ephemeral(EphemeralEvent {
-            kind: events::TYPING.to_string(),
+            kind: payloads::TYPING.to_string(),
             audience: EphemeralAudience::Conversation {
                 id: conversation,
                 except: Some(caller.user_id),
@@ -701,6 +709,7 @@ fn decode_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
@@ -719,7 +728,7 @@ mod tests {
             "x_0190a0a0a0a07000800000000000000",
             "2_1_0190a0a0a0a07000800000000000000",
         ] {
-            assert_eq!(decode_cursor(garbage).unwrap_err().code(), "validation_failed");
+            assert_eq!(decode_cursor(garbage).unwrap_err().code(), ErrorCode::ValidationFailed);
         }
     }
 }

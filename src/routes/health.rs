@@ -5,8 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::envelope::{Success, ok};
-use crate::error::{ApiError, ErrorEnvelope};
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthData {
@@ -37,7 +37,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             tracing::warn!(%error, "readiness check failed");
             Err(ApiError::new(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
+                ErrorCode::DatabaseUnavailable,
                 "the database does not answer",
             ))
         }

@@ -6,35 +6,56 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, created, ok};
-use super::views::MessageView;
+use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{ClientId, MessageText, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::realtime::events;
-use crate::startup::AppState;
-use crate::store::{self, DeleteScope, Message, MessagePage, NewMessage, Sent};
+use crate::realtime::payloads;
+use crate::state::AppState;
+use crate::store::{self, DeleteScope, Member, Message, MessagePage, NewMessage, Sent};
+use crate::views::MessageView;
 
 #[derive(Deserialize, ToSchema)]
 pub struct SendMessageRequest {
-    /// The conversation. Aliases: `conversationId`, `convoId`.
-    #[serde(alias = "conversationId", alias = "convoId")]
+    /// The conversation. Aliases: `conversationId`, `convoId`, `cid`.
     pub convo_id: Uuid,
-    /// The text, 1 to 10,000 characters.
+    /// The text, 1 to 10,000 characters. Aliases: `text`, `body`.
     #[schema(example = "Hello!")]
     pub message: String,
     /// An idempotency key chosen by the client: a retried send with the same key returns
     /// the stored message (200) instead of storing it twice. Alias: `client_id`.
-    #[serde(default, rename = "clientId", alias = "client_id")]
+    #[serde(default, rename = "clientId")]
     pub client_id: Option<String>,
-    /// The id of the message this one answers, in the same conversation. Alias: `reply_to`.
-    #[serde(default, rename = "replyTo", alias = "reply_to")]
+    /// The id of the message this one answers, in the same conversation. Aliases: `reply_to`,
+    /// `reply`.
+    #[serde(default, rename = "replyTo")]
     pub reply_to: Option<Uuid>,
     /// Custom data for the client: a JSON object of at most 4 KiB (serialised), stored and
     /// returned untouched.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub x: Option<serde_json::Value>,
+}
+
+/// The conversation's names in the seed APIs, for every body that names one.
+const CONVERSATION_ALIASES: [Alias; 3] = [
+    Alias::new("convo_id", "conversationId"),
+    Alias::new("convo_id", "convoId"),
+    Alias::new("convo_id", "cid"),
+];
+
+impl FieldAliases for SendMessageRequest {
+    const ALIASES: &'static [Alias] = &[
+        CONVERSATION_ALIASES[0],
+        CONVERSATION_ALIASES[1],
+        CONVERSATION_ALIASES[2],
+        Alias::new("message", "text"),
+        Alias::new("message", "body"),
+        Alias::new("clientId", "client_id"),
+        Alias::new("replyTo", "reply_to"),
+        Alias::new("replyTo", "reply"),
+    ];
 }
 
 #[derive(Serialize, ToSchema)]
@@ -88,9 +109,10 @@ pub struct MessageListQuery {
 pub async fn send_message(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<SendMessageRequest>,
+    body: Json<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let member = state.store.member_of(caller.user_id, body.convo_id).await?;
     let (content, client_id, x) = collect_fields((
         field("message", MessageText::parse(&body.message)),
         field("clientId", body.client_id.as_deref().map(ClientId::parse).transpose()),
@@ -99,17 +121,18 @@ pub async fn send_message(
     let sent = state
         .store
         .create_message(
+            &member,
             &NewMessage {
                 id: Uuid::now_v7(),
-                conversation_id: body.convo_id,
-                sender_id: caller.user_id,
+                conversation_id: member.conversation(),
+                sender_id: member.user(),
                 content: content.into_inner(),
                 client_id: client_id.map(ClientId::into_inner),
                 reply_to: body.reply_to,
                 x,
                 created_at: store::now(),
             },
-            events::message_created,
+            payloads::message_created,
         )
         .await?;
     Ok(match sent {
@@ -145,9 +168,10 @@ pub async fn send_message(
 pub async fn list_messages(
     state: web::Data<AppState>,
     caller: AuthUser,
-    conversation: web::Path<Uuid>,
-    query: web::Query<MessageListQuery>,
+    conversation: Path<Uuid>,
+    query: Query<MessageListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let member = state.store.member_of(caller.user_id, conversation.into_inner()).await?;
     let query = query.into_inner();
     let limit = page_limit(query.limit, 50, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let page = MessagePage {
@@ -157,10 +181,9 @@ pub async fn list_messages(
     };
     // Read before the page: whatever happens after this position is in the stream.
     let event_id = state.store.head_position().await?.to_string();
-    let conversation = conversation.into_inner();
-    let mut messages = state.store.list_messages(caller.user_id, conversation, page).await?;
+    let mut messages = state.store.list_messages(&member, page).await?;
     let next_cursor = super::next_page(&mut messages, limit, |message| message.id.to_string());
-    let positions = state.store.read_positions(conversation).await?;
+    let positions = state.store.read_positions(member.conversation()).await?;
     Ok(ok(MessagesData {
         messages: messages
             .into_iter()
@@ -176,6 +199,10 @@ pub struct EditMessageRequest {
     /// The new text, 1 to 10,000 characters.
     #[schema(example = "Hello again!")]
     pub message: String,
+}
+
+impl FieldAliases for EditMessageRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("message", "text"), Alias::new("message", "body")];
 }
 
 /// Edit one of the caller's messages.
@@ -200,19 +227,14 @@ pub struct EditMessageRequest {
 pub async fn edit_message(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
-    body: web::Json<EditMessageRequest>,
+    id: Path<Uuid>,
+    body: Json<EditMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let message = state.store.visible_message(caller.user_id, id.into_inner()).await?;
     let content = MessageText::parse(&body.message).map_err(|problem| ApiError::invalid_field("message", problem))?;
     let (message, read_positions) = state
         .store
-        .edit_message(
-            caller.user_id,
-            id.into_inner(),
-            &content.into_inner(),
-            store::now(),
-            events::message_updated,
-        )
+        .edit_message(&message, &content.into_inner(), store::now(), payloads::message_updated)
         .await?;
     Ok(ok(MessageData {
         message: with_read_state(message, &read_positions),
@@ -243,13 +265,13 @@ pub struct StarData {
 pub async fn toggle_star(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
+    id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = id.into_inner();
+    let message = state.store.visible_message(caller.user_id, id.into_inner()).await?;
     let starred = state
         .store
-        .toggle_star(caller.user_id, message, store::now(), |conversation, starred| {
-            events::message_starred(caller.user_id, message, conversation, starred)
+        .toggle_star(&message, store::now(), |conversation, starred| {
+            payloads::message_starred(caller.user_id, message.id, conversation, starred)
         })
         .await?;
     Ok(ok(StarData { starred }))
@@ -282,7 +304,7 @@ pub struct StarredQuery {
 pub async fn list_starred(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<StarredQuery>,
+    query: Query<StarredQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let cursor = query.before.as_deref().map(decode_star_cursor).transpose()?;
@@ -395,14 +417,26 @@ pub struct DeleteQuery {
 
 #[derive(Deserialize, ToSchema)]
 pub struct DeleteMessagesRequest {
-    /// The conversation. Aliases: `conversationId`, `convoId`.
-    #[serde(alias = "conversationId", alias = "convoId")]
+    /// The conversation. Aliases: `conversationId`, `convoId`, `cid`.
     pub convo_id: Uuid,
     /// The messages, 1 to 100, all of that conversation.
     pub ids: Vec<Uuid>,
-    /// `me` (default) or `all`.
+    /// `me` (default) or `all`. Alias: `type`, as `myself` or `all`.
     #[serde(default)]
     pub scope: Scope,
+}
+
+impl FieldAliases for DeleteMessagesRequest {
+    const ALIASES: &'static [Alias] = &[
+        CONVERSATION_ALIASES[0],
+        CONVERSATION_ALIASES[1],
+        CONVERSATION_ALIASES[2],
+        Alias {
+            field: "scope",
+            name: "type",
+            values: &[("myself", "me")],
+        },
+    ];
 }
 
 /// Delete a message, for the caller (`scope=me`, the default) or for everyone (`scope=all`).
@@ -416,7 +450,7 @@ pub struct DeleteMessagesRequest {
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The message's id"), DeleteQuery),
     responses(
-        (status = 200, description = "Deleted", body = Success<events::DeletedData>),
+        (status = 200, description = "Deleted", body = Success<payloads::DeletedData>),
         (status = 400, description = "Malformed id or scope", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
@@ -427,12 +461,17 @@ pub struct DeleteMessagesRequest {
 pub async fn delete_message(
     state: web::Data<AppState>,
     caller: AuthUser,
-    id: web::Path<Uuid>,
-    query: web::Query<DeleteQuery>,
+    id: Path<Uuid>,
+    query: Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let (conversation, _, _) = state.store.visible_message(caller.user_id, id).await?;
-    delete(&state, caller, conversation, vec![id], query.scope.unwrap_or_default()).await
+    let message = state.store.visible_message(caller.user_id, id.into_inner()).await?;
+    delete(
+        &state,
+        &message.member,
+        vec![message.id],
+        query.scope.unwrap_or_default(),
+    )
+    .await
 }
 
 /// Delete several messages of one conversation at once.
@@ -443,7 +482,7 @@ pub async fn delete_message(
     security(("bearer" = [])),
     request_body = DeleteMessagesRequest,
     responses(
-        (status = 200, description = "Deleted", body = Success<events::DeletedData>),
+        (status = 200, description = "Deleted", body = Success<payloads::DeletedData>),
         (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
@@ -455,40 +494,30 @@ pub async fn delete_message(
 pub async fn delete_messages(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<DeleteMessagesRequest>,
+    body: Json<DeleteMessagesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let member = state.store.member_of(caller.user_id, body.convo_id).await?;
     let mut ids = body.ids;
     ids.sort();
     ids.dedup();
     if ids.is_empty() || ids.len() > 100 {
         return Err(ApiError::invalid_field("ids", "must name 1 to 100 messages"));
     }
-    delete(&state, caller, body.convo_id, ids, body.scope).await
+    delete(&state, &member, ids, body.scope).await
 }
 
-async fn delete(
-    state: &AppState,
-    caller: AuthUser,
-    conversation: Uuid,
-    ids: Vec<Uuid>,
-    scope: Scope,
-) -> Result<HttpResponse, ApiError> {
-    let data = events::DeletedData {
-        conversation_id: conversation,
+async fn delete(state: &AppState, member: &Member, ids: Vec<Uuid>, scope: Scope) -> Result<HttpResponse, ApiError> {
+    let data = payloads::DeletedData {
+        conversation_id: member.conversation(),
         message_ids: ids,
         scope: scope.name(),
     };
     state
         .store
-        .delete_messages(
-            caller.user_id,
-            conversation,
-            &data.message_ids,
-            scope.store(),
-            store::now(),
-            || events::message_deleted(caller.user_id, &data),
-        )
+        .delete_messages(member, &data.message_ids, scope.store(), store::now(), || {
+            payloads::message_deleted(member.user(), &data)
+        })
         .await?;
     Ok(ok(data))
 }
@@ -524,7 +553,7 @@ pub struct SearchQuery {
 pub async fn search_all(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<SearchQuery>,
+    query: Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     search(&state, caller, None, query.into_inner()).await
 }
@@ -548,10 +577,11 @@ pub async fn search_all(
 pub async fn search_conversation(
     state: web::Data<AppState>,
     caller: AuthUser,
-    conversation: web::Path<Uuid>,
-    query: web::Query<SearchQuery>,
+    conversation: Path<Uuid>,
+    query: Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    search(&state, caller, Some(conversation.into_inner()), query.into_inner()).await
+    let member = state.store.member_of(caller.user_id, conversation.into_inner()).await?;
+    search(&state, caller, Some(&member), query.into_inner()).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -565,7 +595,7 @@ pub struct FoundMessagesData {
 async fn search(
     state: &AppState,
     caller: AuthUser,
-    conversation: Option<Uuid>,
+    within: Option<&Member>,
     query: SearchQuery,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
@@ -575,7 +605,7 @@ async fn search(
     }
     let mut found = state
         .store
-        .search_messages(caller.user_id, conversation, words, limit + 1, query.before)
+        .search_messages(caller.user_id, within, words, limit + 1, query.before)
         .await?;
     let next_cursor = super::next_page(&mut found, limit, |message| message.id.to_string());
     Ok(ok(FoundMessagesData {

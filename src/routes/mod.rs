@@ -3,14 +3,14 @@
 //! answer; they hold no SQL.
 
 pub mod auth;
+pub mod chat_requests;
 pub mod conversations;
 pub mod envelope;
-pub mod events;
+pub mod extract;
 pub mod health;
 pub mod messages;
-pub mod requests;
+pub mod stream;
 pub mod users;
-pub mod views;
 
 use actix_web::web;
 
@@ -64,16 +64,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
             )
             .service(
                 web::scope("/chat-request")
-                    .service(requests::create_chat_request)
-                    .service(requests::list_chat_requests)
-                    .service(requests::accept_chat_request)
-                    .service(requests::decline_chat_request),
+                    .service(chat_requests::create_chat_request)
+                    .service(chat_requests::list_chat_requests)
+                    .service(chat_requests::accept_chat_request)
+                    .service(chat_requests::decline_chat_request),
             )
             .service(
                 web::scope("/events")
-                    .service(events::create_ticket)
-                    .service(events::open_stream)
-                    .service(events::list_events),
+                    .service(stream::create_ticket)
+                    .service(stream::open_stream)
+                    .service(stream::list_events),
             ),
     );
 }

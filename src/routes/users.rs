@@ -6,13 +6,14 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, ok};
-use super::views::UserView;
+use super::extract::{Path, Query};
 use crate::auth::AuthUser;
 use crate::domain::page_limit;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::realtime::presence;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::UserSearch;
+use crate::views::UserView;
 
 #[derive(Serialize, ToSchema)]
 pub struct UserData {
@@ -76,7 +77,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
 pub async fn search_users(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<UserSearchQuery>,
+    query: Query<UserSearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
@@ -134,7 +135,7 @@ pub struct LastActivityData {
 pub async fn last_activity(
     state: web::Data<AppState>,
     _caller: AuthUser,
-    query: web::Query<LastActivityQuery>,
+    query: Query<LastActivityQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = super::parse_id_list("ids", &query.ids, 100)?;
     let now = chrono::Utc::now();
@@ -166,11 +167,7 @@ pub async fn last_activity(
     )
 )]
 #[get("/{id}")]
-pub async fn get_user(
-    state: web::Data<AppState>,
-    _caller: AuthUser,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(state: web::Data<AppState>, _caller: AuthUser, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let user = state
         .store
         .find_user(id.into_inner())

@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::sql::{direct_key, unread_count, user_columns};
+use super::tx::{commit_with_events, conversation_in_tx, users_by_id};
 use super::{
-    Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, NewEvent, NewGroup,
-    ParticipantRow, Store, StoreError, StoreResult, User, commit_with_events, with_backend, with_writer,
+    Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, Invalid, Member,
+    MessageReference, NewEvent, NewGroup, ParticipantRow, Store, StoreError, StoreResult, User, with_backend,
+    with_writer,
 };
 
 /// Conversations as participant `$1` sees them, with their last message. `$filter` is added
@@ -26,19 +29,16 @@ macro_rules! select_conversations {
             " ",
             $order_limit,
             ")
-             SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.only_owner_renames, c.last_seq, p.last_read_seq,
+             SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.only_owner_renames,
                 (p.pinned_at IS NOT NULL) AS pinned, (p.archived_at IS NOT NULL) AS archived,
                 c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
                 u.name AS last_message_sender_name, m.content AS last_message_content,
                 m.client_id AS last_message_client_id, m.created_at AS last_message_created_at,
                 m.edited_at AS last_message_edited_at, m.x AS last_message_x,
-                m.deleted_at AS last_message_deleted_at,
-                (SELECT COUNT(*) FROM messages d
-                  WHERE d.conversation_id = c.id AND d.deleted_at IS NOT NULL AND d.seq > p.last_read_seq)
-                + (SELECT COUNT(*) FROM hidden_messages h JOIN messages hm ON hm.id = h.message_id
-                   WHERE h.user_id = p.user_id AND h.conversation_id = c.id AND h.seq > p.last_read_seq
-                     AND hm.deleted_at IS NULL) AS not_unread,
+                m.deleted_at AS last_message_deleted_at, ",
+            $crate::store::sql::unread_count!(),
+            " AS unread_count,
                 r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
                 r.content AS reply_content
              FROM page p
@@ -52,44 +52,7 @@ macro_rules! select_conversations {
     };
 }
 
-/// One conversation as `$viewer` sees it, read inside transaction `$tx` (on either backend).
-macro_rules! conversation_in_tx {
-    ($tx:ident, $viewer:expr, $conversation:expr) => {{
-        let row = sqlx::query_as::<_, $crate::store::ConversationRow>(select_conversations!("AND c.id = $2", ""))
-            .bind($viewer)
-            .bind($conversation)
-            .fetch_one(&mut *$tx)
-            .await?;
-        let participants: Vec<$crate::store::ParticipantRow> = sqlx::query_as(
-            "SELECT p.conversation_id, p.last_read_seq, u.id, u.name, u.email, u.created_at, u.updated_at
-             FROM participants p JOIN users u ON u.id = p.user_id
-             WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.id",
-        )
-        .bind($conversation)
-        .fetch_all(&mut *$tx)
-        .await?;
-        $crate::store::conversations::assemble(vec![row], participants)
-            .pop()
-            .ok_or($crate::store::StoreError::NotFound("conversation"))?
-    }};
-}
-pub(super) use conversation_in_tx;
 pub(super) use select_conversations;
-
-/// Loads users by id inside a transaction (`$tx`), ordered by id, as the participant lists are.
-macro_rules! users_by_id {
-    ($tx:ident, $ids:expr) => {{
-        let mut builder =
-            sqlx::QueryBuilder::new("SELECT id, name, email, created_at, updated_at FROM users WHERE id IN (");
-        let mut list = builder.separated(", ");
-        for id in $ids {
-            list.push_bind(id);
-        }
-        builder.push(") ORDER BY id");
-        let users: Vec<User> = builder.build_query_as().fetch_all(&mut *$tx).await?;
-        users
-    }};
-}
 
 /// A conversation that was just created: no messages, nothing unread.
 fn new_conversation(
@@ -148,12 +111,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&Conversation) -> Vec<NewEvent>,
     ) -> StoreResult<(Conversation, bool)> {
-        let (low, high) = if caller < other {
-            (caller, other)
-        } else {
-            (other, caller)
-        };
-        let direct_key = format!("{low}:{high}");
+        let direct_key = direct_key(caller, other);
         let created = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -169,9 +127,10 @@ impl Store {
             .await?;
             if inserted.is_none() {
                 tx.rollback().await?;
-                None
-            } else {
-                for user in [low, high] {
+                return Ok(None);
+            }
+            {
+                for user in [caller, other] {
                     sqlx::query(
                         "INSERT INTO participants (conversation_id, user_id, role, joined_at)
                          VALUES ($1, $2, 'member', $3)",
@@ -182,26 +141,23 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                let participants = users_by_id!(tx, [low, high]);
+                let participants = users_by_id!(tx, [caller, other])?;
                 let conversation = new_conversation(id, ConversationKind::Direct, None, None, participants, now);
-                commit_with_events!(self, tx, events(&conversation), now);
-                Some(conversation)
+                commit_with_events!(self, tx, events(&conversation), now)?;
+                Ok(Some(conversation))
             }
-        });
+        })?;
         if let Some(conversation) = created {
             return Ok((conversation, true));
         }
         let existing: Uuid = with_backend!(self, |pool| {
-            sqlx::query_scalar("SELECT id FROM conversations WHERE direct_key = $1")
+            Ok(sqlx::query_scalar("SELECT id FROM conversations WHERE direct_key = $1")
                 .bind(&direct_key)
                 .fetch_one(pool)
-                .await?
-        });
-        let conversation = self
-            .find_conversation(caller, existing)
-            .await?
-            .ok_or(StoreError::NotFound("conversation"))?;
-        Ok((conversation, false))
+                .await?)
+        })?;
+        let member = self.member_of(caller, existing).await?;
+        Ok((self.conversation(&member).await?, false))
     }
 
     /// Creates a group owned by `group.owner_id`, with its members, in one transaction, with
@@ -214,18 +170,15 @@ impl Store {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let everyone = std::iter::once(group.owner_id).chain(group.members.iter().copied());
-            let participants = users_by_id!(tx, everyone);
-            let unknown: Vec<String> = group
+            let participants = users_by_id!(tx, everyone)?;
+            let unknown: Vec<Uuid> = group
                 .members
                 .iter()
                 .filter(|member| !participants.iter().any(|user| user.id == **member))
-                .map(Uuid::to_string)
+                .copied()
                 .collect();
             if !unknown.is_empty() {
-                return Err(StoreError::Invalid {
-                    field: "participants",
-                    problem: format!("unknown user id(s): {}", unknown.join(", ")),
-                });
+                return Err(StoreError::Invalid(Invalid::UnknownUsers(unknown)));
             }
             sqlx::query(
                 "INSERT INTO conversations (id, kind, name, owner_id, created_at, updated_at)
@@ -257,25 +210,27 @@ impl Store {
                 participants,
                 group.created_at,
             );
-            commit_with_events!(self, tx, events(&conversation), group.created_at);
+            commit_with_events!(self, tx, events(&conversation), group.created_at)?;
             Ok(conversation)
         })
     }
 
-    /// One conversation as `caller` sees it; `None` when it does not exist or `caller` is
-    /// not a participant (the two are deliberately indistinguishable).
-    pub async fn find_conversation(&self, caller: Uuid, id: Uuid) -> StoreResult<Option<Conversation>> {
+    /// The member's conversation, as they see it.
+    pub async fn conversation(&self, member: &Member) -> StoreResult<Conversation> {
         let row = with_backend!(self, |pool| {
-            sqlx::query_as::<_, ConversationRow>(select_conversations!("AND c.id = $2", ""))
-                .bind(caller)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(self.with_participants(vec![row]).await?.pop()),
-        }
+            Ok(
+                sqlx::query_as::<_, ConversationRow>(select_conversations!("AND c.id = $2", ""))
+                    .bind(member.user())
+                    .bind(member.conversation())
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })?;
+        let row = row.ok_or(StoreError::NotFound("conversation"))?;
+        self.with_participants(vec![row])
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound("conversation"))
     }
 
     /// The caller's conversations, archived or not: pinned first, then most recent activity
@@ -288,7 +243,7 @@ impl Store {
         cursor: Option<ConversationCursor>,
     ) -> StoreResult<Vec<Conversation>> {
         let rows = with_backend!(self, |pool| {
-            sqlx::query_as::<_, ConversationRow>(select_conversations!(
+            Ok(sqlx::query_as::<_, ConversationRow>(select_conversations!(
                 "AND (p.archived_at IS NOT NULL) = $2
                  AND NOT (COALESCE(c.request_status, '') IN ('pending', 'declined') AND c.requester_id <> $1)
                  AND (p.hidden_at_seq IS NULL OR c.last_seq > p.hidden_at_seq)
@@ -304,8 +259,8 @@ impl Store {
             .bind(cursor.map_or(0, |cursor| i32::from(cursor.pinned)))
             .bind(i64::from(limit))
             .fetch_all(pool)
-            .await?
-        });
+            .await?)
+        })?;
         self.with_participants(rows).await
     }
 
@@ -314,7 +269,7 @@ impl Store {
     pub async fn search_conversations(&self, caller: Uuid, name: &str, limit: u32) -> StoreResult<Vec<Conversation>> {
         let pattern = format!("%{}%", super::users::escape_like(&name.to_lowercase()));
         let rows = with_backend!(self, |pool| {
-            sqlx::query_as::<_, ConversationRow>(select_conversations!(
+            Ok(sqlx::query_as::<_, ConversationRow>(select_conversations!(
                 "AND (lower(c.name) LIKE $2 ESCAPE '\\'
                       OR (c.kind = 'direct' AND EXISTS (
                           SELECT 1 FROM participants other JOIN users ou ON ou.id = other.user_id
@@ -326,8 +281,8 @@ impl Store {
             .bind(&pattern)
             .bind(i64::from(limit))
             .fetch_all(pool)
-            .await?
-        });
+            .await?)
+        })?;
         self.with_participants(rows).await
     }
 
@@ -337,14 +292,15 @@ impl Store {
         if conversations.is_empty() {
             return Ok(Vec::new());
         }
-        let users = with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(
-                "SELECT DISTINCT u.id, u.name, u.email, u.created_at, u.updated_at
-                 FROM participants mine
+        with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(concat!(
+                "SELECT DISTINCT ",
+                user_columns!(u),
+                " FROM participants mine
                  JOIN participants other ON other.conversation_id = mine.conversation_id
                  JOIN users u ON u.id = other.user_id
-                 WHERE mine.user_id = ",
-            );
+                 WHERE mine.user_id = "
+            ));
             builder.push_bind(caller);
             builder.push(" AND mine.conversation_id IN (");
             let mut list = builder.separated(", ");
@@ -352,23 +308,20 @@ impl Store {
                 list.push_bind(*conversation);
             }
             builder.push(") ORDER BY u.name, u.id");
-            builder.build_query_as::<User>().fetch_all(pool).await?
-        });
-        Ok(users)
+            Ok(builder.build_query_as::<User>().fetch_all(pool).await?)
+        })
     }
 
-    /// Toggles one of the caller's flags on a conversation and appends the events `events`
-    /// gives for the conversation as the caller now sees it. `None` when the caller is not a
-    /// participant.
+    /// Toggles one of the member's flags on their conversation and appends the events
+    /// `events` gives for the conversation as they now see it.
     pub async fn toggle_conversation_flag(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
+        member: &Member,
         flag: ConversationFlag,
         now: DateTime<Utc>,
         events: impl Fn(&Conversation) -> Vec<NewEvent>,
-    ) -> StoreResult<Option<Conversation>> {
-        let toggled = with_writer!(self, |pool| {
+    ) -> StoreResult<Conversation> {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let sql = match flag {
                 ConversationFlag::Pinned => {
@@ -381,51 +334,43 @@ impl Store {
                 }
             };
             let updated = sqlx::query(sql)
-                .bind(conversation)
-                .bind(caller)
+                .bind(member.conversation())
+                .bind(member.user())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() == 0 {
-                return Ok(None);
+                // Left in between: the gate's answer no longer holds.
+                return Err(StoreError::NotFound("conversation"));
             }
-            let conversation = conversation_in_tx!(tx, caller, conversation);
-            commit_with_events!(self, tx, events(&conversation), now);
-            conversation
-        });
-        Ok(Some(toggled))
+            let conversation = conversation_in_tx!(tx, member.user(), member.conversation())?;
+            commit_with_events!(self, tx, events(&conversation), now)?;
+            Ok(conversation)
+        })
     }
 
-    /// Moves `reader`'s read position in `conversation` forward to message `up_to` (or to the
-    /// last message), never back, with the events `events` gives for the new position (only when
-    /// it moved). Returns the id of the message now read up to (`None`: no messages), or
-    /// `NotFound` for a non-participant, `Invalid` for an `up_to` of another conversation.
+    /// Moves the member's read position forward to message `up_to` (or to the last message),
+    /// never back, with the events `events` gives for the new position (only when it moved).
+    /// Returns the id of the message now read up to (`None`: no messages), or `Invalid` for an
+    /// `up_to` of another conversation.
     pub async fn mark_read(
         &self,
-        reader: Uuid,
-        conversation: Uuid,
+        member: &Member,
         up_to: Option<Uuid>,
         now: DateTime<Utc>,
         events: impl Fn(Option<Uuid>) -> Vec<NewEvent>,
     ) -> StoreResult<Option<Uuid>> {
+        let (conversation, reader) = (member.conversation(), member.user());
         let target: Option<i64> = match up_to {
             None => None,
             Some(message) => Some(
-                with_backend!(self, |pool| {
-                    sqlx::query_scalar::<_, i64>("SELECT seq FROM messages WHERE id = $1 AND conversation_id = $2")
-                        .bind(message)
-                        .bind(conversation)
-                        .fetch_optional(pool)
-                        .await?
-                })
-                .ok_or(StoreError::Invalid {
-                    field: "upTo",
-                    problem: "is not a message of this conversation".into(),
-                })?,
+                self.message_seq(conversation, message, MessageReference::ReadUpTo)
+                    .await?,
             ),
         };
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // A read: it comes before the lock, which the first write takes.
             let before: Option<i64> = sqlx::query_scalar(
                 "SELECT last_read_seq FROM participants WHERE conversation_id = $1 AND user_id = $2",
             )
@@ -436,14 +381,14 @@ impl Store {
             let Some(before) = before else {
                 return Err(StoreError::NotFound("conversation"));
             };
-            // The conversation lock comes with the first write (see `Dialect::LOCK_CONVERSATION`).
             let sql = sqlx::AssertSqlSafe(format!(
                 "UPDATE participants
-                 SET last_read_seq = MAX_OF(last_read_seq, COALESCE($3, (SELECT last_seq FROM conversations WHERE id = $1)))
+                 SET last_read_seq = {greatest}(last_read_seq, COALESCE($3, (SELECT last_seq FROM conversations WHERE id = $1)))
                  WHERE conversation_id = $1 AND user_id = $2 AND {lock}
                  RETURNING last_read_seq",
+                greatest = pool.greatest(),
                 lock = pool.lock_conversation()
-            ).replace("MAX_OF", pool.greatest()));
+            ));
             let after: i64 = sqlx::query_scalar(sql)
                 .bind(conversation)
                 .bind(reader)
@@ -457,7 +402,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if after > before {
-                commit_with_events!(self, tx, events(read_up_to), now);
+                commit_with_events!(self, tx, events(read_up_to), now)?;
             } else {
                 tx.commit().await?;
             }
@@ -467,48 +412,30 @@ impl Store {
 
     /// The sum of `user`'s unread counts over all their conversations.
     pub async fn total_unread(&self, user: Uuid) -> StoreResult<i64> {
-        let total = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT CAST(COALESCE(SUM(
-                     c.last_seq - p.last_read_seq
-                     - (SELECT COUNT(*) FROM messages d
-                        WHERE d.conversation_id = c.id AND d.deleted_at IS NOT NULL AND d.seq > p.last_read_seq)
-                     - (SELECT COUNT(*) FROM hidden_messages h JOIN messages hm ON hm.id = h.message_id
-                        WHERE h.user_id = p.user_id AND h.conversation_id = c.id AND h.seq > p.last_read_seq
-                          AND hm.deleted_at IS NULL)), 0) AS BIGINT)
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_scalar::<_, i64>(concat!(
+                "SELECT CAST(COALESCE(SUM(",
+                unread_count!(),
+                "), 0) AS BIGINT)
                  FROM participants p JOIN conversations c ON c.id = p.conversation_id
-                 WHERE p.user_id = $1",
-            )
+                 WHERE p.user_id = $1"
+            ))
             .bind(user)
             .fetch_one(pool)
-            .await?
-        });
-        Ok(total)
+            .await?)
+        })
     }
 
     /// Each participant's read position in `conversation`: (user, `seq` of the last message read).
     pub async fn read_positions(&self, conversation: Uuid) -> StoreResult<Vec<(Uuid, i64)>> {
-        let positions = with_backend!(self, |pool| {
-            sqlx::query_as::<_, (Uuid, i64)>(
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_as::<_, (Uuid, i64)>(
                 "SELECT user_id, last_read_seq FROM participants WHERE conversation_id = $1",
             )
             .bind(conversation)
             .fetch_all(pool)
-            .await?
-        });
-        Ok(positions)
-    }
-
-    /// Is `user` a participant of `conversation`?
-    pub async fn is_participant(&self, conversation: Uuid, user: Uuid) -> StoreResult<bool> {
-        let found = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, i32>("SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2")
-                .bind(conversation)
-                .bind(user)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(found.is_some())
+            .await?)
+        })
     }
 
     /// Loads the participants of all `rows` with one query and assembles the conversations.
@@ -517,18 +444,19 @@ impl Store {
             return Ok(Vec::new());
         }
         let participants: Vec<ParticipantRow> = with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(
-                "SELECT p.conversation_id, p.last_read_seq, u.id, u.name, u.email, u.created_at, u.updated_at
-                 FROM participants p JOIN users u ON u.id = p.user_id
-                 WHERE p.conversation_id IN (",
-            );
+            let mut builder = sqlx::QueryBuilder::new(concat!(
+                "SELECT p.conversation_id, p.last_read_seq, ",
+                user_columns!(u),
+                " FROM participants p JOIN users u ON u.id = p.user_id
+                 WHERE p.conversation_id IN ("
+            ));
             let mut list = builder.separated(", ");
             for row in &rows {
                 list.push_bind(row.id);
             }
             builder.push(") ORDER BY p.joined_at, u.id");
-            builder.build_query_as().fetch_all(pool).await?
-        });
+            Ok(builder.build_query_as().fetch_all(pool).await?)
+        })?;
         Ok(assemble(rows, participants))
     }
 }

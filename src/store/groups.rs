@@ -3,43 +3,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::conversations::select_conversations;
-use super::messages::insert_message;
+use super::sql::user_columns;
+use super::tx::{append_system_message, commit_with_events, conversation_in_tx};
 use super::{
-    Conversation, Dialect, Message, NewEvent, NewMessage, Store, StoreError, StoreResult, User, commit_with_events,
-    with_backend, with_writer,
+    Conversation, ConversationKind, Dialect, Forbidden, Invalid, Member, Message, NewEvent, Store, StoreError,
+    StoreResult, User, with_writer,
 };
 use crate::domain::MemberChange;
-
-/// Appends to conversation `$conversation` (whose lock transaction `$tx` holds) the system
-/// message from `$actor` telling `$change` of `$user`; evaluates to the message. In the
-/// transaction of the change itself, so that the change and its message land together.
-macro_rules! append_system_message {
-    ($tx:ident, $conversation:expr, $actor:expr, $change:expr, $user:expr, $now:expr) => {{
-        let (change, user): (MemberChange, &User) = ($change, $user);
-        let new = NewMessage {
-            id: Uuid::now_v7(),
-            conversation_id: $conversation,
-            sender_id: $actor,
-            content: change.text(&user.name),
-            client_id: None,
-            reply_to: None,
-            x: Some(change.x(user.id, &user.name)),
-            created_at: $now,
-        };
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $2, updated_at = $3
-             WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(new.conversation_id)
-        .bind(new.id)
-        .bind(new.created_at)
-        .fetch_one(&mut *$tx)
-        .await?;
-        let message: Message = insert_message!($tx, &new, seq, None)?;
-        message
-    }};
-}
 
 /// What a `PATCH /conversation/{id}` asks for.
 #[derive(Clone, Debug, Default)]
@@ -63,17 +33,6 @@ pub struct GroupUpdate {
     pub messages: Vec<Message>,
 }
 
-/// A participant's view of a conversation's kind, owner and chat-request state.
-pub(super) struct Membership {
-    pub is_group: bool,
-    /// A group's owner (`None` for direct conversations).
-    pub owner: Option<Uuid>,
-    /// `pending`, `accepted` or `declined` for chat requests; `None` otherwise.
-    pub request_status: Option<String>,
-    /// Only the owner may rename or describe the group.
-    pub only_owner_renames: bool,
-}
-
 /// What leaving did.
 #[derive(Clone, Debug)]
 pub enum Left {
@@ -86,79 +45,33 @@ pub enum Left {
 }
 
 impl Store {
-    /// What `user` may need to know about a conversation they are in; `None` when they are not
-    /// in it (or it does not exist).
-    pub(super) async fn membership(&self, user: Uuid, conversation: Uuid) -> StoreResult<Option<Membership>> {
-        let found = with_backend!(self, |pool| {
-            sqlx::query_as::<_, (String, Option<Uuid>, Option<String>, bool)>(
-                "SELECT c.kind, c.owner_id, c.request_status, c.only_owner_renames FROM conversations c
-                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
-                 WHERE c.id = $1",
-            )
-            .bind(conversation)
-            .bind(user)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(
-            found.map(|(kind, owner, request_status, only_owner_renames)| Membership {
-                is_group: kind == "group",
-                owner,
-                request_status,
-                only_owner_renames,
-            }),
-        )
-    }
-
-    /// Applies `changes` to a group as `actor`, in one transaction with a system message per
+    /// Applies `changes` to the member's group, in one transaction with a system message per
     /// member added or removed and the events `events` gives. Anyone in the group may rename
     /// it unless its owner kept that to themselves; only its owner may change members and
     /// that setting.
     pub async fn update_group(
         &self,
-        actor: Uuid,
-        conversation: Uuid,
+        member: &Member,
         changes: &GroupChanges,
         now: DateTime<Utc>,
         events: impl Fn(&GroupUpdate) -> Vec<NewEvent>,
     ) -> StoreResult<GroupUpdate> {
-        let Membership {
-            is_group,
-            owner,
-            only_owner_renames,
-            ..
-        } = self
-            .membership(actor, conversation)
-            .await?
-            .ok_or(StoreError::NotFound("conversation"))?;
-        if !is_group {
-            return Err(StoreError::Invalid {
-                field: "conversation",
-                problem: "a direct conversation has exactly two participants and no name".into(),
-            });
+        let (actor, conversation) = (member.user(), member.conversation());
+        if member.kind != ConversationKind::Group {
+            return Err(StoreError::Invalid(Invalid::NotAGroup));
         }
-        let changes_members = !changes.add.is_empty() || !changes.remove.is_empty();
-        if changes_members && owner != Some(actor) {
-            return Err(StoreError::Forbidden(
-                "only the group's owner may add or remove members",
-            ));
+        if !changes.add.is_empty() || !changes.remove.is_empty() {
+            member.require_owner(Forbidden::OwnerOnlyMembers)?;
         }
-        if changes.only_owner_renames.is_some() && owner != Some(actor) {
-            return Err(StoreError::Forbidden(
-                "only the group's owner may choose who renames the group",
-            ));
+        if changes.only_owner_renames.is_some() {
+            member.require_owner(Forbidden::OwnerOnlyRenamePolicy)?;
         }
         let renames = changes.name.is_some() || changes.description.is_some();
-        if renames && only_owner_renames && owner != Some(actor) {
-            return Err(StoreError::Forbidden(
-                "only the group's owner may rename or describe this group",
-            ));
+        if renames && member.only_owner_renames {
+            member.require_owner(Forbidden::OwnerOnlyRename)?;
         }
-        if owner.is_some_and(|owner| changes.remove.contains(&owner)) {
-            return Err(StoreError::Invalid {
-                field: "participants",
-                problem: "the owner cannot be removed (leave with DELETE instead)".into(),
-            });
+        if member.owner.is_some_and(|owner| changes.remove.contains(&owner)) {
+            return Err(StoreError::Invalid(Invalid::OwnerRemoved));
         }
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -182,15 +95,12 @@ impl Store {
             let mut added = Vec::new();
             for user in &changes.add {
                 let found: Option<User> =
-                    sqlx::query_as("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
+                    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
                         .bind(user)
                         .fetch_optional(&mut *tx)
                         .await?;
                 let Some(found) = found else {
-                    return Err(StoreError::Invalid {
-                        field: "participants",
-                        problem: format!("unknown user id: {user}"),
-                    });
+                    return Err(StoreError::Invalid(Invalid::UnknownUsers(vec![*user])));
                 };
                 let inserted = sqlx::query(
                     "INSERT INTO participants (conversation_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
@@ -223,37 +133,34 @@ impl Store {
             let mut messages = Vec::new();
             for (change, users) in [(MemberChange::Added, &added), (MemberChange::Removed, &removed)] {
                 for user in users {
-                    messages.push(append_system_message!(tx, conversation, actor, change, user, now));
+                    messages.push(append_system_message!(tx, conversation, actor, change, user, now)?);
                 }
             }
-            let conversation = super::conversations::conversation_in_tx!(tx, actor, conversation);
+            let conversation = conversation_in_tx!(tx, actor, conversation)?;
             let update = GroupUpdate {
                 conversation,
                 added,
                 removed,
                 messages,
             };
-            commit_with_events!(self, tx, events(&update), now);
+            commit_with_events!(self, tx, events(&update), now)?;
             Ok(update)
         })
     }
 
-    /// `user` leaves `conversation`: a group loses a member and gets a system message saying so
+    /// The member leaves their conversation: a group loses a member and gets a system message saying so
     /// (ownership passing to the longest-standing member, earliest joined then smallest id;
     /// the last one out deletes it),
     /// a direct conversation leaves the user's list until a new message. With the events
     /// `events` gives.
     pub async fn leave_conversation(
         &self,
-        user: Uuid,
-        conversation: Uuid,
+        member: &Member,
         now: DateTime<Utc>,
         events: impl Fn(&Left) -> Vec<NewEvent>,
     ) -> StoreResult<Left> {
-        let Membership { is_group, owner, .. } = self
-            .membership(user, conversation)
-            .await?
-            .ok_or(StoreError::NotFound("conversation"))?;
+        let (user, conversation) = (member.user(), member.conversation());
+        let is_group = member.kind == ConversationKind::Group;
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
@@ -289,6 +196,13 @@ impl Store {
                         Left::Deleted
                     }
                     Some(next) => {
+                        // The owner as of now, under the lock: two leaving at once must not
+                        // hand the group to one who already left.
+                        let owner: Option<Uuid> =
+                            sqlx::query_scalar("SELECT owner_id FROM conversations WHERE id = $1")
+                                .bind(conversation)
+                                .fetch_one(&mut *tx)
+                                .await?;
                         if owner == Some(user) {
                             sqlx::query("UPDATE conversations SET owner_id = $2 WHERE id = $1")
                                 .bind(conversation)
@@ -304,18 +218,18 @@ impl Store {
                             .await?;
                         }
                         let leaver: User =
-                            sqlx::query_as("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
+                            sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
                                 .bind(user)
                                 .fetch_one(&mut *tx)
                                 .await?;
-                        let message = append_system_message!(tx, conversation, user, MemberChange::Left, &leaver, now);
+                        let message = append_system_message!(tx, conversation, user, MemberChange::Left, &leaver, now)?;
                         Left::Group {
                             message: Box::new(message),
                         }
                     }
                 }
             };
-            commit_with_events!(self, tx, events(&left), now);
+            commit_with_events!(self, tx, events(&left), now)?;
             Ok(left)
         })
     }

@@ -12,44 +12,104 @@
 mod conversations;
 mod groups;
 pub use groups::{GroupChanges, GroupUpdate, Left};
-mod events;
+mod event_log;
 mod messages;
+mod search;
 pub use messages::Sent;
+mod chat_requests;
 pub mod models;
-mod requests;
-pub use requests::{ChatRequest, RequestFilter};
+pub use chat_requests::{ChatRequest, RequestFilter};
+mod access;
 mod postgres;
+mod presence;
 mod sessions;
+mod sql;
 mod sqlite;
+mod stream_tickets;
+mod tx;
+pub use access::{Member, RequestState, VisibleMessage};
 mod users;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::{PgPool, SqlitePool};
+use uuid::Uuid;
 
-pub(crate) use events::append_events;
-pub use events::{Audience, EventPosition, NewEvent, StoredEvent};
+pub use event_log::{Audience, EventPosition, NewEvent, StoredEvent};
 pub use models::*;
 pub use sqlite::sqlite_file_path;
 
+/// What went wrong in the store, in the store's own terms: the HTTP layer (`error.rs`)
+/// decides which status, code, field name and words each becomes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The thing does not exist, or the caller may not see it (which we do not distinguish).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A uniqueness rule was broken, e.g. an email already registered.
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    /// A value that is well-formed but refers to something unusable (an unknown cursor, an
-    /// unknown participant id).
-    #[error("{field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
-    /// The caller may see the thing but not do this to it (edit another's message).
-    #[error("{0}")]
-    Forbidden(&'static str),
+    /// A uniqueness rule or a state transition was broken.
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    /// A value that is well-formed but refers to something unusable.
+    #[error("invalid: {0:?}")]
+    Invalid(Invalid),
+    /// The caller may see the thing but not do this to it.
+    #[error("forbidden: {0:?}")]
+    Forbidden(Forbidden),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    EmailTaken,
+    /// A chat request to someone the caller already has a conversation with.
+    ChatExists,
+    ChatRequestAnswered,
+    /// An edit of a message deleted for everyone.
+    MessageDeleted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// New members that are not users.
+    UnknownUsers(Vec<Uuid>),
+    /// A group change that would remove its owner.
+    OwnerRemoved,
+    /// A group change asked of a direct conversation.
+    NotAGroup,
+    /// Messages named for a delete that are not in its conversation.
+    ForeignMessages(Vec<Uuid>),
+    /// A message named by the request, as `MessageReference`, that is not in the conversation.
+    ForeignMessage(MessageReference),
+    /// The database URL names no backend we have.
+    DatabaseUrl,
+}
+
+/// Which message of a request a [`Invalid::ForeignMessage`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageReference {
+    ReplyTo,
+    ReadUpTo,
+    Before,
+    After,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forbidden {
+    /// Editing another's message.
+    NotTheSender,
+    /// Deleting another's message for everyone, not being the group's owner.
+    NotTheSenderOrOwner,
+    /// Answering a chat request one sent.
+    NotTheRecipient,
+    /// Sending into a chat request one received and has not accepted.
+    ChatRequestPending,
+    /// Sending into a declined chat request.
+    ChatRequestDeclined,
+    OwnerOnlyMembers,
+    OwnerOnlyRenamePolicy,
+    OwnerOnlyRename,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -110,11 +170,18 @@ impl Default for ConnectOptions {
 
 /// Runs `$body` with `$pool` bound to the backend's pool for reading (`&PgPool` or
 /// `&SqlitePool`). The body is compiled once per backend, so it may only use what both support.
+///
+/// The one contract of the store's macros (this one, [`with_writer!`] and the in-transaction
+/// helpers of `tx.rs`): the body is run as an `async` block that evaluates to
+/// `StoreResult<T>`, and so does the macro. `?` and `return` inside leave the body, never the
+/// function around it.
 macro_rules! with_backend {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Postgres($pool) => $body,
-            $crate::store::Backend::Sqlite { readers: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $crate::store::tx::store_body(async { $body }).await,
+            $crate::store::Backend::Sqlite { readers: $pool, .. } => {
+                $crate::store::tx::store_body(async { $body }).await
+            }
         }
     };
 }
@@ -124,8 +191,10 @@ pub(crate) use with_backend;
 macro_rules! with_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Postgres($pool) => $body,
-            $crate::store::Backend::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $crate::store::tx::store_body(async { $body }).await,
+            $crate::store::Backend::Sqlite { writer: $pool, .. } => {
+                $crate::store::tx::store_body(async { $body }).await
+            }
         }
     };
 }
@@ -280,10 +349,7 @@ impl Store {
                 (SqlitePool::COMMON_WORD_MATCHES, SqlitePool::NEWEST_FIRST_WINDOW),
             )
         } else {
-            return Err(StoreError::Invalid {
-                field: "DATABASE_URL",
-                problem: "must start with postgres://, postgresql:// or sqlite:".into(),
-            });
+            return Err(StoreError::Invalid(Invalid::DatabaseUrl));
         };
         Ok(Self {
             backend,
@@ -336,8 +402,8 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         with_backend!(self, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     pub async fn close(&self) {
@@ -350,18 +416,6 @@ impl Store {
         }
     }
 }
-
-/// Appends `$events` to the log inside `$tx`, commits, and rings the in-process bell: the one
-/// way a write transaction that produces events ends. (Other PostgreSQL instances hear of the
-/// commit through the NOTIFY that a trigger on `events` sends.)
-macro_rules! commit_with_events {
-    ($store:expr, $tx:ident, $events:expr, $now:expr) => {{
-        $crate::store::append_events!($tx, $events, $now);
-        $tx.commit().await?;
-        $store.commit_bell.notify_one();
-    }};
-}
-pub(crate) use commit_with_events;
 
 /// True when `error` is a unique-constraint violation (any backend).
 fn is_unique_violation(error: &sqlx::Error) -> bool {

@@ -284,8 +284,6 @@ pub(crate) struct ConversationRow {
     pub owner_id: Option<Uuid>,
     pub description: Option<String>,
     pub only_owner_renames: bool,
-    pub last_seq: i64,
-    pub last_read_seq: i64,
     pub pinned: bool,
     pub archived: bool,
     pub created_at: DateTime<Utc>,
@@ -300,8 +298,8 @@ pub(crate) struct ConversationRow {
     pub last_message_edited_at: Option<DateTime<Utc>>,
     pub last_message_x: Option<String>,
     pub last_message_deleted_at: Option<DateTime<Utc>>,
-    /// Tombstones and messages hidden for this participant after their read position.
-    pub not_unread: i64,
+    /// See `sql::unread_count!`.
+    pub unread_count: i64,
     pub reply_id: Option<Uuid>,
     pub reply_sender_id: Option<Uuid>,
     pub reply_sender_name: Option<String>,
@@ -353,7 +351,7 @@ impl ConversationRow {
             participants,
             read_positions,
             last_message,
-            unread_count: (self.last_seq - self.last_read_seq - self.not_unread).max(0),
+            unread_count: self.unread_count,
             pinned: self.pinned,
             archived: self.archived,
             created_at: self.created_at,

@@ -20,8 +20,8 @@ impl Store {
             .bind(session.expires_at)
             .execute(pool)
             .await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Swaps the session's refresh token hash from `presented` to `replacement`, atomically:
@@ -87,20 +87,22 @@ impl Store {
                 .bind(now)
                 .execute(pool)
                 .await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Is this session of this user still live? Checked on every authenticated request,
     /// by primary key, so that logout and reuse detection take effect at once.
     pub async fn session_is_active(&self, session_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
         let found = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, i32>("SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
-                .bind(session_id)
-                .bind(user_id)
-                .fetch_optional(pool)
-                .await?
-        });
+            Ok(sqlx::query_scalar::<_, i32>(
+                "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?)
+        })?;
         Ok(found.is_some())
     }
 }

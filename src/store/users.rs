@@ -2,20 +2,22 @@
 
 use uuid::Uuid;
 
+use super::sql::user_columns;
 use super::{
-    NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation, with_backend,
-    with_writer,
+    Conflict, NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation,
+    with_backend, with_writer,
 };
 
 impl Store {
     /// Stores a new user; `Conflict(email_taken)` when the email is registered already.
     pub async fn create_user(&self, new_user: &NewUser) -> StoreResult<User> {
-        let inserted = with_writer!(self, |pool| {
-            sqlx::query_as::<_, User>(
+        with_writer!(self, |pool| {
+            let inserted = sqlx::query_as::<_, User>(concat!(
                 "INSERT INTO users (id, name, search_name, email, password_hash, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6)
-                 RETURNING id, name, email, created_at, updated_at",
-            )
+                 RETURNING ",
+                user_columns!()
+            ))
             .bind(new_user.id)
             .bind(&new_user.name)
             .bind(new_user.name.to_lowercase())
@@ -23,62 +25,62 @@ impl Store {
             .bind(&new_user.password_hash)
             .bind(new_user.created_at)
             .fetch_one(pool)
-            .await
-        });
-        inserted.map_err(|error| {
-            if is_unique_violation(&error) {
-                StoreError::Conflict {
-                    code: "email_taken",
-                    message: "this email is already registered".into(),
+            .await;
+            inserted.map_err(|error| {
+                if is_unique_violation(&error) {
+                    StoreError::Conflict(Conflict::EmailTaken)
+                } else {
+                    error.into()
                 }
-            } else {
-                error.into()
-            }
+            })
         })
     }
 
     pub async fn find_credentials_by_email(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
-        let found = with_backend!(self, |pool| {
-            sqlx::query_as::<_, UserCredentials>(
-                "SELECT id, name, email, created_at, updated_at, password_hash FROM users WHERE email = $1",
-            )
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_as::<_, UserCredentials>(concat!(
+                "SELECT ",
+                user_columns!(),
+                ", password_hash FROM users WHERE email = $1"
+            ))
             .bind(email)
             .fetch_optional(pool)
-            .await?
-        });
-        Ok(found)
+            .await?)
+        })
     }
 
     pub async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let found = with_backend!(self, |pool| {
-            sqlx::query_as::<_, User>("SELECT id, name, email, created_at, updated_at FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(found)
+        with_backend!(self, |pool| {
+            Ok(
+                sqlx::query_as::<_, User>(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Users whose name or email contains the keyword, except the caller, by name.
     pub async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<User>> {
         let pattern = format!("%{}%", escape_like(&search.keyword));
-        let users = with_backend!(self, |pool| {
-            sqlx::query_as::<_, User>(
-                "SELECT id, name, email, created_at, updated_at FROM users
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_as::<_, User>(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users
                  WHERE id <> $1
                    AND (search_name LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\')
                    AND ($3 IS NULL OR (search_name, id) > (SELECT search_name, id FROM users WHERE id = $3))
                  ORDER BY search_name, id
-                 LIMIT $4",
-            )
+                 LIMIT $4"
+            ))
             .bind(search.caller)
             .bind(&pattern)
             .bind(search.after_user)
             .bind(i64::from(search.limit))
             .fetch_all(pool)
-            .await?
-        });
-        Ok(users)
+            .await?)
+        })
     }
 }
 

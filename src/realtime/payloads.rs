@@ -5,8 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::routes::views::{ChatRequestView, ConversationView, MessageView};
 use crate::store::{Audience, ChatRequest, Conversation, GroupUpdate, Message, NewEvent};
+use crate::views::{ChatRequestView, ConversationView, MessageView};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";

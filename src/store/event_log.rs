@@ -1,14 +1,13 @@
 //! The event log that SSE streams and `GET /events` read: positions, appending inside the
-//! writer's transaction, reading in commit order, retention. Also stream tickets and presence,
-//! the other state the real-time layer keeps in the database (so that several instances agree).
+//! writer's transaction, reading in commit order, retention, and who an event reaches.
+//! Stream tickets and presence rows have files of their own.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Dialect, Store, StoreResult, with_backend, with_writer};
+use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
 
 /// Where an event stands in the log. Ordered; the same order for every reader and instance.
 /// Written as `<id>` when `tx` is 0 (SQLite), else `<tx>-<id>` (PostgreSQL): opaque to clients.
@@ -80,30 +79,6 @@ impl StoredEvent {
     }
 }
 
-/// Appends events inside a transaction: `append_events!(tx_connection, events, now)`.
-/// A macro because it runs inside `with_backend!` bodies, on either backend's connection.
-macro_rules! append_events {
-    ($connection:expr, $events:expr, $now:expr) => {
-        for event in $events {
-            let (conversation_id, user_id) = match event.audience {
-                $crate::store::Audience::Conversation(id) => (Some(id), None),
-                $crate::store::Audience::User(id) => (None, Some(id)),
-            };
-            sqlx::query(
-                "INSERT INTO events (kind, conversation_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(event.kind)
-            .bind(conversation_id)
-            .bind(user_id)
-            .bind(&event.payload)
-            .bind($now)
-            .execute(&mut *$connection)
-            .await?;
-        }
-    };
-}
-pub(crate) use append_events;
-
 const SELECT_EVENTS: &str = "SELECT e.tx_id, e.id, e.kind, e.conversation_id, e.user_id, e.payload FROM events e";
 
 impl Store {
@@ -115,8 +90,11 @@ impl Store {
                 "SELECT tx_id, id FROM events WHERE tx_id < {watermark} ORDER BY tx_id DESC, id DESC LIMIT 1",
                 watermark = pool.event_watermark()
             ));
-            sqlx::query_as::<_, (i64, i64)>(sql).fetch_optional(pool).await?
-        });
+            sqlx::query_as::<_, (i64, i64)>(sql)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::from)
+        })?;
         let head = head.map_or(EventPosition::START, |(tx, id)| EventPosition { tx, id });
         // An emptied log (everything pruned) still stands where the pruning left it.
         Ok(head.max(self.pruned_through().await?))
@@ -135,8 +113,9 @@ impl Store {
                 .bind(after.id)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
-                .await?
-        });
+                .await
+                .map_err(StoreError::from)
+        })?;
         Ok(events)
     }
 
@@ -162,8 +141,9 @@ impl Store {
                 .bind(user)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
-                .await?
-        });
+                .await
+                .map_err(StoreError::from)
+        })?;
         Ok(events)
     }
 
@@ -172,8 +152,9 @@ impl Store {
         let (tx, id) = with_backend!(self, |pool| {
             sqlx::query_as::<_, (i64, i64)>("SELECT pruned_tx, pruned_id FROM event_log_state WHERE id = 1")
                 .fetch_one(pool)
-                .await?
-        });
+                .await
+                .map_err(StoreError::from)
+        })?;
         Ok(EventPosition { tx, id })
     }
 
@@ -187,7 +168,8 @@ impl Store {
                 .bind(super::now())
                 .execute(pool)
                 .await?;
-        });
+            Ok(())
+        })?;
         let mut deleted = 0;
         loop {
             let pruned_in_batch = with_writer!(self, |pool| {
@@ -199,7 +181,7 @@ impl Store {
                 ));
                 let batch: Vec<(i64, i64)> = sqlx::query_as(sql).bind(cutoff).bind(BATCH).fetch_all(&mut *tx).await?;
                 let Some(&(pruned_tx, pruned_id)) = batch.last() else {
-                    return Ok(deleted);
+                    return Ok((0, true));
                 };
                 let removed = sqlx::query("DELETE FROM events WHERE (tx_id, id) <= ($1, $2)")
                     .bind(pruned_tx)
@@ -212,10 +194,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                (removed.rows_affected(), batch.len() < BATCH as usize)
-            });
-            deleted += pruned_in_batch.0;
-            if pruned_in_batch.1 {
+                Ok((removed.rows_affected(), batch.len() < BATCH as usize))
+            })?;
+            let (removed, last_batch) = pruned_in_batch;
+            deleted += removed;
+            if last_batch {
                 return Ok(deleted);
             }
         }
@@ -234,159 +217,13 @@ impl Store {
                 list.push_bind(*conversation);
             }
             builder.push(")");
-            builder.build_query_as::<(Uuid, Uuid)>().fetch_all(pool).await?
-        });
+            builder
+                .build_query_as::<(Uuid, Uuid)>()
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::from)
+        })?;
         Ok(pairs)
-    }
-
-    /// Everyone who shares a conversation with `user` (not `user`).
-    pub async fn contacts_of(&self, user: Uuid) -> StoreResult<Vec<Uuid>> {
-        let contacts = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, Uuid>(
-                "SELECT DISTINCT other.user_id FROM participants mine
-                 JOIN participants other ON other.conversation_id = mine.conversation_id
-                 WHERE mine.user_id = $1 AND other.user_id <> $1",
-            )
-            .bind(user)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(contacts)
-    }
-
-    // ---- stream tickets ---------------------------------------------------------------
-
-    pub async fn create_stream_ticket(
-        &self,
-        ticket_hash: &[u8],
-        user: Uuid,
-        session: Uuid,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        with_writer!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO stream_tickets (ticket_hash, user_id, session_id, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(ticket_hash)
-            .bind(user)
-            .bind(session)
-            .bind(expires_at)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Uses a ticket up: the (user, session) it was issued to, once, before it expires.
-    pub async fn redeem_stream_ticket(
-        &self,
-        ticket_hash: &[u8],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<(Uuid, Uuid)>> {
-        let redeemed = with_writer!(self, |pool| {
-            sqlx::query_as::<_, (Uuid, Uuid)>(
-                "UPDATE stream_tickets SET used_at = $2
-                 WHERE ticket_hash = $1 AND used_at IS NULL AND expires_at > $2
-                 RETURNING user_id, session_id",
-            )
-            .bind(ticket_hash)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(redeemed)
-    }
-
-    // ---- presence ---------------------------------------------------------------------
-
-    /// Announces this instance (and keeps announcing it: a heartbeat).
-    pub async fn heartbeat_instance(&self, instance: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        with_writer!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-            )
-            .bind(instance)
-            .bind(now)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Forgets this instance and its presence rows (at shutdown).
-    pub async fn remove_instance(&self, instance: Uuid) -> StoreResult<()> {
-        with_writer!(self, |pool| {
-            sqlx::query("DELETE FROM instances WHERE id = $1")
-                .bind(instance)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Records that `instance` holds streams of `user` (or no longer does), and when the user
-    /// was last active.
-    pub async fn set_presence(
-        &self,
-        user: Uuid,
-        instance: Uuid,
-        connected: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        with_writer!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            if connected {
-                sqlx::query("INSERT INTO presence (user_id, instance_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(user)
-                    .bind(instance)
-                    .execute(&mut *tx)
-                    .await?;
-            } else {
-                sqlx::query("DELETE FROM presence WHERE user_id = $1 AND instance_id = $2")
-                    .bind(user)
-                    .bind(instance)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("UPDATE users SET last_active_at = $2 WHERE id = $1")
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// For each of `users` that exists: whether a live instance holds a stream of theirs,
-    /// and when they were last active.
-    pub async fn presence_of(
-        &self,
-        users: &[Uuid],
-        alive_since: DateTime<Utc>,
-    ) -> StoreResult<HashMap<Uuid, (bool, Option<DateTime<Utc>>)>> {
-        if users.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(Uuid, bool, Option<DateTime<Utc>>)> = with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(
-                "SELECT u.id, EXISTS (SELECT 1 FROM presence p JOIN instances i ON i.id = p.instance_id
-                                      WHERE p.user_id = u.id AND i.heartbeat_at > ",
-            );
-            builder.push_bind(alive_since);
-            builder.push(") AS online, u.last_active_at FROM users u WHERE u.id IN (");
-            let mut list = builder.separated(", ");
-            for user in users {
-                list.push_bind(*user);
-            }
-            builder.push(")");
-            builder.build_query_as().fetch_all(pool).await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(id, online, last_active)| (id, (online, last_active)))
-            .collect())
     }
 }
 

@@ -6,20 +6,24 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, created, ok};
-use super::views::ChatRequestView;
+use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use crate::auth::AuthUser;
 use crate::domain::page_limit;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::realtime::events;
-use crate::startup::AppState;
+use crate::realtime::payloads;
+use crate::state::AppState;
 use crate::store::{self, RequestFilter};
+use crate::views::ChatRequestView;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRequestRequest {
     /// The user to ask. Alias: `user_id`.
-    #[serde(alias = "user_id")]
     pub user_id: Uuid,
+}
+
+impl FieldAliases for ChatRequestRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("userId", "user_id")];
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,7 +89,7 @@ pub struct ChatRequestQuery {
 pub async fn create_chat_request(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<ChatRequestRequest>,
+    body: Json<ChatRequestRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let recipient = body.user_id;
     if recipient == caller.user_id {
@@ -104,7 +108,7 @@ pub async fn create_chat_request(
             recipient,
             Uuid::now_v7(),
             store::now(),
-            events::chat_request,
+            payloads::chat_request,
         )
         .await?;
     Ok(created(ChatRequestData {
@@ -130,7 +134,7 @@ pub async fn create_chat_request(
 pub async fn list_chat_requests(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ChatRequestQuery>,
+    query: Query<ChatRequestQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit, 15, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let filter = RequestFilter {
@@ -167,7 +171,7 @@ pub async fn list_chat_requests(
 pub async fn accept_chat_request(
     state: web::Data<AppState>,
     caller: AuthUser,
-    chat: web::Path<Uuid>,
+    chat: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     answer(&state, caller, chat.into_inner(), true).await
 }
@@ -191,15 +195,16 @@ pub async fn accept_chat_request(
 pub async fn decline_chat_request(
     state: web::Data<AppState>,
     caller: AuthUser,
-    chat: web::Path<Uuid>,
+    chat: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     answer(&state, caller, chat.into_inner(), false).await
 }
 
 async fn answer(state: &AppState, caller: AuthUser, chat: Uuid, accept: bool) -> Result<HttpResponse, ApiError> {
+    let member = state.store.member_of(caller.user_id, chat).await?;
     let request = state
         .store
-        .answer_chat_request(caller.user_id, chat, accept, store::now(), events::chat_request)
+        .answer_chat_request(&member, accept, store::now(), payloads::chat_request)
         .await?;
     Ok(ok(ChatRequestData {
         chat_request: request.into(),

@@ -10,13 +10,14 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{Success, ok};
+use super::extract::Query;
 use crate::auth::AuthUser;
 use crate::auth::tokens::{random_hex, sha256};
 use crate::domain::page_limit;
-use crate::error::{ApiError, ErrorEnvelope};
-use crate::realtime::events::RESET;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::realtime::payloads::RESET;
 use crate::realtime::stream::{self, Resume, Start};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, EventPosition};
 
 /// How long a stream ticket may wait to be used.
@@ -118,7 +119,7 @@ pub async fn create_ticket(state: web::Data<AppState>, caller: AuthUser) -> Resu
 pub async fn open_stream(
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<StreamQuery>,
+    query: Query<StreamQuery>,
 ) -> Result<impl Responder, ApiError> {
     let query = query.into_inner();
     let (user, session) = if request.headers().contains_key(header::AUTHORIZATION) {
@@ -127,11 +128,16 @@ pub async fn open_stream(
     } else {
         let ticket = query.ticket.as_deref().ok_or_else(|| {
             ApiError::unauthorized(
-                "missing_token",
+                ErrorCode::MissingToken,
                 "send 'Authorization: Bearer <token>' or ?ticket= from /events/ticket",
             )
         })?;
-        let invalid = || ApiError::unauthorized("invalid_ticket", "the ticket is unknown, expired or already used");
+        let invalid = || {
+            ApiError::unauthorized(
+                ErrorCode::InvalidTicket,
+                "the ticket is unknown, expired or already used",
+            )
+        };
         let (user, session) = state
             .store
             .redeem_stream_ticket(&sha256(ticket), store::now())
@@ -176,7 +182,7 @@ pub async fn open_stream(
 pub async fn list_events(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<EventListQuery>,
+    query: Query<EventListQuery>,
 ) -> Result<impl Responder, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit, 100, 1000).map_err(|problem| ApiError::invalid_field("limit", problem))?;
@@ -187,7 +193,7 @@ pub async fn list_events(
     let after = match stream::start_for(&state.store, Resume::After(after)).await? {
         Start::After(position) => position,
         Start::Reset { head, reason } => {
-            let data = serde_json::to_string(&crate::realtime::events::ResetData {
+            let data = serde_json::to_string(&crate::realtime::payloads::ResetData {
                 reason: reason.to_string(),
             })
             .map_err(ApiError::internal)?;

@@ -3,7 +3,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Dialect, NewEvent, Store, StoreError, StoreResult, commit_with_events, with_backend, with_writer};
+use super::sql::direct_key;
+use super::tx::commit_with_events;
+use super::{
+    Conflict, Dialect, Forbidden, Member, NewEvent, Store, StoreError, StoreResult, with_backend, with_writer,
+};
 
 /// A chat request as either side sees it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -47,11 +51,6 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
     ) -> StoreResult<ChatRequest> {
-        let (low, high) = if requester < recipient {
-            (requester, recipient)
-        } else {
-            (recipient, requester)
-        };
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -61,16 +60,13 @@ impl Store {
                  RETURNING id",
             )
             .bind(id)
-            .bind(format!("{low}:{high}"))
+            .bind(direct_key(requester, recipient))
             .bind(requester)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
             if inserted.is_none() {
-                return Err(StoreError::Conflict {
-                    code: "chat_exists",
-                    message: "you already have a conversation with this user".into(),
-                });
+                return Err(StoreError::Conflict(Conflict::ChatExists));
             }
             for user in [requester, recipient] {
                 sqlx::query(
@@ -87,14 +83,14 @@ impl Store {
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
-            commit_with_events!(self, tx, events(&request), now);
+            commit_with_events!(self, tx, events(&request), now)?;
             Ok(request)
         })
     }
 
     /// `user`'s chat requests by status and direction, newest first.
     pub async fn list_chat_requests(&self, user: Uuid, filter: RequestFilter) -> StoreResult<Vec<ChatRequest>> {
-        let requests = with_backend!(self, |pool| {
+        with_backend!(self, |pool| {
             let sql = sqlx::AssertSqlSafe(format!(
                 "{SELECT_REQUESTS}
                  JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $1
@@ -102,58 +98,47 @@ impl Store {
                  ORDER BY c.created_at DESC, c.id DESC
                  LIMIT $4 OFFSET $5"
             ));
-            sqlx::query_as::<_, ChatRequest>(sql)
+            Ok(sqlx::query_as::<_, ChatRequest>(sql)
                 .bind(user)
                 .bind(filter.status)
                 .bind(filter.incoming)
                 .bind(i64::from(filter.limit))
                 .bind(i64::from(filter.skip))
                 .fetch_all(pool)
-                .await?
-        });
-        Ok(requests)
+                .await?)
+        })
     }
 
     /// How many chat requests wait for `user`'s answer.
     pub async fn pending_requests(&self, user: Uuid) -> StoreResult<i64> {
-        let count = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id
                  WHERE p.user_id = $1 AND c.request_status = 'pending' AND c.requester_id <> $1",
             )
             .bind(user)
             .fetch_one(pool)
-            .await?
-        });
-        Ok(count)
+            .await?)
+        })
     }
 
     /// The recipient accepts or declines a pending request, with the events `events` gives.
-    /// `NotFound` unless `user` is in a chat request `chat`; `Forbidden` for the requester;
-    /// `Conflict(chat_request_answered)` when it is no longer pending.
+    /// `NotFound` unless the member's conversation is a chat request; `Forbidden` for the
+    /// requester; `Conflict(chat_request_answered)` when it is no longer pending.
     pub async fn answer_chat_request(
         &self,
-        user: Uuid,
-        chat: Uuid,
+        member: &Member,
         accept: bool,
         now: DateTime<Utc>,
         events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
     ) -> StoreResult<ChatRequest> {
-        let request = with_backend!(self, |pool| {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_REQUESTS} JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $2
-                 WHERE c.id = $1"
-            ));
-            sqlx::query_as::<_, ChatRequest>(sql)
-                .bind(chat)
-                .bind(user)
-                .fetch_optional(pool)
-                .await?
-        })
-        .ok_or(StoreError::NotFound("chat request"))?;
-        if request.requester_id == user {
-            return Err(StoreError::Forbidden("only the recipient may answer a chat request"));
+        let Some((_, requester)) = member.request else {
+            return Err(StoreError::NotFound("chat request"));
+        };
+        if requester == member.user() {
+            return Err(StoreError::Forbidden(Forbidden::NotTheRecipient));
         }
+        let chat = member.conversation();
         let status = if accept { "accepted" } else { "declined" };
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -163,16 +148,14 @@ impl Store {
             ));
             let updated = sqlx::query(sql).bind(chat).bind(status).execute(&mut *tx).await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::Conflict {
-                    code: "chat_request_answered",
-                    message: "this chat request was answered already".into(),
-                });
+                return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
             }
-            let answered = ChatRequest {
-                status: status.to_string(),
-                ..request
-            };
-            commit_with_events!(self, tx, events(&answered), now);
+            let answered: ChatRequest =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_REQUESTS} WHERE c.id = $1")))
+                    .bind(chat)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            commit_with_events!(self, tx, events(&answered), now)?;
             Ok(answered)
         })
     }

@@ -1,0 +1,169 @@
+//! The authorization gate: who the caller is in a conversation, in one query. Every
+//! conversation- or message-scoped operation starts here and refuses a non-member with
+//! `NotFound` (so a stranger cannot tell a conversation exists). The store's operations on a
+//! conversation take the [`Member`] this returns, so none can be called without asking first;
+//! their SQL still filters by participant, as defence in depth against a membership that
+//! changed in between.
+
+use uuid::Uuid;
+
+use super::{ConversationKind, Forbidden, Store, StoreError, StoreResult, with_backend};
+
+/// A chat request's state, as its participants see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestState {
+    Pending,
+    Accepted,
+    Declined,
+}
+
+impl RequestState {
+    fn parse(status: &str) -> Self {
+        match status {
+            "pending" => Self::Pending,
+            "declined" => Self::Declined,
+            _ => Self::Accepted,
+        }
+    }
+}
+
+/// Proof that `user` is a participant of `conversation`, with what the rules depend on.
+/// Only the store makes one ([`Store::member_of`], [`Store::visible_message`]).
+#[derive(Clone, Debug)]
+pub struct Member {
+    conversation: Uuid,
+    user: Uuid,
+    pub kind: ConversationKind,
+    /// A group's owner (`None` for direct conversations).
+    pub owner: Option<Uuid>,
+    /// For a direct conversation that began as a chat request: its state and who asked.
+    pub request: Option<(RequestState, Uuid)>,
+    /// Only the owner may rename or describe the group.
+    pub only_owner_renames: bool,
+}
+
+impl Member {
+    pub fn conversation(&self) -> Uuid {
+        self.conversation
+    }
+
+    pub fn user(&self) -> Uuid {
+        self.user
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.owner == Some(self.user)
+    }
+
+    /// `Forbidden(refusal)` unless the member owns the group.
+    pub fn require_owner(&self, refusal: Forbidden) -> StoreResult<()> {
+        if self.is_owner() {
+            Ok(())
+        } else {
+            Err(StoreError::Forbidden(refusal))
+        }
+    }
+
+    /// May this member send into the conversation? A chat request must be accepted, or be
+    /// pending with them as the requester.
+    pub fn require_can_send(&self) -> StoreResult<()> {
+        match self.request {
+            Some((RequestState::Declined, _)) => Err(StoreError::Forbidden(Forbidden::ChatRequestDeclined)),
+            Some((RequestState::Pending, requester)) if requester != self.user => {
+                Err(StoreError::Forbidden(Forbidden::ChatRequestPending))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A message whose conversation the caller is in, with its sender and state.
+#[derive(Clone, Debug)]
+pub struct VisibleMessage {
+    pub member: Member,
+    pub id: Uuid,
+    pub sender: Uuid,
+    /// Deleted for everyone.
+    pub deleted: bool,
+}
+
+/// What the gate reads of a conversation and the caller's place in it.
+const SELECT_MEMBER: &str = "SELECT c.id, c.kind, c.owner_id, c.request_status, c.requester_id, c.only_owner_renames";
+
+type MemberRow = (Uuid, String, Option<Uuid>, Option<String>, Option<Uuid>, bool);
+
+fn member_from(user: Uuid, row: MemberRow) -> Member {
+    let (conversation, kind, owner, request_status, requester, only_owner_renames) = row;
+    Member {
+        conversation,
+        user,
+        kind: if kind == "group" {
+            ConversationKind::Group
+        } else {
+            ConversationKind::Direct
+        },
+        owner,
+        request: request_status.map(|status| (RequestState::parse(&status), requester.unwrap_or_default())),
+        only_owner_renames,
+    }
+}
+
+impl Store {
+    /// `user` in `conversation`; `NotFound("conversation")` when they are not in it or it
+    /// does not exist.
+    pub async fn member_of(&self, user: Uuid, conversation: Uuid) -> StoreResult<Member> {
+        let row = with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{SELECT_MEMBER} FROM conversations c
+                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
+                 WHERE c.id = $1"
+            ));
+            sqlx::query_as::<_, MemberRow>(sql)
+                .bind(conversation)
+                .bind(user)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::from)
+        })?;
+        row.map(|row| member_from(user, row))
+            .ok_or(StoreError::NotFound("conversation"))
+    }
+
+    /// Message `id`, if `user` is in its conversation; `NotFound("message")` otherwise.
+    pub async fn visible_message(&self, user: Uuid, id: Uuid) -> StoreResult<VisibleMessage> {
+        let row = with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{SELECT_MEMBER}, m.sender_id, m.deleted_at IS NOT NULL FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
+                 WHERE m.id = $1"
+            ));
+            sqlx::query_as::<
+                _,
+                (
+                    Uuid,
+                    String,
+                    Option<Uuid>,
+                    Option<String>,
+                    Option<Uuid>,
+                    bool,
+                    Uuid,
+                    bool,
+                ),
+            >(sql)
+            .bind(id)
+            .bind(user)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::from)
+        })?;
+        let (conversation, kind, owner, status, requester, only_owner_renames, sender, deleted) =
+            row.ok_or(StoreError::NotFound("message"))?;
+        Ok(VisibleMessage {
+            member: member_from(user, (conversation, kind, owner, status, requester, only_owner_renames)),
+            id,
+            sender,
+            deleted,
+        })
+    }
+}

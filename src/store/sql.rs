@@ -1,0 +1,55 @@
+//! SQL fragments that several queries share, written once. Macros rather than `const`s where
+//! the fragment is part of a query built with `concat!` at compile time.
+
+/// The columns of a [`User`](super::User), bare (`user_columns!()`) or of a table alias
+/// (`user_columns!(u)`).
+macro_rules! user_columns {
+    () => {
+        "id, name, email, created_at, updated_at"
+    };
+    ($alias:ident) => {
+        concat!(
+            stringify!($alias),
+            ".id, ",
+            stringify!($alias),
+            ".name, ",
+            stringify!($alias),
+            ".email, ",
+            stringify!($alias),
+            ".created_at, ",
+            stringify!($alias),
+            ".updated_at"
+        )
+    };
+}
+pub(crate) use user_columns;
+
+/// The unread count of participant row `p` in conversation `c`: the messages after the read
+/// position, less those deleted for everyone and those the participant hid. The one place it
+/// is computed. Never negative: both subtracted sets are disjoint subsets of the messages
+/// after the read position.
+macro_rules! unread_count {
+    () => {
+        "(c.last_seq - p.last_read_seq
+          - (SELECT COUNT(*) FROM messages d
+             WHERE d.conversation_id = c.id AND d.deleted_at IS NOT NULL AND d.seq > p.last_read_seq)
+          - (SELECT COUNT(*) FROM hidden_messages h JOIN messages hm ON hm.id = h.message_id
+             WHERE h.user_id = p.user_id AND h.conversation_id = c.id AND h.seq > p.last_read_seq
+               AND hm.deleted_at IS NULL))"
+    };
+}
+pub(crate) use unread_count;
+
+/// The participants of conversation `$1` with their read positions, in joining order.
+pub(crate) const SELECT_PARTICIPANTS_OF_ONE: &str = concat!(
+    "SELECT p.conversation_id, p.last_read_seq, ",
+    user_columns!(u),
+    " FROM participants p JOIN users u ON u.id = p.user_id
+     WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.id"
+);
+
+/// The key that makes a pair's direct conversation unique, whoever started it.
+pub(crate) fn direct_key(one: uuid::Uuid, other: uuid::Uuid) -> String {
+    let (low, high) = if one < other { (one, other) } else { (other, one) };
+    format!("{low}:{high}")
+}

@@ -1,0 +1,205 @@
+//! The store's in-transaction helpers, in one place: each runs inside a `with_writer!` body on
+//! either backend's transaction (`$tx`), which is why they are macros (one body compiled per
+//! backend) rather than functions generic over sqlx's database traits.
+//!
+//! Their contract is the one of `with_backend!`: each evaluates to `StoreResult<T>`; `?` and
+//! `return` inside leave the helper only. Callers write `helper!(..)?`.
+
+use std::future::Future;
+
+use super::StoreResult;
+
+/// Pins a macro body's type to `StoreResult<T>`: the body is an `async` block, so that `?`
+/// and `return` in it leave the body and not the function that uses the macro.
+pub(crate) fn store_body<T, F: Future<Output = StoreResult<T>>>(body: F) -> F {
+    body
+}
+
+/// Appends `$events` (`NewEvent`s) to the log inside `$tx`.
+macro_rules! append_events {
+    ($tx:ident, $events:expr, $now:expr) => {
+        $crate::store::tx::store_body(async {
+            for event in $events {
+                let (conversation_id, user_id) = match event.audience {
+                    $crate::store::Audience::Conversation(id) => (Some(id), None),
+                    $crate::store::Audience::User(id) => (None, Some(id)),
+                };
+                sqlx::query(
+                    "INSERT INTO events (kind, conversation_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(event.kind)
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(&event.payload)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+    };
+}
+pub(crate) use append_events;
+
+/// Appends `$events` to the log inside `$tx`, commits, and rings the in-process bell: the one
+/// way a write transaction that produces events ends. (Other PostgreSQL instances hear of the
+/// commit through the NOTIFY that a trigger on `events` sends.)
+macro_rules! commit_with_events {
+    ($store:expr, $tx:ident, $events:expr, $now:expr) => {
+        $crate::store::tx::store_body(async {
+            $crate::store::tx::append_events!($tx, $events, $now)?;
+            $tx.commit().await?;
+            $store.commit_bell.notify_one();
+            Ok(())
+        })
+        .await
+    };
+}
+pub(crate) use commit_with_events;
+
+/// Loads users by id inside `$tx`, ordered by id, as the participant lists are.
+macro_rules! users_by_id {
+    ($tx:ident, $ids:expr) => {
+        $crate::store::tx::store_body(async {
+            let mut builder = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                $crate::store::sql::user_columns!(),
+                " FROM users WHERE id IN ("
+            ));
+            let mut list = builder.separated(", ");
+            for id in $ids {
+                list.push_bind(id);
+            }
+            builder.push(") ORDER BY id");
+            let users: Vec<$crate::store::User> = builder.build_query_as().fetch_all(&mut *$tx).await?;
+            Ok(users)
+        })
+        .await
+    };
+}
+pub(crate) use users_by_id;
+
+/// One conversation as `$viewer` sees it, read inside `$tx`.
+macro_rules! conversation_in_tx {
+    ($tx:ident, $viewer:expr, $conversation:expr) => {
+        $crate::store::tx::store_body(async {
+            let row = sqlx::query_as::<_, $crate::store::ConversationRow>(
+                $crate::store::conversations::select_conversations!("AND c.id = $2", ""),
+            )
+            .bind($viewer)
+            .bind($conversation)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let participants: Vec<$crate::store::ParticipantRow> =
+                sqlx::query_as($crate::store::sql::SELECT_PARTICIPANTS_OF_ONE)
+                    .bind($conversation)
+                    .fetch_all(&mut *$tx)
+                    .await?;
+            $crate::store::conversations::assemble(vec![row], participants)
+                .pop()
+                .ok_or($crate::store::StoreError::NotFound("conversation"))
+        })
+        .await
+    };
+}
+pub(crate) use conversation_in_tx;
+
+/// Inserts `$new` (a `&NewMessage`) at position `$seq` with reply quote `$quote` inside `$tx`,
+/// which holds the conversation's lock and has moved its `last_seq`, and moves the sender's
+/// read position to it (sending means having read what came before). Evaluates to the stored
+/// message. Shared by sends and the system messages of group changes.
+macro_rules! insert_message {
+    ($tx:ident, $new:expr, $seq:expr, $quote:expr) => {
+        $crate::store::tx::store_body(async {
+            let new: &$crate::store::NewMessage = $new;
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, seq, sender_id, content, client_id, reply_to, x, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(new.id)
+            .bind(new.conversation_id)
+            .bind($seq)
+            .bind(new.sender_id)
+            .bind(&new.content)
+            .bind(&new.client_id)
+            .bind(new.reply_to)
+            .bind(&new.x)
+            .bind(new.created_at)
+            .execute(&mut *$tx)
+            .await?;
+            // The name from the same statement; a sender who just left the group has no
+            // participant row to update, so it is read on its own.
+            let moved: Option<String> = sqlx::query_scalar(
+                "UPDATE participants SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2
+                 RETURNING (SELECT name FROM users WHERE id = $2)",
+            )
+            .bind(new.conversation_id)
+            .bind(new.sender_id)
+            .bind($seq)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let sender_name: String = match moved {
+                Some(name) => name,
+                None => {
+                    sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+                        .bind(new.sender_id)
+                        .fetch_one(&mut *$tx)
+                        .await?
+                }
+            };
+            Ok($crate::store::Message {
+                id: new.id,
+                conversation_id: new.conversation_id,
+                seq: $seq,
+                sender: $crate::store::UserRef {
+                    id: new.sender_id,
+                    name: sender_name,
+                },
+                content: new.content.clone(),
+                client_id: new.client_id.clone(),
+                created_at: new.created_at,
+                edited_at: None,
+                reply_to: $quote,
+                x: new.x.clone(),
+                deleted: false,
+            })
+        })
+        .await
+    };
+}
+pub(crate) use insert_message;
+
+/// Appends to conversation `$conversation` (whose lock `$tx` holds) the system message from
+/// `$actor` telling `$change` (a `MemberChange`) of `$user` (a `&User`); evaluates to the
+/// message. In the transaction of the change itself, so that the change and its message land
+/// together.
+macro_rules! append_system_message {
+    ($tx:ident, $conversation:expr, $actor:expr, $change:expr, $user:expr, $now:expr) => {
+        $crate::store::tx::store_body(async {
+            let (change, user): ($crate::domain::MemberChange, &$crate::store::User) = ($change, $user);
+            let new = $crate::store::NewMessage {
+                id: uuid::Uuid::now_v7(),
+                conversation_id: $conversation,
+                sender_id: $actor,
+                content: change.text(&user.name),
+                client_id: None,
+                reply_to: None,
+                x: Some(change.x(user.id, &user.name)),
+                created_at: $now,
+            };
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $2, updated_at = $3
+                 WHERE id = $1 RETURNING last_seq",
+            )
+            .bind(new.conversation_id)
+            .bind(new.id)
+            .bind(new.created_at)
+            .fetch_one(&mut *$tx)
+            .await?;
+            $crate::store::tx::insert_message!($tx, &new, seq, None)
+        })
+        .await
+    };
+}
+pub(crate) use append_system_message;
