@@ -24,11 +24,14 @@ macro_rules! error_codes {
         /// Every `error.code` the API answers with: stable snake_case strings that clients
         /// switch on (listed as an enum in the OpenAPI document).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum ErrorCode {
-            $($(#[doc = $doc])+ #[serde(rename = $code)] $variant,)+
+            $($(#[doc = $doc])+ $variant,)+
         }
 
         impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(Self::$variant,)+];
+
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $code,)+
@@ -409,4 +412,16 @@ pub fn envelope_framework_errors<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(request, replaced).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_is_written_on_the_wire_as_its_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+        }
+    }
 }

@@ -12,7 +12,6 @@ use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpServer, web};
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
@@ -21,7 +20,6 @@ use crate::auth::tokens::JwtKeys;
 use crate::auth::{AuthService, secret};
 use crate::config::Config;
 use crate::error::{ApiError, envelope_framework_errors, json_config, path_config, query_config};
-use crate::openapi::ApiDoc;
 use crate::realtime::{Hub, StreamSettings};
 use crate::routes;
 use crate::state::AppState;
@@ -109,7 +107,7 @@ impl Application {
                 source,
             })?
             .port();
-        let openapi = ApiDoc::openapi();
+        let openapi = crate::openapi::document();
         let json_body_limit = config.json_body_limit;
         let cors_origins = config.cors_origins.clone();
 

@@ -161,10 +161,12 @@ pub async fn list_chat_requests(
     params(("chatId" = Uuid, Path, description = "The request's conversation id")),
     responses(
         (status = 200, description = "Accepted", body = Success<ChatRequestData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 403, description = "The requester cannot answer their own request", body = ErrorEnvelope),
         (status = 404, description = "No such request for the caller", body = ErrorEnvelope),
         (status = 409, description = "Answered already (`chat_request_answered`)", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{chatId}/accept")]
@@ -185,10 +187,12 @@ pub async fn accept_chat_request(
     params(("chatId" = Uuid, Path, description = "The request's conversation id")),
     responses(
         (status = 200, description = "Declined", body = Success<ChatRequestData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 403, description = "The requester cannot answer their own request", body = ErrorEnvelope),
         (status = 404, description = "No such request for the caller", body = ErrorEnvelope),
         (status = 409, description = "Answered already (`chat_request_answered`)", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{chatId}/decline")]

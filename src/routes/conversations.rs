@@ -243,6 +243,7 @@ pub async fn list_conversations(
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[get("/{id}")]
@@ -373,6 +374,7 @@ pub struct LeftData {
         (status = 400, description = "Malformed id", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[delete("/{id}")]
@@ -429,6 +431,7 @@ pub struct ArchivedData {
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/pin")]
@@ -458,6 +461,7 @@ pub async fn toggle_pin(
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/archive")]

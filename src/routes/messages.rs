@@ -259,6 +259,7 @@ pub struct StarData {
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/star")]
@@ -455,6 +456,7 @@ impl FieldAliases for DeleteMessagesRequest {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
         (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[delete("/{id}")]

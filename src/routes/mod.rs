@@ -16,66 +16,71 @@ use actix_web::web;
 
 use crate::error::ApiError;
 
-/// The route table. Within a scope, literal paths come before `{id}` paths that would
-/// otherwise capture them (`/user/getme` before `/user/{id}`).
-pub fn configure(config: &mut web::ServiceConfig) {
-    config.service(health::health).service(health::ready).service(
-        web::scope("/api/v1")
-            .service(
-                web::scope("/auth")
-                    .service(auth::register)
-                    .service(auth::login)
-                    .service(auth::refresh_token)
-                    .service(auth::logout),
-            )
-            .service(
-                web::scope("/user")
-                    .service(users::get_me)
-                    .service(users::last_activity)
-                    .service(users::search_users)
-                    .service(users::get_user),
-            )
-            .service(
-                web::scope("/conversation")
-                    .service(conversations::create_conversation)
-                    .service(conversations::list_conversations)
-                    .service(conversations::list_participants)
-                    .service(conversations::search_conversations)
-                    .service(conversations::get_conversation)
-                    .service(conversations::update_conversation)
-                    .service(conversations::leave_conversation)
-                    .service(conversations::toggle_pin)
-                    .service(conversations::toggle_archive)
-                    .service(conversations::mark_read)
-                    .service(conversations::send_typing),
-            )
-            .service(
-                web::scope("/message")
-                    .service(messages::send_message)
-                    .service(messages::delete_messages)
-                    .service(messages::list_starred)
-                    .service(messages::totals)
-                    .service(messages::search_all)
-                    .service(messages::search_conversation)
-                    .service(messages::list_messages)
-                    .service(messages::edit_message)
-                    .service(messages::toggle_star)
-                    .service(messages::delete_message),
-            )
-            .service(
-                web::scope("/chat-request")
-                    .service(chat_requests::create_chat_request)
-                    .service(chat_requests::list_chat_requests)
-                    .service(chat_requests::accept_chat_request)
-                    .service(chat_requests::decline_chat_request),
-            )
-            .service(
-                web::scope("/events")
-                    .service(stream::create_ticket)
-                    .service(stream::open_stream)
-                    .service(stream::list_events),
-            ),
-    );
+/// Declares the route table ([`configure`]) and the OpenAPI paths ([`RouteDoc`]) from one
+/// list, so that a route cannot be served undocumented or documented unserved.
+macro_rules! route_table {
+    (
+        root: [$($root_module:ident::$root_handler:ident),* $(,)?],
+        $prefix:literal: {
+            $($scope:literal: [$($module:ident::$handler:ident),+ $(,)?]),+ $(,)?
+        }
+    ) => {
+        /// The route table. Within a scope, literal paths come before `{id}` paths that would
+        /// otherwise capture them (`/user/getme` before `/user/{id}`).
+        pub fn configure(config: &mut web::ServiceConfig) {
+            config
+                $(.service($root_module::$root_handler))*
+                .service(
+                    web::scope($prefix)
+                        $(.service(web::scope($scope)$(.service($module::$handler))+))+,
+                );
+        }
+
+        /// The OpenAPI paths of every route in [`configure`], from their `#[utoipa::path]`.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($root_module::$root_handler,)* $($($module::$handler,)+)+))]
+        pub struct RouteDoc;
+    };
+}
+
+route_table! {
+    root: [health::health, health::ready],
+    "/api/v1": {
+        "/auth": [auth::register, auth::login, auth::refresh_token, auth::logout],
+        "/user": [users::get_me, users::last_activity, users::search_users, users::get_user],
+        "/conversation": [
+            conversations::create_conversation,
+            conversations::list_conversations,
+            conversations::list_participants,
+            conversations::search_conversations,
+            conversations::get_conversation,
+            conversations::update_conversation,
+            conversations::leave_conversation,
+            conversations::toggle_pin,
+            conversations::toggle_archive,
+            conversations::mark_read,
+            conversations::send_typing,
+        ],
+        "/message": [
+            messages::send_message,
+            messages::delete_messages,
+            messages::list_starred,
+            messages::totals,
+            messages::search_all,
+            messages::search_conversation,
+            messages::list_messages,
+            messages::edit_message,
+            messages::toggle_star,
+            messages::delete_message,
+        ],
+        "/chat-request": [
+            chat_requests::create_chat_request,
+            chat_requests::list_chat_requests,
+            chat_requests::accept_chat_request,
+            chat_requests::decline_chat_request,
+        ],
+        "/events": [stream::create_ticket, stream::open_stream, stream::list_events],
+    }
 }
 
 /// Names a field's validation result, for [`collect_fields`].

@@ -164,6 +164,7 @@ pub async fn last_activity(
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such user", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[get("/{id}")]

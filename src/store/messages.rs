@@ -33,7 +33,7 @@ pub enum Sent {
 
 /// How one attempt at storing a send ended.
 enum Attempt {
-    Stored(Message),
+    Stored(Box<Message>),
     /// A concurrent send with the same `clientId` won (this one was rolled back).
     LostClientIdRace,
     /// The member left, or the chat request changed, since the gate answered.
@@ -108,12 +108,12 @@ impl Store {
                 Err(error) => Err(error),
                 Ok(message) => {
                     commit_with_events!(self, tx, events(&message), new.created_at)?;
-                    Ok(Attempt::Stored(message))
+                    Ok(Attempt::Stored(Box::new(message)))
                 }
             }
         })?;
         match attempt {
-            Attempt::Stored(message) => Ok(Sent::Created(message)),
+            Attempt::Stored(message) => Ok(Sent::Created(*message)),
             Attempt::LostClientIdRace => {
                 let client_id = new.client_id.as_deref().unwrap_or_default();
                 self.find_by_client_id(new, client_id)

@@ -508,3 +508,37 @@ fn database_url_replaces_only_the_database_name() {
     assert_eq!(database_url("postgres://h:1", "x"), "postgres://h:1/x");
     let _ = sqlx::postgres::PgConnectOptions::from_str(&database_url(DEFAULT_ADMIN_URL, "x")).unwrap();
 }
+
+// ---- added for the authorization, bad-input and failure tests -----------------------------
+
+impl TestApp {
+    /// Any method on `path`, with a JSON body or none at all.
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+
+    /// The group `owner` creates with `members`; returns its id.
+    pub async fn group_conversation(&self, owner: &TestUser, name: &str, members: &[&TestUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|member| member.id.as_str()).collect();
+        let reply = self.create_group(&owner.token, name, &ids).await;
+        text(&reply.data(StatusCode::CREATED)["conversation"]["_id"])
+    }
+
+    /// `GET /api/v1/events?after=0&limit=1000` as `token`'s user: the stored events and `nextAfter`.
+    pub async fn stored_events(&self, token: &str) -> (Vec<Value>, String) {
+        let reply = self.get("/api/v1/events?after=0&limit=1000", Some(token)).await;
+        let data = reply.data(StatusCode::OK);
+        let events = data["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no events list: {data}"))
+            .clone();
+        (events, text(&data["nextAfter"]))
+    }
+}

@@ -4,11 +4,15 @@
 mod helpers;
 mod sse;
 
+mod architecture;
 mod auth;
+mod authorization;
+mod bad_input;
 mod chat_list;
 mod chat_requests;
 mod conversations;
 mod errors;
+mod failures;
 mod groups;
 mod health;
 mod message_changes;
