@@ -1,12 +1,18 @@
 //! chat-api: a chat backend with a Chatify-compatible REST API.
 //!
-//! Where things live:
-//! - [`startup`]: builds the HTTP server and its shared state; [`config`]: the environment.
-//! - [`routes`]: the HTTP layer, one module per resource, one route table.
-//! - [`auth`]: accounts, sessions, tokens, the `AuthUser` extractor.
+//! Where things live, from the entry down (dependencies point only downward; a test reads
+//! the source and fails on one that points up):
+//! - [`startup`]: builds the HTTP server and its shared state; [`openapi`]: the document.
+//! - [`routes`]: the HTTP layer, one module per resource, one route table that also
+//!   documents every route, and the extractors that refuse bad input.
+//! - [`state`]: what every handler shares.
+//! - [`auth`]: accounts, sessions, tokens, the `AuthUser` extractor; [`realtime`]: the hub,
+//!   streams, fan-out, presence and event payloads.
+//! - [`error`]: the one error type and its JSON envelope; [`views`]: the JSON shapes of
+//!   resources; [`config`]: the environment.
+//! - [`store`]: the only SQL, for PostgreSQL and SQLite, with the authorization gate
+//!   (`store/access.rs`) that every conversation-scoped operation starts from.
 //! - [`domain`]: validated input types.
-//! - [`store`]: the only SQL, for PostgreSQL and SQLite.
-//! - [`error`]: the one error type and its JSON envelope.
 
 pub mod auth;
 pub mod config;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::{direct_key, unread_count, user_columns};
+use super::sql::{direct_key, push_ids, unread_count, user_columns};
 use super::tx::{commit_with_events, conversation_in_tx, users_by_id};
 use super::{
     Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, Invalid, Member,
@@ -302,12 +302,9 @@ impl Store {
                  WHERE mine.user_id = "
             ));
             builder.push_bind(caller);
-            builder.push(" AND mine.conversation_id IN (");
-            let mut list = builder.separated(", ");
-            for conversation in conversations {
-                list.push_bind(*conversation);
-            }
-            builder.push(") ORDER BY u.name, u.id");
+            builder.push(" AND mine.conversation_id IN ");
+            push_ids(&mut builder, conversations.iter().copied());
+            builder.push(" ORDER BY u.name, u.id");
             Ok(builder.build_query_as::<User>().fetch_all(pool).await?)
         })
     }
@@ -448,13 +445,10 @@ impl Store {
                 "SELECT p.conversation_id, p.last_read_seq, ",
                 user_columns!(u),
                 " FROM participants p JOIN users u ON u.id = p.user_id
-                 WHERE p.conversation_id IN ("
+                 WHERE p.conversation_id IN "
             ));
-            let mut list = builder.separated(", ");
-            for row in &rows {
-                list.push_bind(row.id);
-            }
-            builder.push(") ORDER BY p.joined_at, u.id");
+            push_ids(&mut builder, rows.iter().map(|row| row.id));
+            builder.push(" ORDER BY p.joined_at, u.id");
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })?;
         Ok(assemble(rows, participants))

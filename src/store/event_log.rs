@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::sql::push_ids;
 use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
 
 /// Where an event stands in the log. Ordered; the same order for every reader and instance.
@@ -102,21 +103,7 @@ impl Store {
 
     /// Every event after `after`, in order, up to `limit` (what an instance fans out).
     pub async fn events_after(&self, after: EventPosition, limit: u32) -> StoreResult<Vec<StoredEvent>> {
-        let events = with_backend!(self, |pool| {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_EVENTS} WHERE e.tx_id < {watermark} AND (e.tx_id, e.id) > ($1, $2)
-                 ORDER BY e.tx_id, e.id LIMIT $3",
-                watermark = pool.event_watermark()
-            ));
-            sqlx::query_as::<_, StoredEvent>(sql)
-                .bind(after.tx)
-                .bind(after.id)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await
-                .map_err(StoreError::from)
-        })?;
-        Ok(events)
+        self.read_log(None, after, limit).await
     }
 
     /// The events of one user after `after`, in order, up to `limit` (what a resuming stream
@@ -127,24 +114,37 @@ impl Store {
         after: EventPosition,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let events = with_backend!(self, |pool| {
+        self.read_log(Some(user), after, limit).await
+    }
+
+    /// The final events after `after` (every one, or `for_user`'s), in order, up to `limit`.
+    async fn read_log(
+        &self,
+        for_user: Option<Uuid>,
+        after: EventPosition,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        // Two statements, not one with `$3 IS NULL OR ...`, so each is planned for its case.
+        let audience = match for_user {
+            None => "$3 IS NULL",
+            Some(_) => {
+                "(e.user_id = $3 OR e.conversation_id IN (SELECT conversation_id FROM participants WHERE user_id = $3))"
+            }
+        };
+        with_backend!(self, |pool| {
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_EVENTS} WHERE e.tx_id < {watermark} AND (e.tx_id, e.id) > ($1, $2)
-                   AND (e.user_id = $3
-                        OR e.conversation_id IN (SELECT conversation_id FROM participants WHERE user_id = $3))
+                "{SELECT_EVENTS} WHERE e.tx_id < {watermark} AND (e.tx_id, e.id) > ($1, $2) AND {audience}
                  ORDER BY e.tx_id, e.id LIMIT $4",
                 watermark = pool.event_watermark()
             ));
-            sqlx::query_as::<_, StoredEvent>(sql)
+            Ok(sqlx::query_as::<_, StoredEvent>(sql)
                 .bind(after.tx)
                 .bind(after.id)
-                .bind(user)
+                .bind(for_user)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
-                .await
-                .map_err(StoreError::from)
-        })?;
-        Ok(events)
+                .await?)
+        })
     }
 
     /// Events up to this position have been pruned; resuming from before it needs a reset.
@@ -211,12 +211,8 @@ impl Store {
         }
         let pairs = with_backend!(self, |pool| {
             let mut builder =
-                sqlx::QueryBuilder::new("SELECT conversation_id, user_id FROM participants WHERE conversation_id IN (");
-            let mut list = builder.separated(", ");
-            for conversation in conversations {
-                list.push_bind(*conversation);
-            }
-            builder.push(")");
+                sqlx::QueryBuilder::new("SELECT conversation_id, user_id FROM participants WHERE conversation_id IN ");
+            push_ids(&mut builder, conversations.iter().copied());
             builder
                 .build_query_as::<(Uuid, Uuid)>()
                 .fetch_all(pool)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::user_columns;
-use super::tx::{append_system_message, commit_with_events, conversation_in_tx};
+use super::tx::{append_system_message, commit_with_events, conversation_in_tx, lock_conversation};
 use super::{
     Conversation, ConversationKind, Dialect, Forbidden, Invalid, Member, Message, NewEvent, Store, StoreError,
     StoreResult, User, with_writer,
@@ -75,8 +75,7 @@ impl Store {
         }
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
-            sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
+            lock_conversation!(tx, pool, conversation)?;
             if renames || changes.only_owner_renames.is_some() {
                 sqlx::query(
                     "UPDATE conversations SET name = COALESCE($2, name),
@@ -163,8 +162,7 @@ impl Store {
         let is_group = member.kind == ConversationKind::Group;
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
-            sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
+            lock_conversation!(tx, pool, conversation)?;
             let left = if !is_group {
                 sqlx::query(
                     "UPDATE participants SET hidden_at_seq = (SELECT last_seq FROM conversations WHERE id = $1)

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::tx::{commit_with_events, insert_message};
+use super::sql::push_ids;
+use super::tx::{commit_with_events, insert_message, lock_conversation};
 use super::{
     Conflict, DeleteScope, Dialect, Forbidden, Invalid, Member, Message, MessagePage, MessageReference, MessageRow,
     NewEvent, NewMessage, Quote, Store, StoreError, StoreResult, VisibleMessage, is_unique_violation, with_backend,
@@ -261,12 +262,8 @@ impl Store {
             let mut builder =
                 sqlx::QueryBuilder::new("SELECT id, sender_id, seq FROM messages WHERE conversation_id = ");
             builder.push_bind(conversation);
-            builder.push(" AND id IN (");
-            let mut list = builder.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            builder.push(")");
+            builder.push(" AND id IN ");
+            push_ids(&mut builder, ids.iter().copied());
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })?;
         let unknown: Vec<Uuid> = ids
@@ -283,8 +280,7 @@ impl Store {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // Before any write: the conversation lock (see `Dialect::LOCK_CONVERSATION`).
-            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", pool.lock_conversation()));
-            sqlx::query(lock).bind(conversation).execute(&mut *tx).await?;
+            lock_conversation!(tx, pool, conversation)?;
             for (id, _, seq) in &found {
                 match scope {
                     DeleteScope::All => {
@@ -408,12 +404,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let rows: Vec<MessageRow> = with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(concat!(select_messages!(), " WHERE m.id IN ("));
-            let mut list = builder.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            builder.push(")");
+            let mut builder = sqlx::QueryBuilder::new(concat!(select_messages!(), " WHERE m.id IN "));
+            push_ids(&mut builder, ids.iter().copied());
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })?;
         let mut by_id: std::collections::HashMap<Uuid, Message> =

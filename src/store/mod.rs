@@ -9,26 +9,27 @@
 //! the same SQL (both accept `$1` placeholders, `RETURNING`, `ON CONFLICT` and row values).
 //! This keeps the two backends from drifting apart, which is what happens to SQL written twice.
 
-mod conversations;
-mod groups;
-pub use groups::{GroupChanges, GroupUpdate, Left};
-mod event_log;
-mod messages;
-mod search;
-pub use messages::Sent;
-mod chat_requests;
-pub mod models;
-pub use chat_requests::{ChatRequest, RequestFilter};
 mod access;
+mod chat_requests;
+mod conversations;
+mod event_log;
+mod groups;
+mod messages;
+pub mod models;
 mod postgres;
 mod presence;
+mod search;
 mod sessions;
 mod sql;
 mod sqlite;
 mod stream_tickets;
 mod tx;
-pub use access::{Member, RequestState, VisibleMessage};
 mod users;
+
+pub use access::{Member, RequestState, VisibleMessage};
+pub use chat_requests::{ChatRequest, RequestFilter};
+pub use groups::{GroupChanges, GroupUpdate, Left};
+pub use messages::Sent;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -177,12 +178,7 @@ impl Default for ConnectOptions {
 /// function around it.
 macro_rules! with_backend {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Postgres($pool) => $crate::store::tx::store_body(async { $body }).await,
-            $crate::store::Backend::Sqlite { readers: $pool, .. } => {
-                $crate::store::tx::store_body(async { $body }).await
-            }
-        }
+        $crate::store::on_pool!($store, readers, |$pool| $body)
     };
 }
 pub(crate) use with_backend;
@@ -190,15 +186,23 @@ pub(crate) use with_backend;
 /// Like [`with_backend!`], for bodies that write: on SQLite, `$pool` is the writer.
 macro_rules! with_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
+        $crate::store::on_pool!($store, writer, |$pool| $body)
+    };
+}
+pub(crate) use with_writer;
+
+/// What both of the above expand to: `$sqlite` names the SQLite pool to use.
+macro_rules! on_pool {
+    ($store:expr, $sqlite:ident, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Postgres($pool) => $crate::store::tx::store_body(async { $body }).await,
-            $crate::store::Backend::Sqlite { writer: $pool, .. } => {
+            $crate::store::Backend::Sqlite { $sqlite: $pool, .. } => {
                 $crate::store::tx::store_body(async { $body }).await
             }
         }
     };
 }
-pub(crate) use with_writer;
+pub(crate) use on_pool;
 
 /// What differs between the two backends, looked up on the pool type inside [`with_backend!`].
 pub(crate) trait Dialect {
@@ -209,11 +213,15 @@ pub(crate) trait Dialect {
     /// itself. SQLite has one writer at a time, so every committed event is final (`tx_id` 0).
     const EVENT_WATERMARK: &'static str;
 
-    /// A condition that, evaluated in the `WHERE` of the first statement of a transaction that
-    /// writes to conversation `$1`, serialises the writers of that conversation. PostgreSQL:
-    /// an advisory lock, which (unlike the row lock that follows) does not assign a transaction
-    /// id, so ids are assigned in lock order and a conversation's events, ordered by
-    /// transaction id, come in commit order. SQLite writers are serialised already.
+    /// A condition on conversation `$1` that serialises the transactions writing to it. The
+    /// rule: every transaction that appends events for a conversation's members evaluates it
+    /// in (or before) its first write; statements before it may only read. PostgreSQL: an
+    /// advisory lock, which (unlike a row lock) assigns no transaction id, and since only a
+    /// write assigns one, ids are assigned in lock order and a conversation's events, ordered
+    /// by transaction id, come in commit order. Sends, edits, reads, deletes, group changes,
+    /// leaving and chat-request answers take it; transactions that only append events for one
+    /// user (stars, pins) or create a conversation nobody else can write to yet do not need
+    /// it. SQLite writers are serialised already.
     const LOCK_CONVERSATION: &'static str;
 
     /// The function returning the larger of its arguments.
@@ -398,8 +406,19 @@ impl Store {
         }
     }
 
-    /// Is the database reachable? (`GET /ready`)
+    /// Is the database reachable? (`GET /ready`) On SQLite a pooled connection answers even
+    /// after its file was deleted or moved, so the file must also still be where it was.
     pub async fn ping(&self) -> StoreResult<()> {
+        if let Backend::Sqlite { writer, .. } = &self.backend {
+            let file = writer.connect_options().get_filename().to_path_buf();
+            let in_memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:";
+            if !in_memory && !file.exists() {
+                return Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the SQLite file is gone",
+                ))));
+            }
+        }
         with_backend!(self, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
             Ok(())

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::sql::push_ids;
 use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
 
 impl Store {
@@ -101,12 +102,8 @@ impl Store {
                                       WHERE p.user_id = u.id AND i.heartbeat_at > ",
             );
             builder.push_bind(alive_since);
-            builder.push(") AS online, u.last_active_at FROM users u WHERE u.id IN (");
-            let mut list = builder.separated(", ");
-            for user in users {
-                list.push_bind(*user);
-            }
-            builder.push(")");
+            builder.push(") AS online, u.last_active_at FROM users u WHERE u.id IN ");
+            push_ids(&mut builder, users.iter().copied());
             builder.build_query_as().fetch_all(pool).await.map_err(StoreError::from)
         })?;
         Ok(rows

@@ -53,3 +53,18 @@ pub(crate) fn direct_key(one: uuid::Uuid, other: uuid::Uuid) -> String {
     let (low, high) = if one < other { (one, other) } else { (other, one) };
     format!("{low}:{high}")
 }
+
+/// Appends `(id, id, ...)` to a query being built, each id a bound parameter: the list of an
+/// `IN`. Callers bound the number of ids (every list a request accepts has a maximum).
+pub(crate) fn push_ids<DB>(builder: &mut sqlx::QueryBuilder<DB>, ids: impl IntoIterator<Item = uuid::Uuid>)
+where
+    DB: sqlx::Database,
+    uuid::Uuid: for<'value> sqlx::Encode<'value, DB> + sqlx::Type<DB>,
+{
+    builder.push("(");
+    let mut list = builder.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    builder.push(")");
+}

@@ -65,13 +65,10 @@ macro_rules! users_by_id {
             let mut builder = sqlx::QueryBuilder::new(concat!(
                 "SELECT ",
                 $crate::store::sql::user_columns!(),
-                " FROM users WHERE id IN ("
+                " FROM users WHERE id IN "
             ));
-            let mut list = builder.separated(", ");
-            for id in $ids {
-                list.push_bind(id);
-            }
-            builder.push(") ORDER BY id");
+            $crate::store::sql::push_ids(&mut builder, $ids);
+            builder.push(" ORDER BY id");
             let users: Vec<$crate::store::User> = builder.build_query_as().fetch_all(&mut *$tx).await?;
             Ok(users)
         })
@@ -203,3 +200,18 @@ macro_rules! append_system_message {
     };
 }
 pub(crate) use append_system_message;
+
+/// Takes conversation `$conversation`'s lock in `$tx` as a statement of its own, before any
+/// write (see `Dialect::LOCK_CONVERSATION`), for transactions whose first write is not on the
+/// conversation row.
+macro_rules! lock_conversation {
+    ($tx:ident, $pool:ident, $conversation:expr) => {
+        $crate::store::tx::store_body(async {
+            let lock = sqlx::AssertSqlSafe(format!("SELECT {}", $pool.lock_conversation()));
+            sqlx::query(lock).bind($conversation).execute(&mut *$tx).await?;
+            Ok(())
+        })
+        .await
+    };
+}
+pub(crate) use lock_conversation;

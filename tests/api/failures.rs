@@ -155,11 +155,10 @@ async fn a_database_failure_answers_500_internal_error_and_tells_nothing_interna
 
 both_backends!(a_database_failure_answers_500_internal_error_and_tells_nothing_internal);
 
-/// `/ready` with the database gone. PostgreSQL only: on SQLite, `/ready` runs `SELECT 1` on a
-/// connection the pool already holds open, and such a statement reads no page of the file, so
-/// nothing done to the file from outside (removing, replacing or locking it) makes it fail
-/// while the app runs; a SQLite database cannot honestly be made "gone" under an open pool.
-mod postgres_only {
+/// `/ready` with the database gone. PostgreSQL: the database refuses connections and the
+/// app's are ended. SQLite: the file is moved away (a pooled connection would still answer
+/// `SELECT 1` from a deleted file, so `/ready` also checks the file is where it was).
+mod database_gone {
     use super::*;
 
     /// The database name at the end of a `postgres://` URL.
@@ -173,8 +172,18 @@ mod postgres_only {
         sqlx::PgConnection::connect(&admin_url).await.unwrap()
     }
 
-    /// Refuses new connections to `name` and ends the ones open (the app's pool among them).
-    async fn take_away(name: &str) {
+    fn sqlite_file(app: &TestApp) -> std::path::PathBuf {
+        chat_api::store::sqlite_file_path(&app.database_url).unwrap()
+    }
+
+    /// Makes the app's database unreachable.
+    async fn take_away(app: &TestApp) {
+        if app.backend == Backend::Sqlite {
+            let file = sqlite_file(app);
+            std::fs::rename(&file, file.with_extension("gone")).unwrap();
+            return;
+        }
+        let name = database_name(&app.database_url);
         let mut admin = admin().await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
@@ -192,7 +201,13 @@ mod postgres_only {
         admin.close().await.unwrap();
     }
 
-    async fn give_back(name: &str) {
+    async fn give_back(app: &TestApp) {
+        if app.backend == Backend::Sqlite {
+            let file = sqlite_file(app);
+            std::fs::rename(file.with_extension("gone"), &file).unwrap();
+            return;
+        }
+        let name = database_name(&app.database_url);
         let mut admin = admin().await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
@@ -203,19 +218,17 @@ mod postgres_only {
         admin.close().await.unwrap();
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn ready_answers_503_when_the_database_is_gone_and_health_still_200() {
+    async fn ready_answers_503_when_the_database_is_gone_and_health_still_200(backend: Backend) {
         // Arrange
-        let app = spawn_app(Backend::Postgres).await;
-        let name = database_name(&app.database_url).to_string();
+        let app = spawn_app(backend).await;
         let before = send(app.client.get(app.url("/ready"))).await;
         assert_eq!(before.status, StatusCode::OK, "ready before: {}", before.text);
-        take_away(&name).await;
+        take_away(&app).await;
 
         // Act
         let ready = send(app.client.get(app.url("/ready"))).await;
         let health = send(app.client.get(app.url("/health"))).await;
-        give_back(&name).await;
+        give_back(&app).await;
 
         // Assert
         assert_clean_error(
@@ -243,6 +256,8 @@ mod postgres_only {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    both_backends!(ready_answers_503_when_the_database_is_gone_and_health_still_200);
 
     #[test]
     fn database_name_is_the_last_segment_of_the_url() {
