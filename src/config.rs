@@ -44,8 +44,11 @@ pub struct Config {
     pub json_body_limit: usize,
     /// Requests per minute per client address on register, login and refresh; 0 turns it off.
     pub auth_rate_limit_per_minute: u32,
-    /// Behind a reverse proxy: take the client address from X-Forwarded-For / Forwarded.
-    pub trust_proxy: bool,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`; the older
+    /// `TRUST_PROXY=true` means loopback). Empty: the peer address is the client's.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The per-user rate limits.
+    pub limits: crate::limits::LimitSettings,
     /// Where a generated JWT secret is kept when `JWT_SECRET` is unset.
     pub data_dir: PathBuf,
     /// Comment sent on idle streams so proxies and clients see the connection alive.
@@ -144,7 +147,8 @@ impl Config {
             production,
             json_body_limit: positive(&get, "JSON_BODY_LIMIT", 64 * 1024)? as usize,
             auth_rate_limit_per_minute: parse(&get, "AUTH_RATE_LIMIT_PER_MINUTE", 30)?,
-            trust_proxy: parse(&get, "TRUST_PROXY", false)?,
+            trusted_proxies: trusted_proxies(&get)?,
+            limits: limit_settings(&get)?,
             data_dir,
             sse_keep_alive: Duration::from_secs(positive(&get, "SSE_KEEP_ALIVE_SECONDS", 15)?),
             sse_retry: Duration::from_millis(positive(&get, "SSE_RETRY_MS", 3000)?),
@@ -176,6 +180,71 @@ where
             reason: format!("{err} (got {raw:?})"),
         }),
     }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks. Without it, `TRUST_PROXY=true`
+/// (the setting this replaced) trusts loopback only: a proxy on the same host, as the README's
+/// nginx setup has it.
+fn trusted_proxies(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(list) = get("TRUSTED_PROXIES") else {
+        return Ok(if parse(get, "TRUST_PROXY", false)? {
+            vec![
+                "127.0.0.0/8".parse().unwrap_or_default(),
+                "::1/128".parse().unwrap_or_default(),
+            ]
+        } else {
+            Vec::new()
+        });
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::Invalid {
+                    name: "TRUSTED_PROXIES",
+                    reason: format!("{entry:?} is not an address or CIDR block"),
+                })
+        })
+        .collect()
+}
+
+/// `RATE_LIMITS` (on or off), each `RATE_LIMIT_<ACTION>` and `TYPING_MIN_INTERVAL_MS`.
+fn limit_settings(get: &impl Fn(&str) -> Option<String>) -> Result<crate::limits::LimitSettings, ConfigError> {
+    use crate::limits::{Action, LimitSettings, Rate};
+    let enabled = match get("RATE_LIMITS")
+        .as_deref()
+        .map(|value| value.trim().to_ascii_lowercase())
+    {
+        None => true,
+        Some(value) if value == "on" || value == "true" => true,
+        Some(value) if value == "off" || value == "false" => false,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "RATE_LIMITS",
+                reason: format!("expected on or off, got {other:?}"),
+            });
+        }
+    };
+    let rates = Action::ALL
+        .iter()
+        .map(|&action| {
+            let raw = get(action.variable()).unwrap_or_else(|| action.default_rate().to_string());
+            raw.parse::<Rate>()
+                .map(|rate| (action, rate))
+                .map_err(|reason| ConfigError::Invalid {
+                    name: action.variable(),
+                    reason,
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(LimitSettings {
+        enabled,
+        rates,
+        typing_min_interval: Duration::from_millis(parse(get, "TYPING_MIN_INTERVAL_MS", 1000)?),
+    })
 }
 
 fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -233,6 +302,36 @@ mod tests {
             let error = config_from(&[(name, value)]).unwrap_err().to_string();
             assert!(error.starts_with(name), "{name}={value} gave {error}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_and_trust_proxy_means_loopback() {
+        let config = config_from(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")]).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert!(config_from(&[("TRUSTED_PROXIES", "not-an-ip")]).is_err());
+        let legacy = config_from(&[("TRUST_PROXY", "true")]).unwrap();
+        assert!(
+            legacy
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()))
+        );
+        assert!(config_from(&[]).unwrap().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn rate_limits_are_configurable_and_can_be_turned_off() {
+        let config = config_from(&[("RATE_LIMIT_SEND", "2/s,5"), ("RATE_LIMITS", "off")]).unwrap();
+        assert!(!config.limits.enabled);
+        let send = config
+            .limits
+            .rates
+            .iter()
+            .find(|(action, _)| *action == crate::limits::Action::Send)
+            .unwrap();
+        assert_eq!(send.1.burst.get(), 5);
+        let error = config_from(&[("RATE_LIMIT_SEARCH", "lots")]).unwrap_err().to_string();
+        assert!(error.starts_with("RATE_LIMIT_SEARCH"), "{error}");
     }
 
     #[test]

@@ -114,9 +114,18 @@ pub struct ApiError {
     message: String,
     fields: Option<BTreeMap<String, String>>,
     retry_after_seconds: Option<u64>,
+    /// For a 429: the budget that was used up, as `RateLimit-Policy` tells it.
+    policy: Option<Box<RatePolicy>>,
     /// The cause of an internal error: logged, never sent.
     #[source]
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+#[derive(Debug)]
+struct RatePolicy {
+    name: &'static str,
+    quota: u32,
+    window_seconds: u64,
 }
 
 impl ApiError {
@@ -127,6 +136,7 @@ impl ApiError {
             message: message.into(),
             fields: None,
             retry_after_seconds: None,
+            policy: None,
             cause: None,
         }
     }
@@ -180,6 +190,19 @@ impl ApiError {
                 ErrorCode::RateLimited,
                 "too many requests, slow down",
             )
+        }
+    }
+
+    /// Names the budget a 429 used up: `quota` requests per `window_seconds`, sent as the
+    /// IETF `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers).
+    pub fn with_policy(self, name: &'static str, quota: u32, window_seconds: u64) -> Self {
+        Self {
+            policy: Some(Box::new(RatePolicy {
+                name,
+                quota,
+                window_seconds,
+            })),
+            ..self
         }
     }
 
@@ -304,6 +327,15 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after_seconds {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            if let Some(policy) = &self.policy {
+                let RatePolicy {
+                    name,
+                    quota,
+                    window_seconds,
+                } = policy.as_ref();
+                response.insert_header(("RateLimit-Policy", format!("\"{name}\";q={quota};w={window_seconds}")));
+                response.insert_header(("RateLimit", format!("\"{name}\";r=0;t={seconds}")));
+            }
         }
         response.json(ErrorEnvelope {
             status: "error",

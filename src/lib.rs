@@ -8,7 +8,7 @@
 //! - [`state`]: what every handler shares.
 //! - [`auth`]: accounts, sessions, tokens, the `AuthUser` extractor; [`realtime`]: the hub,
 //!   streams, fan-out, presence and event payloads.
-//! - [`error`]: the one error type and its JSON envelope; [`views`]: the JSON shapes of
+//! - [`limits`]: the per-user rate limits; [`error`]: the one error type and its JSON envelope; [`views`]: the JSON shapes of
 //!   resources; [`config`]: the environment.
 //! - [`store`]: the only SQL, for PostgreSQL and SQLite, with the authorization gate
 //!   (`store/access.rs`) that every conversation-scoped operation starts from.
@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod realtime;
 pub mod routes;

@@ -20,6 +20,7 @@ use crate::auth::tokens::JwtKeys;
 use crate::auth::{AuthService, secret};
 use crate::config::Config;
 use crate::error::{ApiError, envelope_framework_errors, json_config, path_config, query_config};
+use crate::limits::RateLimits;
 use crate::realtime::{Hub, StreamSettings};
 use crate::routes;
 use crate::state::AppState;
@@ -90,12 +91,14 @@ impl Application {
         tokio::spawn(prune_events(store.clone(), config.event_retention));
 
         let state = web::Data::new(AppState {
-            trust_proxy: config.trust_proxy,
+            trusted_proxies: config.trusted_proxies.clone(),
+            limits: RateLimits::new(&config.limits),
             store: store.clone(),
             hub: hub.clone(),
             auth: auth.clone(),
             production: config.production,
         });
+        tokio::spawn(forget_idle_rate_limits(state.clone()));
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             address: config.bind.to_string(),
             source,
@@ -167,6 +170,16 @@ impl Application {
         let result = self.server.await;
         self.store.close().await;
         result
+    }
+}
+
+/// Keeps the limiters' memory to the clients and users active lately.
+async fn forget_idle_rate_limits(state: web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(crate::auth::rate_limit::FORGET_EVERY);
+    loop {
+        ticks.tick().await;
+        state.limits.forget_idle();
+        state.auth.limiter.forget_idle();
     }
 }
 

@@ -8,32 +8,79 @@ use actix_web::{HttpRequest, web};
 
 use crate::auth::AuthService;
 use crate::error::ApiError;
+use crate::limits::{Action, RateLimits};
 use crate::realtime::Hub;
 use crate::store::Store;
 
 pub struct AppState {
-    /// Take the client address from X-Forwarded-For (`TRUST_PROXY`).
-    pub trust_proxy: bool,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub store: Store,
     pub hub: Arc<Hub>,
     /// Also registered as app data of its own, for the `AuthUser` extractor.
     pub auth: web::Data<AuthService>,
+    pub limits: RateLimits,
     pub production: bool,
 }
 
 impl AppState {
-    /// Counts a request against the client's budget for the auth endpoints: 429 past it.
+    /// Counts a request against the client address's budget for the auth endpoints: 429
+    /// past it.
     pub fn check_auth_rate_limit(&self, request: &HttpRequest) -> Result<(), ApiError> {
-        let address = if self.trust_proxy {
-            // Behind a reverse proxy every peer is the proxy: count the client it names
-            // (X-Forwarded-For / Forwarded). Only trustworthy when the proxy sets it.
-            request.connection_info().realip_remote_addr().and_then(parse_ip)
-        } else {
-            request.peer_addr().map(|address| address.ip())
+        let Some(address) = self.client_address(request) else {
+            return Ok(());
         };
-        let Some(address) = address else { return Ok(()) };
-        self.auth.limiter.check(address).map_err(ApiError::rate_limited)
+        self.auth
+            .limiter
+            .check(address)
+            .map_err(|wait| ApiError::rate_limited(wait).with_policy("auth", self.auth.limiter.per_minute_budget(), 60))
     }
+
+    /// Counts one `action` by `user` against their budget: 429 past it.
+    pub fn check_rate_limit(&self, action: Action, user: uuid::Uuid) -> Result<(), ApiError> {
+        self.limits.check(action, user)
+    }
+
+    /// Who is calling: the peer, or, when the peer is a trusted proxy, the right-most
+    /// `X-Forwarded-For` entry that is not a trusted proxy itself. An entry that does not
+    /// parse, or a header that is missing, leaves the peer address: a client can never choose
+    /// its own address or escape the limit.
+    pub fn client_address(&self, request: &HttpRequest) -> Option<IpAddr> {
+        let peer = request.peer_addr().map(|address| address.ip())?;
+        Some(client_behind(
+            peer,
+            &self.trusted_proxies,
+            forwarded_for(request).as_deref(),
+        ))
+    }
+}
+
+fn forwarded_for(request: &HttpRequest) -> Option<String> {
+    let values: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// See [`AppState::client_address`].
+fn client_behind(peer: IpAddr, trusted: &[ipnet::IpNet], forwarded_for: Option<&str>) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(forwarded_for) = forwarded_for else {
+        return peer;
+    };
+    for entry in forwarded_for.rsplit(',') {
+        match parse_ip(entry.trim()) {
+            Some(address) if is_trusted(&address) => continue,
+            Some(address) => return address,
+            None => return peer,
+        }
+    }
+    peer
 }
 
 /// An address as a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:5678` or `::1`.
@@ -42,4 +89,27 @@ fn parse_ip(address: &str) -> Option<IpAddr> {
         .parse()
         .ok()
         .or_else(|| address.parse::<std::net::SocketAddr>().ok().map(|socket| socket.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_forwarded_address() {
+        let trusted: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        let client = |peer, header| client_behind(peer, &trusted, header).to_string();
+        // The client's own (spoofed) entries come first; the proxies append on the right.
+        assert_eq!(client(proxy, Some("6.6.6.6, 198.51.100.4, 10.1.2.3")), "198.51.100.4");
+        assert_eq!(client(proxy, Some("198.51.100.4:5000")), "198.51.100.4");
+        assert_eq!(client(proxy, Some("garbage, 198.51.100.4")), "198.51.100.4");
+        // Unparsable or absent: the peer, never "no address".
+        assert_eq!(client(proxy, Some("198.51.100.4, garbage")), "127.0.0.1");
+        assert_eq!(client(proxy, None), "127.0.0.1");
+        assert_eq!(client(proxy, Some("10.0.0.1")), "127.0.0.1");
+        // A peer that is no trusted proxy cannot name another address.
+        assert_eq!(client(stranger, Some("198.51.100.4")), "203.0.113.9");
+    }
 }

@@ -10,6 +10,7 @@ use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use crate::auth::AuthUser;
 use crate::domain::page_limit;
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::limits::Action;
 use crate::realtime::payloads;
 use crate::state::AppState;
 use crate::store::{self, RequestFilter};
@@ -83,6 +84,7 @@ pub struct ChatRequestQuery {
         (status = 404, description = "No such user", body = ErrorEnvelope),
         (status = 409, description = "The two already have a conversation (`chat_exists`)", body = ErrorEnvelope),
         (status = 422, description = "Missing `userId`, or yourself", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("")]
@@ -91,6 +93,7 @@ pub async fn create_chat_request(
     caller: AuthUser,
     body: Json<ChatRequestRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::ChatRequest, caller.user_id)?;
     let recipient = body.user_id;
     if recipient == caller.user_id {
         return Err(ApiError::invalid_field(
@@ -167,6 +170,7 @@ pub async fn list_chat_requests(
         (status = 404, description = "No such request for the caller", body = ErrorEnvelope),
         (status = 409, description = "Answered already (`chat_request_answered`)", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{chatId}/accept")]
@@ -193,6 +197,7 @@ pub async fn accept_chat_request(
         (status = 404, description = "No such request for the caller", body = ErrorEnvelope),
         (status = 409, description = "Answered already (`chat_request_answered`)", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{chatId}/decline")]
@@ -205,6 +210,7 @@ pub async fn decline_chat_request(
 }
 
 async fn answer(state: &AppState, caller: AuthUser, chat: Uuid, accept: bool) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::ChatRequest, caller.user_id)?;
     let member = state.store.member_of(caller.user_id, chat).await?;
     let request = state
         .store

@@ -13,6 +13,7 @@ use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{Name, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::limits::Action;
 use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
 use crate::realtime::payloads;
 use crate::state::AppState;
@@ -100,6 +101,7 @@ pub struct ConversationListQuery {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "The receiver does not exist", body = ErrorEnvelope),
         (status = 422, description = "Missing receiver, conversation with oneself, bad group name or members", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("")]
@@ -108,6 +110,7 @@ pub async fn create_conversation(
     caller: AuthUser,
     body: Json<CreateConversationRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Conversation, caller.user_id)?;
     let body = body.into_inner();
     match body.kind.as_deref() {
         None | Some("direct") => start_direct(&state, caller, body.receiver_id).await,
@@ -308,6 +311,7 @@ impl FieldAliases for UpdateConversationRequest {}
         (status = 403, description = "Member changes or `onlyOwnerCanRename` by someone other than the owner, or a rename by a member when the owner kept renaming to themselves", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "A direct conversation, a bad name, an unknown user, or removing the owner", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[patch("/{id}")]
@@ -317,6 +321,7 @@ pub async fn update_conversation(
     id: Path<Uuid>,
     body: Json<UpdateConversationRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Conversation, caller.user_id)?;
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let body = body.into_inner();
     let description = |raw: Option<String>| -> Result<Option<Option<String>>, String> {
@@ -375,6 +380,7 @@ pub struct LeftData {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[delete("/{id}")]
@@ -383,6 +389,7 @@ pub async fn leave_conversation(
     caller: AuthUser,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Conversation, caller.user_id)?;
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let conversation = member.conversation();
     let left = state
@@ -432,6 +439,7 @@ pub struct ArchivedData {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/pin")]
@@ -462,6 +470,7 @@ pub async fn toggle_pin(
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/archive")]
@@ -482,6 +491,7 @@ async fn toggle(
     conversation: Uuid,
     flag: ConversationFlag,
 ) -> Result<crate::store::Conversation, ApiError> {
+    state.check_rate_limit(Action::Conversation, caller.user_id)?;
     let member = state.store.member_of(caller.user_id, conversation).await?;
     let toggled = state
         .store
@@ -552,6 +562,7 @@ pub struct ConversationSearchQuery {
         (status = 400, description = "Malformed query string", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 422, description = "`name` empty or too long, or `limit` out of range", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[get("/search")]
@@ -560,6 +571,7 @@ pub async fn search_conversations(
     caller: AuthUser,
     query: Query<ConversationSearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Search, caller.user_id)?;
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let name = Name::parse(&query.name).map_err(|problem| ApiError::invalid_field("name", problem))?;
     let conversations = state
@@ -603,6 +615,7 @@ impl FieldAliases for ReadRequest {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "`upTo` is not a message of this conversation", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/read")]
@@ -612,6 +625,7 @@ pub async fn mark_read(
     id: Path<Uuid>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Read, caller.user_id)?;
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let conversation = member.conversation();
     let request: ReadRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -647,6 +661,7 @@ pub async fn mark_read(
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "`typing` missing or not a boolean", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/typing")]
@@ -656,12 +671,17 @@ pub async fn send_typing(
     id: Path<Uuid>,
     body: Json<TypingRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Typing, caller.user_id)?;
     let conversation = state
         .store
         .member_of(caller.user_id, id.into_inner())
         .await?
         .conversation();
     let typing = body.typing;
+    // Accepted either way; forwarded at most once per TYPING_MIN_INTERVAL_MS.
+    if !state.limits.typing_is_due(caller.user_id, conversation) {
+        return Ok(ok(TypingAck { typing }));
+    }
     let data = payloads::TypingData {
         conversation_id: conversation,
         user_id: caller.user_id,

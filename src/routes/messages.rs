@@ -11,6 +11,7 @@ use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{ClientId, MessageText, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::limits::Action;
 use crate::realtime::payloads;
 use crate::state::AppState;
 use crate::store::{self, DeleteScope, Member, Message, MessagePage, NewMessage, Sent};
@@ -103,6 +104,7 @@ pub struct MessageListQuery {
         (status = 413, description = "Body too large", body = ErrorEnvelope),
         (status = 415, description = "Not application/json", body = ErrorEnvelope),
         (status = 422, description = "Missing or invalid field: text, clientId, `replyTo` not in this conversation, `x` not an object or over 4 KiB", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("")]
@@ -111,6 +113,7 @@ pub async fn send_message(
     caller: AuthUser,
     body: Json<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Send, caller.user_id)?;
     let body = body.into_inner();
     let member = state.store.member_of(caller.user_id, body.convo_id).await?;
     let (content, client_id, x) = collect_fields((
@@ -140,7 +143,7 @@ pub async fn send_message(
             message: MessageView::newly_sent(message),
         }),
         Sent::AlreadyStored(message) => {
-            let positions = state.store.read_positions(message.conversation_id).await?;
+            let positions = state.store.read_positions(&member).await?;
             ok(MessageData {
                 message: with_read_state(message, &positions),
             })
@@ -183,7 +186,7 @@ pub async fn list_messages(
     let event_id = state.store.head_position().await?.to_string();
     let mut messages = state.store.list_messages(&member, page).await?;
     let next_cursor = super::next_page(&mut messages, limit, |message| message.id.to_string());
-    let positions = state.store.read_positions(member.conversation()).await?;
+    let positions = state.store.read_positions(&member).await?;
     Ok(ok(MessagesData {
         messages: messages
             .into_iter()
@@ -221,6 +224,7 @@ impl FieldAliases for EditMessageRequest {
         (status = 403, description = "Someone else's message (`forbidden`)", body = ErrorEnvelope),
         (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
         (status = 422, description = "Missing or invalid text", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[patch("/{id}")]
@@ -230,6 +234,7 @@ pub async fn edit_message(
     id: Path<Uuid>,
     body: Json<EditMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Edit, caller.user_id)?;
     let message = state.store.visible_message(caller.user_id, id.into_inner()).await?;
     let content = MessageText::parse(&body.message).map_err(|problem| ApiError::invalid_field("message", problem))?;
     let (message, read_positions) = state
@@ -260,6 +265,7 @@ pub struct StarData {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/{id}/star")]
@@ -268,11 +274,12 @@ pub async fn toggle_star(
     caller: AuthUser,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Star, caller.user_id)?;
     let message = state.store.visible_message(caller.user_id, id.into_inner()).await?;
     let starred = state
         .store
         .toggle_star(&message, store::now(), |conversation, starred| {
-            payloads::message_starred(caller.user_id, message.id, conversation, starred)
+            payloads::message_starred(caller.user_id, message.id(), conversation, starred)
         })
         .await?;
     Ok(ok(StarData { starred }))
@@ -457,6 +464,7 @@ impl FieldAliases for DeleteMessagesRequest {
         (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
         (status = 404, description = "No such message, or the caller is not in its conversation", body = ErrorEnvelope),
         (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[delete("/{id}")]
@@ -466,11 +474,12 @@ pub async fn delete_message(
     id: Path<Uuid>,
     query: Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Delete, caller.user_id)?;
     let message = state.store.visible_message(caller.user_id, id.into_inner()).await?;
     delete(
         &state,
-        &message.member,
-        vec![message.id],
+        message.member(),
+        vec![message.id()],
         query.scope.unwrap_or_default(),
     )
     .await
@@ -490,6 +499,7 @@ pub async fn delete_message(
         (status = 403, description = "`all` on someone else's message, as anyone but a group's owner", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "No ids, more than 100, or one not of this conversation", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/delete")]
@@ -498,6 +508,7 @@ pub async fn delete_messages(
     caller: AuthUser,
     body: Json<DeleteMessagesRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Delete, caller.user_id)?;
     let body = body.into_inner();
     let member = state.store.member_of(caller.user_id, body.convo_id).await?;
     let mut ids = body.ids;
@@ -549,6 +560,7 @@ pub struct SearchQuery {
         (status = 400, description = "Malformed query string", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 422, description = "`q` empty or too long, or `limit` out of range", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[get("/search")]
@@ -573,6 +585,7 @@ pub async fn search_all(
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "`q` empty or too long, or `limit` out of range", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[get("/{conversationId}/search")]
@@ -600,6 +613,7 @@ async fn search(
     within: Option<&Member>,
     query: SearchQuery,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Search, caller.user_id)?;
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let words = query.q.trim();
     if words.is_empty() || words.chars().count() > 200 {

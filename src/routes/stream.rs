@@ -15,6 +15,7 @@ use crate::auth::AuthUser;
 use crate::auth::tokens::{random_hex, sha256};
 use crate::domain::page_limit;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::limits::Action;
 use crate::realtime::payloads::RESET;
 use crate::realtime::stream::{self, Resume, Start};
 use crate::state::AppState;
@@ -83,10 +84,12 @@ pub struct EventsData {
     responses(
         (status = 200, description = "A fresh ticket", body = Success<TicketData>),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[post("/ticket")]
 pub async fn create_ticket(state: web::Data<AppState>, caller: AuthUser) -> Result<impl Responder, ApiError> {
+    state.check_rate_limit(Action::Stream, caller.user_id)?;
     let ticket = random_hex(32);
     let expires_at = store::now() + TICKET_TTL;
     state
@@ -113,6 +116,7 @@ pub async fn create_ticket(state: web::Data<AppState>, caller: AuthUser) -> Resu
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 401, description = "Missing, invalid, expired or used token or ticket", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[get("/stream")]
@@ -148,6 +152,7 @@ pub async fn open_stream(
         }
         (user, session)
     };
+    state.check_rate_limit(Action::Stream, user)?;
     let header_position = request
         .headers()
         .get("last-event-id")
@@ -176,6 +181,7 @@ pub async fn open_stream(
         (status = 400, description = "Malformed query string", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 422, description = "`after` is not an event id, or `limit` out of range", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[get("")]
@@ -184,6 +190,7 @@ pub async fn list_events(
     caller: AuthUser,
     query: Query<EventListQuery>,
 ) -> Result<impl Responder, ApiError> {
+    state.check_rate_limit(Action::Stream, caller.user_id)?;
     let query = query.into_inner();
     let limit = page_limit(query.limit, 100, 1000).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let after = match query.after.as_deref() {

@@ -10,6 +10,7 @@ use super::extract::{Path, Query};
 use crate::auth::AuthUser;
 use crate::domain::page_limit;
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::limits::Action;
 use crate::realtime::presence;
 use crate::state::AppState;
 use crate::store::UserSearch;
@@ -71,6 +72,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
         (status = 400, description = "Malformed query string", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 422, description = "`limit` out of range or `keyword` too long", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
 #[get("")]
@@ -79,6 +81,7 @@ pub async fn search_users(
     caller: AuthUser,
     query: Query<UserSearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Search, caller.user_id)?;
     let query = query.into_inner();
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let keyword = query.keyword.unwrap_or_default().trim().to_lowercase();

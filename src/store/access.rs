@@ -2,8 +2,9 @@
 //! conversation- or message-scoped operation starts here and refuses a non-member with
 //! `NotFound` (so a stranger cannot tell a conversation exists). The store's operations on a
 //! conversation take the [`Member`] this returns, so none can be called without asking first;
-//! their SQL still filters by participant, as defence in depth against a membership that
-//! changed in between.
+//! writes also check the participant inside their transaction, after the conversation's lock,
+//! as defence in depth against a membership that changed in between. The fields of both are
+//! private: only the store makes them, so holding one means the gate said yes.
 
 use uuid::Uuid;
 
@@ -18,11 +19,12 @@ pub enum RequestState {
 }
 
 impl RequestState {
+    /// A status the schema does not allow reads as declined: refusing is the safe side.
     fn parse(status: &str) -> Self {
         match status {
             "pending" => Self::Pending,
-            "declined" => Self::Declined,
-            _ => Self::Accepted,
+            "accepted" => Self::Accepted,
+            _ => Self::Declined,
         }
     }
 }
@@ -33,13 +35,10 @@ impl RequestState {
 pub struct Member {
     conversation: Uuid,
     user: Uuid,
-    pub kind: ConversationKind,
-    /// A group's owner (`None` for direct conversations).
-    pub owner: Option<Uuid>,
-    /// For a direct conversation that began as a chat request: its state and who asked.
-    pub request: Option<(RequestState, Uuid)>,
-    /// Only the owner may rename or describe the group.
-    pub only_owner_renames: bool,
+    kind: ConversationKind,
+    owner: Option<Uuid>,
+    request: Option<(RequestState, Uuid)>,
+    only_owner_renames: bool,
 }
 
 impl Member {
@@ -49,6 +48,25 @@ impl Member {
 
     pub fn user(&self) -> Uuid {
         self.user
+    }
+
+    pub fn kind(&self) -> ConversationKind {
+        self.kind
+    }
+
+    /// A group's owner (`None` for direct conversations).
+    pub fn owner(&self) -> Option<Uuid> {
+        self.owner
+    }
+
+    /// For a direct conversation that began as a chat request: its state and who asked.
+    pub fn request(&self) -> Option<(RequestState, Uuid)> {
+        self.request
+    }
+
+    /// Only the owner may rename or describe the group.
+    pub fn only_owner_renames(&self) -> bool {
+        self.only_owner_renames
     }
 
     pub fn is_owner(&self) -> bool {
@@ -80,11 +98,30 @@ impl Member {
 /// A message whose conversation the caller is in, with its sender and state.
 #[derive(Clone, Debug)]
 pub struct VisibleMessage {
-    pub member: Member,
-    pub id: Uuid,
-    pub sender: Uuid,
+    member: Member,
+    id: Uuid,
+    sender: Uuid,
+    deleted: bool,
+}
+
+impl VisibleMessage {
+    /// The caller, in the message's conversation.
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn sender(&self) -> Uuid {
+        self.sender
+    }
+
     /// Deleted for everyone.
-    pub deleted: bool,
+    pub fn deleted(&self) -> bool {
+        self.deleted
+    }
 }
 
 /// What the gate reads of a conversation and the caller's place in it.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::direct_key;
-use super::tx::commit_with_events;
+use super::tx::{commit_with_events, require_participant};
 use super::{
     Conflict, Dialect, Forbidden, Member, NewEvent, Store, StoreError, StoreResult, with_backend, with_writer,
 };
@@ -132,7 +132,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
     ) -> StoreResult<ChatRequest> {
-        let Some((_, requester)) = member.request else {
+        let Some((_, requester)) = member.request() else {
             return Err(StoreError::NotFound("chat request"));
         };
         if requester == member.user() {
@@ -150,6 +150,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
             }
+            require_participant!(tx, chat, member.user())?;
             let answered: ChatRequest =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_REQUESTS} WHERE c.id = $1")))
                     .bind(chat)

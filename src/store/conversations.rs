@@ -386,12 +386,14 @@ impl Store {
                 greatest = pool.greatest(),
                 lock = pool.lock_conversation()
             ));
+            // No row: the reader left since the gate answered.
             let after: i64 = sqlx::query_scalar(sql)
                 .bind(conversation)
                 .bind(reader)
                 .bind(target)
-                .fetch_one(&mut *tx)
-                .await?;
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("conversation"))?;
             let read_up_to: Option<Uuid> =
                 sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2")
                     .bind(conversation)
@@ -423,8 +425,10 @@ impl Store {
         })
     }
 
-    /// Each participant's read position in `conversation`: (user, `seq` of the last message read).
-    pub async fn read_positions(&self, conversation: Uuid) -> StoreResult<Vec<(Uuid, i64)>> {
+    /// Each participant's read position in the member's conversation: (user, `seq` of the last
+    /// message read).
+    pub async fn read_positions(&self, member: &Member) -> StoreResult<Vec<(Uuid, i64)>> {
+        let conversation = member.conversation();
         with_backend!(self, |pool| {
             Ok(sqlx::query_as::<_, (Uuid, i64)>(
                 "SELECT user_id, last_read_seq FROM participants WHERE conversation_id = $1",

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::user_columns;
-use super::tx::{append_system_message, commit_with_events, conversation_in_tx, lock_conversation};
+use super::tx::{
+    append_system_message, commit_with_events, conversation_in_tx, lock_conversation, require_participant,
+};
 use super::{
     Conversation, ConversationKind, Dialect, Forbidden, Invalid, Member, Message, NewEvent, Store, StoreError,
     StoreResult, User, with_writer,
@@ -57,7 +59,7 @@ impl Store {
         events: impl Fn(&GroupUpdate) -> Vec<NewEvent>,
     ) -> StoreResult<GroupUpdate> {
         let (actor, conversation) = (member.user(), member.conversation());
-        if member.kind != ConversationKind::Group {
+        if member.kind() != ConversationKind::Group {
             return Err(StoreError::Invalid(Invalid::NotAGroup));
         }
         if !changes.add.is_empty() || !changes.remove.is_empty() {
@@ -67,15 +69,28 @@ impl Store {
             member.require_owner(Forbidden::OwnerOnlyRenamePolicy)?;
         }
         let renames = changes.name.is_some() || changes.description.is_some();
-        if renames && member.only_owner_renames {
+        if renames && member.only_owner_renames() {
             member.require_owner(Forbidden::OwnerOnlyRename)?;
         }
-        if member.owner.is_some_and(|owner| changes.remove.contains(&owner)) {
+        if member.owner().is_some_and(|owner| changes.remove.contains(&owner)) {
             return Err(StoreError::Invalid(Invalid::OwnerRemoved));
         }
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             lock_conversation!(tx, pool, conversation)?;
+            require_participant!(tx, conversation, actor)?;
+            // Ownership as of now, under the lock: it may have passed on since the gate read it.
+            let owner_only =
+                !changes.add.is_empty() || !changes.remove.is_empty() || changes.only_owner_renames.is_some();
+            if owner_only || (renames && member.only_owner_renames()) {
+                let owner: Option<Uuid> = sqlx::query_scalar("SELECT owner_id FROM conversations WHERE id = $1")
+                    .bind(conversation)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if owner != Some(actor) {
+                    return Err(StoreError::Forbidden(Forbidden::OwnerOnlyMembers));
+                }
+            }
             if renames || changes.only_owner_renames.is_some() {
                 sqlx::query(
                     "UPDATE conversations SET name = COALESCE($2, name),
@@ -159,10 +174,11 @@ impl Store {
         events: impl Fn(&Left) -> Vec<NewEvent>,
     ) -> StoreResult<Left> {
         let (user, conversation) = (member.user(), member.conversation());
-        let is_group = member.kind == ConversationKind::Group;
+        let is_group = member.kind() == ConversationKind::Group;
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             lock_conversation!(tx, pool, conversation)?;
+            require_participant!(tx, conversation, user)?;
             let left = if !is_group {
                 sqlx::query(
                     "UPDATE participants SET hidden_at_seq = (SELECT last_seq FROM conversations WHERE id = $1)

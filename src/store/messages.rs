@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::push_ids;
-use super::tx::{commit_with_events, insert_message, lock_conversation};
+use super::tx::{commit_with_events, insert_message, lock_conversation, require_participant};
 use super::{
     Conflict, DeleteScope, Dialect, Forbidden, Invalid, Member, Message, MessagePage, MessageReference, MessageRow,
     NewEvent, NewMessage, Quote, Store, StoreError, StoreResult, VisibleMessage, is_unique_violation, with_backend,
@@ -102,7 +102,7 @@ impl Store {
                     Some(quote.ok_or(StoreError::Invalid(Invalid::ForeignMessage(MessageReference::ReplyTo)))?)
                 }
             };
-            match insert_message!(tx, new, seq, quote) {
+            match insert_message!(tx, new, seq, quote, true) {
                 Err(StoreError::Database(error)) if is_unique_violation(&error) && new.client_id.is_some() => {
                     Ok(Attempt::LostClientIdRace)
                 }
@@ -141,13 +141,13 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&Message, &[(Uuid, i64)]) -> Vec<NewEvent>,
     ) -> StoreResult<(Message, Vec<(Uuid, i64)>)> {
-        if message.sender != message.member.user() {
+        if message.sender() != message.member().user() {
             return Err(StoreError::Forbidden(Forbidden::NotTheSender));
         }
-        if message.deleted {
+        if message.deleted() {
             return Err(StoreError::Conflict(Conflict::MessageDeleted));
         }
-        let conversation = message.member.conversation();
+        let conversation = message.member().conversation();
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // The first write takes the conversation lock (see `Dialect::LOCK_CONVERSATION`).
@@ -158,7 +158,7 @@ impl Store {
             ));
             let updated = sqlx::query(sql)
                 .bind(conversation)
-                .bind(message.id)
+                .bind(message.id())
                 .bind(content)
                 .bind(now)
                 .execute(&mut *tx)
@@ -167,8 +167,9 @@ impl Store {
                 // Deleted for everyone since the gate read it.
                 return Err(StoreError::Conflict(Conflict::MessageDeleted));
             }
+            require_participant!(tx, conversation, message.member().user())?;
             let edited: Message = sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
-                .bind(message.id)
+                .bind(message.id())
                 .fetch_one(&mut *tx)
                 .await?
                 .into();
@@ -190,24 +191,25 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(Uuid, bool) -> Vec<NewEvent>,
     ) -> StoreResult<bool> {
-        let user = message.member.user();
+        let user = message.member().user();
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            require_participant!(tx, message.member().conversation(), user)?;
             let removed = sqlx::query("DELETE FROM starred_messages WHERE user_id = $1 AND message_id = $2")
                 .bind(user)
-                .bind(message.id)
+                .bind(message.id())
                 .execute(&mut *tx)
                 .await?;
             let starred = removed.rows_affected() == 0;
             if starred {
                 sqlx::query("INSERT INTO starred_messages (user_id, message_id, starred_at) VALUES ($1, $2, $3)")
                     .bind(user)
-                    .bind(message.id)
+                    .bind(message.id())
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
             }
-            commit_with_events!(self, tx, events(message.member.conversation(), starred), now)?;
+            commit_with_events!(self, tx, events(message.member().conversation(), starred), now)?;
             Ok(starred)
         })
     }
@@ -281,6 +283,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             // Before any write: the conversation lock (see `Dialect::LOCK_CONVERSATION`).
             lock_conversation!(tx, pool, conversation)?;
+            require_participant!(tx, conversation, caller)?;
             for (id, _, seq) in &found {
                 match scope {
                     DeleteScope::All => {
@@ -309,18 +312,6 @@ impl Store {
             }
             commit_with_events!(self, tx, events(), now)
         })
-    }
-
-    pub async fn find_message(&self, id: Uuid) -> StoreResult<Option<Message>> {
-        let row = with_backend!(self, |pool| {
-            Ok(
-                sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?,
-            )
-        })?;
-        Ok(row.map(Message::from))
     }
 
     async fn find_by_client_id(&self, new: &NewMessage, client_id: &str) -> StoreResult<Option<Message>> {

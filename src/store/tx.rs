@@ -86,8 +86,9 @@ macro_rules! conversation_in_tx {
             )
             .bind($viewer)
             .bind($conversation)
-            .fetch_one(&mut *$tx)
-            .await?;
+            .fetch_optional(&mut *$tx)
+            .await?
+            .ok_or($crate::store::StoreError::NotFound("conversation"))?;
             let participants: Vec<$crate::store::ParticipantRow> =
                 sqlx::query_as($crate::store::sql::SELECT_PARTICIPANTS_OF_ONE)
                     .bind($conversation)
@@ -105,9 +106,11 @@ pub(crate) use conversation_in_tx;
 /// Inserts `$new` (a `&NewMessage`) at position `$seq` with reply quote `$quote` inside `$tx`,
 /// which holds the conversation's lock and has moved its `last_seq`, and moves the sender's
 /// read position to it (sending means having read what came before). Evaluates to the stored
-/// message. Shared by sends and the system messages of group changes.
+/// message. Shared by sends and the system messages of group changes; a send
+/// (`$from_participant` true) is refused with `NotFound` when the sender is no longer a
+/// participant, as seen after the lock (defence in depth behind the gate).
 macro_rules! insert_message {
-    ($tx:ident, $new:expr, $seq:expr, $quote:expr) => {
+    ($tx:ident, $new:expr, $seq:expr, $quote:expr, $from_participant:expr) => {
         $crate::store::tx::store_body(async {
             let new: &$crate::store::NewMessage = $new;
             sqlx::query(
@@ -138,6 +141,7 @@ macro_rules! insert_message {
             .await?;
             let sender_name: String = match moved {
                 Some(name) => name,
+                None if $from_participant => return Err($crate::store::StoreError::NotFound("conversation")),
                 None => {
                     sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
                         .bind(new.sender_id)
@@ -194,7 +198,7 @@ macro_rules! append_system_message {
             .bind(new.created_at)
             .fetch_one(&mut *$tx)
             .await?;
-            $crate::store::tx::insert_message!($tx, &new, seq, None)
+            $crate::store::tx::insert_message!($tx, &new, seq, None, false)
         })
         .await
     };
@@ -215,3 +219,24 @@ macro_rules! lock_conversation {
     };
 }
 pub(crate) use lock_conversation;
+
+/// `NotFound` unless `$user` is still a participant of `$conversation`, read inside `$tx` after
+/// the conversation's lock (so, on PostgreSQL, in a snapshot taken after it): the defence in
+/// depth behind the authorization gate, for a member removed in between.
+macro_rules! require_participant {
+    ($tx:ident, $conversation:expr, $user:expr) => {
+        $crate::store::tx::store_body(async {
+            let found: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2")
+                    .bind($conversation)
+                    .bind($user)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            found
+                .map(|_| ())
+                .ok_or($crate::store::StoreError::NotFound("conversation"))
+        })
+        .await
+    };
+}
+pub(crate) use require_participant;

@@ -7,16 +7,17 @@ use std::path::Path;
 /// Each top-level module and its layer: a module may use only modules of lower layers (and
 /// itself). Read top to bottom, this is the README's architecture map.
 const LAYERS: &[(&str, u8)] = &[
-    ("startup", 7),   // entry: wires everything
-    ("openapi", 6),   // the document of the routes
-    ("routes", 5),    // HTTP layer
-    ("state", 4),     // what handlers share
-    ("auth", 3),      // services
-    ("realtime", 3),  // hub, fan-out, presence, event payloads
-    ("telemetry", 3), // logging setup
+    ("startup", 8),   // entry: wires everything
+    ("openapi", 7),   // the document of the routes
+    ("routes", 6),    // HTTP layer
+    ("state", 5),     // what handlers share
+    ("telemetry", 5), // logging setup
+    ("auth", 4),      // services
+    ("realtime", 4),  // hub, fan-out, presence, event payloads
+    ("config", 4),    // the environment
+    ("limits", 3),    // per-user rate limits
     ("error", 2),     // the JSON error envelope, mapping store errors
     ("views", 2),     // JSON shapes shared by answers and event payloads
-    ("config", 2),    // the environment
     ("store", 1),     // the only SQL
     ("domain", 0),    // validated input types
 ];
@@ -42,11 +43,21 @@ fn crate_edges(folder: &Path, edges: &mut BTreeSet<(String, String)>) {
         let source = std::fs::read_to_string(&path).unwrap();
         for line in source.lines().filter(|line| !line.trim_start().starts_with("//")) {
             for (index, _) in line.match_indices("crate::") {
-                let named: String = line[index + "crate::".len()..]
-                    .chars()
-                    .take_while(|character| character.is_ascii_alphanumeric() || *character == '_')
-                    .collect();
-                if !named.is_empty() {
+                let rest = &line[index + "crate::".len()..];
+                // `crate::{a, b::c}` names several modules at once.
+                let named: Vec<String> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split([',', '}'])
+                        .map(|item| item.trim().split("::").next().unwrap_or_default().to_string())
+                        .take_while(|item| !item.contains(';'))
+                        .collect(),
+                    None => vec![
+                        rest.chars()
+                            .take_while(|character| character.is_ascii_alphanumeric() || *character == '_')
+                            .collect(),
+                    ],
+                };
+                for named in named.into_iter().filter(|named| !named.is_empty() && named != "self") {
                     edges.insert((module.clone(), named));
                 }
             }

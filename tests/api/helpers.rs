@@ -187,6 +187,8 @@ async fn start_app(
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
         ("BCRYPT_COST".into(), "4".into()),
         ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
+        // Tests send faster than people; tests/api/rate_limits.rs turns the limits on.
+        ("RATE_LIMITS".into(), "off".into()),
         ("PRESENCE_DEBOUNCE_MS".into(), "200".into()),
     ]);
     for (name, value) in settings {

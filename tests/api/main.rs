@@ -18,6 +18,7 @@ mod health;
 mod message_changes;
 mod messages;
 mod openapi;
+mod rate_limits;
 mod realtime;
 mod receipts;
 mod search;
