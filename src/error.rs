@@ -265,6 +265,10 @@ impl From<StoreError> for ApiError {
                         },
                         "is not a message of this conversation".into(),
                     ),
+                    Invalid::GroupTooLarge(max) => (
+                        "participants",
+                        format!("a group has at most {max} members, its owner included"),
+                    ),
                     Invalid::DatabaseUrl => (
                         "DATABASE_URL",
                         "must start with postgres://, postgresql:// or sqlite:".into(),

@@ -56,6 +56,7 @@ impl Application {
             max_connections: config.database_max_connections,
             common_word_matches: config.search_common_word_matches,
             newest_first_window: config.search_newest_first_window,
+            group_max_members: config.group_max_members,
             ..Default::default()
         };
         let store = Store::connect(&config.database_url, &options).await?;
@@ -183,16 +184,22 @@ async fn forget_idle_rate_limits(state: web::Data<AppState>) {
     }
 }
 
-/// Deletes events older than the retention window, hourly.
+/// Deletes events older than the retention window, and sessions that ended, hourly.
 async fn prune_events(store: Store, retention: Duration) {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
     let mut ticks = tokio::time::interval(Duration::from_secs(3600));
     loop {
         ticks.tick().await;
-        match store.prune_events(crate::store::now() - retention).await {
+        let now = crate::store::now();
+        match store.prune_events(now - retention).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "pruned old events"),
             Err(error) => tracing::warn!(%error, "pruning events failed"),
+        }
+        match store.prune_sessions(now, now - chrono::Duration::days(1)).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned ended sessions"),
+            Err(error) => tracing::warn!(%error, "pruning sessions failed"),
         }
     }
 }

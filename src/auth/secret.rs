@@ -22,8 +22,30 @@ pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> std::io::R
     }
     std::fs::create_dir_all(data_dir)?;
     let secret = random_hex(32);
-    let mut file = open_private(&path)?;
-    file.write_all(secret.as_bytes())?;
+    // Written whole to a file of its own, then linked into place: linking fails if the file
+    // exists, so of two instances starting together on one folder exactly one secret wins,
+    // and nobody ever reads a half-written one.
+    let draft = data_dir.join(format!("{SECRET_FILE}.{}.tmp", random_hex(8)));
+    {
+        let mut file = open_private(&draft)?;
+        file.write_all(secret.as_bytes())?;
+        file.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&draft, &path);
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let existing = std::fs::read_to_string(&path)?.trim().to_string();
+            if existing.len() >= 32 {
+                tracing::warn!(path = %path.display(), "JWT_SECRET is not set: using the secret another start generated");
+                return Ok(existing);
+            }
+            // A short leftover from before: replace it.
+            std::fs::write(&path, secret.as_bytes())?;
+        }
+        Err(error) => return Err(error),
+    }
     tracing::warn!(
         path = %path.display(),
         "JWT_SECRET is not set: generated a secret and saved it; set JWT_SECRET in production \
@@ -37,8 +59,7 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
 }
@@ -51,6 +72,21 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starts_racing_on_one_folder_agree_on_one_secret() {
+        let folder = std::env::temp_dir().join(format!("chat-api-secret-race-{}", uuid::Uuid::now_v7()));
+        let starts: Vec<_> = (0..8)
+            .map(|_| {
+                let folder = folder.clone();
+                std::thread::spawn(move || load_or_generate(None, &folder).unwrap())
+            })
+            .collect();
+        let secrets: std::collections::HashSet<String> =
+            starts.into_iter().map(|start| start.join().unwrap()).collect();
+        assert_eq!(secrets.len(), 1, "{secrets:?}");
+        std::fs::remove_dir_all(folder).unwrap();
+    }
 
     #[test]
     fn a_generated_secret_is_kept_for_the_next_start() {

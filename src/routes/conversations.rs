@@ -20,9 +20,6 @@ use crate::state::AppState;
 use crate::store::{self, ConversationCursor, ConversationFlag, GroupChanges, Left, NewGroup};
 use crate::views::{ConversationView, UserView};
 
-/// The most members a group may be created with in one request.
-const MAX_GROUP_MEMBERS: usize = 1000;
-
 /// Either `{receiver_id}` for a direct conversation, or `{type: "group", name, participants}`.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateConversationRequest {
@@ -152,6 +149,7 @@ async fn create_group(
     name: Option<String>,
     participants: Option<Vec<Uuid>>,
 ) -> Result<HttpResponse, ApiError> {
+    let max = state.store.group_max_members();
     let members = |participants: Option<Vec<Uuid>>| -> Result<Vec<Uuid>, String> {
         let distinct: BTreeSet<Uuid> = participants
             .unwrap_or_default()
@@ -161,8 +159,8 @@ async fn create_group(
         if distinct.is_empty() {
             return Err("must name at least one other user".into());
         }
-        if distinct.len() > MAX_GROUP_MEMBERS {
-            return Err(format!("at most {MAX_GROUP_MEMBERS} members"));
+        if distinct.len() >= max {
+            return Err(format!("a group has at most {max} members, its owner included"));
         }
         Ok(distinct.into_iter().collect())
     };
@@ -337,6 +335,14 @@ pub async fn update_conversation(
         field("description", description(body.description)),
     ))?;
     let members = body.participants.unwrap_or_default();
+    // Each list is bounded by the group size: no request names more users than a group holds.
+    let max = state.store.group_max_members();
+    if members.add.len() > max || members.remove.len() > max {
+        return Err(ApiError::invalid_field(
+            "participants",
+            format!("add and remove name at most {max} users each"),
+        ));
+    }
     let changes = GroupChanges {
         name: name.map(Name::into_inner),
         description,

@@ -167,6 +167,9 @@ impl Store {
         group: &NewGroup,
         events: impl Fn(&Conversation) -> Vec<NewEvent>,
     ) -> StoreResult<Conversation> {
+        if group.members.len() + 1 > self.group_max_members() {
+            return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
+        }
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let everyone = std::iter::once(group.owner_id).chain(group.members.iter().copied());

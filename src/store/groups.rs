@@ -129,6 +129,15 @@ impl Store {
                     added.push(found);
                 }
             }
+            if !added.is_empty() {
+                let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM participants WHERE conversation_id = $1")
+                    .bind(conversation)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if members > self.group_max_members {
+                    return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
+                }
+            }
             let mut removed = Vec::new();
             for user in &changes.remove {
                 let found: Option<User> = sqlx::query_as(

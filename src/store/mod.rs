@@ -83,6 +83,8 @@ pub enum Invalid {
     ForeignMessages(Vec<Uuid>),
     /// A message named by the request, as `MessageReference`, that is not in the conversation.
     ForeignMessage(MessageReference),
+    /// A group would have more participants than the limit (which it carries).
+    GroupTooLarge(usize),
     /// The database URL names no backend we have.
     DatabaseUrl,
 }
@@ -144,6 +146,8 @@ pub struct Store {
     common_word_matches: i64,
     /// See [`Dialect::NEWEST_FIRST_WINDOW`].
     newest_first_window: i64,
+    /// The most participants a group may have, owner included (`GROUP_MAX_MEMBERS`).
+    group_max_members: i64,
 }
 
 /// Options shared by both backends.
@@ -156,6 +160,8 @@ pub struct ConnectOptions {
     pub common_word_matches: Option<u32>,
     /// Overrides the backend's [`Dialect::NEWEST_FIRST_WINDOW`] (the same).
     pub newest_first_window: Option<u32>,
+    /// The most participants a group may have, owner included, after any change.
+    pub group_max_members: u32,
 }
 
 impl Default for ConnectOptions {
@@ -165,6 +171,7 @@ impl Default for ConnectOptions {
             acquire_timeout: Duration::from_secs(10),
             common_word_matches: None,
             newest_first_window: None,
+            group_max_members: 1000,
         }
     }
 }
@@ -364,6 +371,7 @@ impl Store {
             commit_bell: Default::default(),
             common_word_matches: options.common_word_matches.map_or(search_defaults.0, i64::from),
             newest_first_window: options.newest_first_window.map_or(search_defaults.1, i64::from),
+            group_max_members: i64::from(options.group_max_members),
         })
     }
 
@@ -373,6 +381,11 @@ impl Store {
             Backend::Postgres(pool) => postgres::migrate(pool).await,
             Backend::Sqlite { writer, .. } => sqlite::migrate(writer).await,
         }
+    }
+
+    /// The most participants a group may have, owner included.
+    pub fn group_max_members(&self) -> usize {
+        usize::try_from(self.group_max_members).unwrap_or(usize::MAX)
     }
 
     pub fn kind(&self) -> BackendKind {

@@ -91,6 +91,20 @@ impl Store {
         })
     }
 
+    /// Deletes the sessions that can no longer be used: past their refresh lifetime, or
+    /// revoked before `revoked_before`; their used-token history goes with them (cascade).
+    /// Returns how many went. A deleted session reads as ended, like a revoked one.
+    pub async fn prune_sessions(&self, now: DateTime<Utc>, revoked_before: DateTime<Utc>) -> StoreResult<u64> {
+        with_writer!(self, |pool| {
+            let deleted = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $2")
+                .bind(now)
+                .bind(revoked_before)
+                .execute(pool)
+                .await?;
+            Ok(deleted.rows_affected())
+        })
+    }
+
     /// Is this session of this user still live? Checked on every authenticated request,
     /// by primary key, so that logout and reuse detection take effect at once.
     pub async fn session_is_active(&self, session_id: Uuid, user_id: Uuid) -> StoreResult<bool> {

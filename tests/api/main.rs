@@ -8,6 +8,7 @@ mod architecture;
 mod auth;
 mod authorization;
 mod bad_input;
+mod bounds;
 mod chat_list;
 mod chat_requests;
 mod conversations;
