@@ -23,6 +23,16 @@ pub struct UserData {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct ProfileData {
+    pub user: UserView,
+    /// `"online"`, the seconds since last seen, or `null`: never seen, or not someone the
+    /// caller has an active conversation with (presence is shared only with contacts).
+    #[schema(value_type = Option<Object>, example = json!("online"))]
+    pub last_activity: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UsersData {
     pub users: Vec<UserView>,
     /// Pass as `before` for the next page; `null` on the last page.
@@ -32,7 +42,8 @@ pub struct UsersData {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserSearchQuery {
-    /// Matched anywhere in the name or the email, case-insensitively. Empty: every user.
+    /// At least 2 characters, matched anywhere in the name, or as the whole email address,
+    /// case-insensitively. Empty: the people the caller has conversations with.
     pub keyword: Option<String>,
     /// Page size: 1 to 100, default 20.
     pub limit: Option<u32>,
@@ -59,10 +70,11 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
     Ok(ok(UserData { user: user.into() }))
 }
 
-/// Search users by name or email.
+/// Search users by name, or find one by email.
 ///
-/// Users whose name or email contains `keyword` (case-insensitive), the caller excluded,
-/// ordered by name.
+/// Users whose name contains `keyword`, or whose email is exactly `keyword` (case-insensitive),
+/// the caller excluded, ordered by name. An email is never matched in part, so nobody can list
+/// addresses; an empty keyword lists only the caller's conversation partners.
 #[utoipa::path(
     get, path = "/api/v1/user", tag = "users",
     security(("bearer" = [])),
@@ -71,7 +83,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
         (status = 200, description = "Matching users", body = Success<UsersData>),
         (status = 400, description = "Malformed query string", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
-        (status = 422, description = "`limit` out of range or `keyword` too long", body = ErrorEnvelope),
+        (status = 422, description = "`limit` out of range, or `keyword` of 1 or over 100 characters", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
@@ -85,8 +97,15 @@ pub async fn search_users(
     let query = query.into_inner();
     let limit = page_limit(query.limit, 20, 100).map_err(|problem| ApiError::invalid_field("limit", problem))?;
     let keyword = query.keyword.unwrap_or_default().trim().to_lowercase();
-    if keyword.chars().count() > 100 {
-        return Err(ApiError::invalid_field("keyword", "must be at most 100 characters"));
+    match keyword.chars().count() {
+        1 => {
+            return Err(ApiError::invalid_field(
+                "keyword",
+                "must be empty or at least 2 characters",
+            ));
+        }
+        length if length > 100 => return Err(ApiError::invalid_field("keyword", "must be at most 100 characters")),
+        _ => {}
     }
     let mut users = state
         .store
@@ -123,6 +142,8 @@ pub struct LastActivityData {
 /// Who is online, and since when the others are not.
 ///
 /// A user is online while at least one of their event streams is open (on any instance).
+/// Only for users who share an active conversation with the caller (not a pending or declined
+/// chat request): the others read `null`, like users never seen.
 #[utoipa::path(
     get, path = "/api/v1/user/last-activity", tag = "users",
     security(("bearer" = [])),
@@ -137,33 +158,45 @@ pub struct LastActivityData {
 #[get("/last-activity")]
 pub async fn last_activity(
     state: web::Data<AppState>,
-    _caller: AuthUser,
+    caller: AuthUser,
     query: Query<LastActivityQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = super::parse_id_list("ids", &query.ids, 100)?;
-    let now = chrono::Utc::now();
-    let last_activity = presence::last_activity(&state.store, &ids)
-        .await?
-        .into_iter()
-        .map(|(id, (online, last_active_at))| {
-            let value = match (online, last_active_at) {
-                (true, _) => serde_json::Value::from("online"),
-                (false, Some(at)) => serde_json::Value::from((now - at).num_seconds().max(0)),
-                (false, None) => serde_json::Value::Null,
-            };
-            (id.to_string(), value)
-        })
-        .collect();
+    let last_activity = activity_seen_by(&state, caller, &ids).await?.into_iter().collect();
     Ok(ok(LastActivityData { last_activity }))
 }
 
-/// One user's public profile.
+/// For each of `users` that exists: `"online"`, the seconds since last seen, or `null` (never
+/// seen, or not a contact of the caller's: presence is shared only with contacts).
+async fn activity_seen_by(
+    state: &AppState,
+    caller: AuthUser,
+    users: &[Uuid],
+) -> Result<Vec<(String, serde_json::Value)>, ApiError> {
+    let contacts = state.store.contacts_among(caller.user_id, users).await?;
+    let now = chrono::Utc::now();
+    Ok(presence::last_activity(&state.store, users)
+        .await?
+        .into_iter()
+        .map(|(id, (online, last_active_at))| {
+            let value = match (contacts.contains(&id), online, last_active_at) {
+                (false, _, _) => serde_json::Value::Null,
+                (true, true, _) => serde_json::Value::from("online"),
+                (true, false, Some(at)) => serde_json::Value::from((now - at).num_seconds().max(0)),
+                (true, false, None) => serde_json::Value::Null,
+            };
+            (id.to_string(), value)
+        })
+        .collect())
+}
+
+/// One user's public profile, with their presence for a contact of the caller's.
 #[utoipa::path(
     get, path = "/api/v1/user/{id}", tag = "users",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The user's id")),
     responses(
-        (status = 200, description = "The user", body = Success<UserData>),
+        (status = 200, description = "The user", body = Success<ProfileData>),
         (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such user", body = ErrorEnvelope),
@@ -171,11 +204,18 @@ pub async fn last_activity(
     )
 )]
 #[get("/{id}")]
-pub async fn get_user(state: web::Data<AppState>, _caller: AuthUser, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(state: web::Data<AppState>, caller: AuthUser, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let user = state
         .store
         .find_user(id.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(ok(UserData { user: user.into() }))
+    let activity = activity_seen_by(&state, caller, &[user.id])
+        .await?
+        .pop()
+        .map_or(serde_json::Value::Null, |(_, activity)| activity);
+    Ok(ok(ProfileData {
+        user: user.into(),
+        last_activity: activity,
+    }))
 }

@@ -33,7 +33,8 @@ pub struct NewUser {
 #[derive(Clone, Debug)]
 pub struct UserSearch {
     pub caller: Uuid,
-    /// Lower-cased, matched anywhere in the name or the email.
+    /// Lower-cased: matched anywhere in the name, or as the whole email; empty lists the
+    /// caller's conversation partners.
     pub keyword: String,
     pub limit: u32,
     /// The last user of the previous page.

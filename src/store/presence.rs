@@ -6,24 +6,41 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::push_ids;
+use super::sql::{ACTIVE_CONVERSATION, push_ids};
 use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
 
 impl Store {
-    /// Everyone who shares a conversation with `user` (not `user`).
+    /// Everyone who shares an active conversation with `user` (not `user`): who may see
+    /// their presence. A pending or declined chat request shares none.
     pub async fn contacts_of(&self, user: Uuid) -> StoreResult<Vec<Uuid>> {
-        let contacts = with_backend!(self, |pool| {
-            sqlx::query_scalar::<_, Uuid>(
+        with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
                 "SELECT DISTINCT other.user_id FROM participants mine
+                 JOIN conversations c ON c.id = mine.conversation_id
                  JOIN participants other ON other.conversation_id = mine.conversation_id
-                 WHERE mine.user_id = $1 AND other.user_id <> $1",
-            )
-            .bind(user)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::from)
-        })?;
-        Ok(contacts)
+                 WHERE mine.user_id = $1 AND other.user_id <> $1 AND {ACTIVE_CONVERSATION}"
+            ));
+            Ok(sqlx::query_scalar::<_, Uuid>(sql).bind(user).fetch_all(pool).await?)
+        })
+    }
+
+    /// Those of `users` who share an active conversation with `viewer`.
+    pub async fn contacts_among(&self, viewer: Uuid, users: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT DISTINCT other.user_id FROM participants mine
+                 JOIN conversations c ON c.id = mine.conversation_id
+                 JOIN participants other ON other.conversation_id = mine.conversation_id
+                 WHERE {ACTIVE_CONVERSATION} AND mine.user_id = "
+            ));
+            builder.push_bind(viewer);
+            builder.push(" AND other.user_id IN ");
+            push_ids(&mut builder, users.iter().copied());
+            Ok(builder.build_query_scalar::<Uuid>().fetch_all(pool).await?)
+        })
     }
 
     /// Announces this instance (and keeps announcing it: a heartbeat).

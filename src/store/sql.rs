@@ -40,6 +40,10 @@ macro_rules! unread_count {
 }
 pub(crate) use unread_count;
 
+/// A conversation `c` in which its participants talk: not a chat request still pending or
+/// declined. Presence and profiles are shared only through these.
+pub(crate) const ACTIVE_CONVERSATION: &str = "(c.request_status IS NULL OR c.request_status = 'accepted')";
+
 /// The participants of conversation `$1` with their read positions, in joining order.
 pub(crate) const SELECT_PARTICIPANTS_OF_ONE: &str = concat!(
     "SELECT p.conversation_id, p.last_read_seq, ",

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::sql::user_columns;
+use super::sql::{ACTIVE_CONVERSATION, user_columns};
 use super::{
     Conflict, NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation,
     with_backend, with_writer,
@@ -60,26 +60,38 @@ impl Store {
         })
     }
 
-    /// Users whose name or email contains the keyword, except the caller, by name.
+    /// Users the caller may find, except the caller, by name: with a keyword, those whose
+    /// name contains it, or whose email is exactly it (so people find each other by address
+    /// without anyone listing addresses); without one, the people the caller talks with.
     pub async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<User>> {
         let pattern = format!("%{}%", escape_like(&search.keyword));
+        let found = if search.keyword.is_empty() {
+            format!(
+                "id IN (SELECT other.user_id FROM participants mine
+                        JOIN conversations c ON c.id = mine.conversation_id
+                        JOIN participants other ON other.conversation_id = mine.conversation_id
+                        WHERE mine.user_id = $1 AND {ACTIVE_CONVERSATION})"
+            )
+        } else {
+            "(search_name LIKE $2 ESCAPE '\\' OR email = $5)".to_string()
+        };
         with_backend!(self, |pool| {
-            Ok(sqlx::query_as::<_, User>(concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users
-                 WHERE id <> $1
-                   AND (search_name LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\')
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {columns} FROM users
+                 WHERE id <> $1 AND {found}
                    AND ($3 IS NULL OR (search_name, id) > (SELECT search_name, id FROM users WHERE id = $3))
                  ORDER BY search_name, id
-                 LIMIT $4"
-            ))
-            .bind(search.caller)
-            .bind(&pattern)
-            .bind(search.after_user)
-            .bind(i64::from(search.limit))
-            .fetch_all(pool)
-            .await?)
+                 LIMIT $4",
+                columns = user_columns!(),
+            ));
+            Ok(sqlx::query_as::<_, User>(sql)
+                .bind(search.caller)
+                .bind(&pattern)
+                .bind(search.after_user)
+                .bind(i64::from(search.limit))
+                .bind(&search.keyword)
+                .fetch_all(pool)
+                .await?)
         })
     }
 }

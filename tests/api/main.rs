@@ -12,6 +12,7 @@ mod bounds;
 mod chat_list;
 mod chat_requests;
 mod conversations;
+mod directory;
 mod errors;
 mod failures;
 mod groups;
