@@ -412,7 +412,8 @@ impl Store {
         })
     }
 
-    /// The sum of `user`'s unread counts over all their conversations.
+    /// The sum of `user`'s unread counts over all their conversations, leaving out the chat
+    /// requests they received and have not accepted (`pending_requests` counts those).
     pub async fn total_unread(&self, user: Uuid) -> StoreResult<i64> {
         with_backend!(self, |pool| {
             Ok(sqlx::query_scalar::<_, i64>(concat!(
@@ -420,7 +421,8 @@ impl Store {
                 unread_count!(),
                 "), 0) AS BIGINT)
                  FROM participants p JOIN conversations c ON c.id = p.conversation_id
-                 WHERE p.user_id = $1"
+                 WHERE p.user_id = $1
+                   AND NOT (COALESCE(c.request_status, '') IN ('pending', 'declined') AND c.requester_id <> $1)"
             ))
             .bind(user)
             .fetch_one(pool)

@@ -175,9 +175,49 @@ async fn chat_request_lists_page_with_skip_and_limit(backend: Backend) {
     assert_eq!(rest, [chats[0].clone()]);
 }
 
+async fn unread(app: &TestApp, user: &TestUser) -> serde_json::Value {
+    let totals = app.get("/api/v1/message/totals", Some(&user.token)).await;
+    totals.data(StatusCode::OK)["totalUnreadMessages"].clone()
+}
+
+/// Issue 9: a request's messages are not unread for its recipient until they accept
+/// (`totalPendingRequest` counts the request itself), and a declined one never counts.
+async fn unread_totals_never_count_pending_or_declined_requests(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let (ana, bo, cy) = (
+        app.register_user("Ana").await,
+        app.register_user("Bo").await,
+        app.register_user("Cy").await,
+    );
+    let chat_id = |reply: Reply| {
+        reply.data(StatusCode::CREATED)["chatRequest"]["chatId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let to_accept = chat_id(request(&app, &ana, &bo).await);
+    let to_decline = chat_id(request(&app, &cy, &bo).await);
+    app.send_text(&ana, &to_accept, "hello from Ana").await;
+    app.send_text(&cy, &to_decline, "hello from Cy").await;
+
+    // Act
+    let while_pending = unread(&app, &bo).await;
+    answer(&app, &bo, &to_decline, "decline").await.data(StatusCode::OK);
+    let after_decline = unread(&app, &bo).await;
+    answer(&app, &bo, &to_accept, "accept").await.data(StatusCode::OK);
+    let after_accept = unread(&app, &bo).await;
+
+    // Assert
+    assert_eq!(while_pending, 0);
+    assert_eq!(after_decline, 0);
+    assert_eq!(after_accept, 1, "accepted: Ana's message is unread now");
+}
+
 both_backends!(
     a_pending_request_waits_in_requests_until_accepted,
     a_declined_request_takes_no_more_messages,
     chat_requests_refuse_what_does_not_fit,
     chat_request_lists_page_with_skip_and_limit,
+    unread_totals_never_count_pending_or_declined_requests,
 );
