@@ -215,8 +215,14 @@ pub async fn list_events(
             }));
         }
     };
+    // The head first: every event at or below it is final, so when the page is not full the
+    // caller has seen all of theirs up to it, and the next poll starts there instead of
+    // rescanning everyone else's events since `after` again.
+    let head = state.store.head_position().await?;
     let stored = state.store.user_events_after(caller.user_id, after, limit).await?;
-    let next_after = stored.last().map_or(after, |event| event.position()).to_string();
+    let last = stored.last().map_or(after, |event| event.position());
+    let page_full = stored.len() >= limit as usize;
+    let next_after = if page_full { last } else { last.max(head) }.to_string();
     let events = stored
         .into_iter()
         .map(|event| {

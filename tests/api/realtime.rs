@@ -594,7 +594,47 @@ async fn a_reused_refresh_token_ends_the_sessions_open_streams(backend: Backend)
     assert!(stream.ends_within(Duration::from_secs(5)).await);
 }
 
+/// Issue 9: a poller whose conversations are quiet still moves forward, past everyone else's
+/// events, so its next poll does not read them again; and nothing of its own is skipped.
+async fn a_quiet_poll_moves_past_other_peoples_events(backend: Backend) {
+    // Arrange: Bo polls; Ana and Cy talk without him.
+    let app = spawn_app(backend).await;
+    let (ana, bo, cy) = (
+        app.register_user("Ana").await,
+        app.register_user("Bo").await,
+        app.register_user("Cy").await,
+    );
+    let bo_chat = app.direct_conversation(&ana, &bo).await;
+    let first = app.get("/api/v1/events?after=0", Some(&bo.token)).await;
+    let start = first.data(StatusCode::OK)["nextAfter"].as_str().unwrap().to_string();
+    let others = app.direct_conversation(&ana, &cy).await;
+    for n in 0..3 {
+        app.send_text(&ana, &others, &format!("not for Bo {n}")).await;
+    }
+
+    // Act
+    let quiet = app.get(&format!("/api/v1/events?after={start}"), Some(&bo.token)).await;
+    let quiet = quiet.data(StatusCode::OK).clone();
+    let moved_to = quiet["nextAfter"].as_str().unwrap().to_string();
+    app.send_text(&ana, &bo_chat, "for Bo").await;
+    let next = app
+        .get(&format!("/api/v1/events?after={moved_to}"), Some(&bo.token))
+        .await;
+
+    // Assert
+    assert_eq!(quiet["events"], json!([]));
+    assert_ne!(moved_to, start, "the position moved past the others' events");
+    let events = next.data(StatusCode::OK)["events"].as_array().unwrap().clone();
+    let texts: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["event"] == "message.created")
+        .map(|event| &event["data"]["content"])
+        .collect();
+    assert_eq!(texts, [&json!("for Bo")]);
+}
+
 both_backends!(
+    a_quiet_poll_moves_past_other_peoples_events,
     logging_out_ends_the_sessions_open_streams_but_not_other_sessions,
     a_reused_refresh_token_ends_the_sessions_open_streams,
     stream_delivers_message_created_to_every_participant_including_the_sender,
