@@ -157,12 +157,14 @@ pub fn conversation_updated_for(user: Uuid, conversation: &Conversation) -> Vec<
 
 /// After a group change: `conversation.updated` (the group) to its members, `conversation.created`
 /// to the members added (the group, as they will find it), `conversation.removed` to those removed.
+/// One payload goes to every member, so it carries no field that differs per member
+/// (`pinned`, `archived`, `unreadCount`): each member keeps their own, or reads the group.
 pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     let group = ConversationView::from(update.conversation.clone());
     let mut events = vec![NewEvent {
         kind: CONVERSATION_UPDATED,
         audience: Audience::Conversation(group.id),
-        payload: json(&group),
+        payload: json(&without_fields(&group, &PER_MEMBER_FIELDS)),
     }];
     for user in &update.added {
         let mut theirs = group.clone();
@@ -170,7 +172,8 @@ pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
         events.push(NewEvent {
             kind: CONVERSATION_CREATED,
             audience: Audience::User(user.id),
-            payload: json(&theirs),
+            // Their unread count is not the actor's: they read the group to learn it.
+            payload: json(&without_fields(&theirs, &["unreadCount"])),
         });
     }
     for user in &update.removed {
@@ -178,6 +181,20 @@ pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     }
     events.extend(update.messages.iter().flat_map(message_created));
     events
+}
+
+/// The fields of a conversation that belong to the member who reads it.
+const PER_MEMBER_FIELDS: [&str; 3] = ["pinned", "archived", "unreadCount"];
+
+/// `view` as a JSON object without `fields`.
+fn without_fields(view: &ConversationView, fields: &[&str]) -> serde_json::Value {
+    let mut value = serde_json::to_value(view).expect("event payloads serialise");
+    if let Some(object) = value.as_object_mut() {
+        for field in fields {
+            object.remove(*field);
+        }
+    }
+    value
 }
 
 /// `data` of `conversation.removed`.

@@ -243,7 +243,51 @@ async fn a_removed_direct_conversation_comes_back_with_a_new_message(backend: Ba
     assert_eq!(list(ana.clone()).await[0]["_id"], conversation.as_str());
 }
 
+/// Issue 9: the one `conversation.updated` every member gets after a group change carries no
+/// field of the actor's own (their pin, archive flag or unread count).
+async fn a_group_change_tells_members_nothing_of_the_actors_own_flags(backend: Backend) {
+    // Arrange: Ana owns the group and pinned it; Bo listens.
+    let app = spawn_app(backend).await;
+    let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
+    let created = app.create_group(&ana.token, "Book club", &[&bo.id]).await;
+    let group = created.data(StatusCode::CREATED)["conversation"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pinned = app
+        .post(
+            &format!("/api/v1/conversation/{group}/pin"),
+            Some(&ana.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(pinned.data(StatusCode::OK)["pinned"], true);
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+
+    // Act
+    let renamed = app
+        .patch(
+            &format!("/api/v1/conversation/{group}"),
+            Some(&ana.token),
+            &json!({"name": "Books"}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(
+        renamed.data(StatusCode::OK)["conversation"]["pinned"],
+        true,
+        "the actor's answer is theirs"
+    );
+    let updated = bo_stream.next_of("conversation.updated").await;
+    assert_eq!(updated.data["name"], "Books");
+    for field in ["pinned", "archived", "unreadCount"] {
+        assert!(updated.data.get(field).is_none(), "{field} in {}", updated.data);
+    }
+}
+
 both_backends!(
+    a_group_change_tells_members_nothing_of_the_actors_own_flags,
     any_member_renames_the_group_and_everyone_hears_of_it,
     the_owner_may_keep_renaming_to_themselves,
     the_owner_adds_and_removes_members_with_system_messages_and_events,
