@@ -47,6 +47,8 @@ pub struct Config {
     /// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`; the older
     /// `TRUST_PROXY=true` means loopback). Empty: the peer address is the client's.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Show every user's email to everyone (company directories); otherwise only to its owner.
+    pub user_emails_visible: bool,
     /// The most participants a group may have, owner included, after any change.
     pub group_max_members: u32,
     /// The per-user rate limits.
@@ -151,6 +153,7 @@ impl Config {
             auth_rate_limit_per_minute: parse(&get, "AUTH_RATE_LIMIT_PER_MINUTE", 30)?,
             trusted_proxies: trusted_proxies(&get)?,
             limits: limit_settings(&get)?,
+            user_emails_visible: parse(&get, "USER_EMAILS_VISIBLE", false)?,
             group_max_members: u32::try_from(positive(&get, "GROUP_MAX_MEMBERS", 1000)?).unwrap_or(u32::MAX),
             data_dir,
             sse_keep_alive: Duration::from_secs(positive(&get, "SSE_KEEP_ALIVE_SECONDS", 15)?),

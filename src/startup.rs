@@ -94,6 +94,9 @@ impl Application {
         let state = web::Data::new(AppState {
             trusted_proxies: config.trusted_proxies.clone(),
             limits: RateLimits::new(&config.limits),
+            emails: crate::views::EmailPolicy {
+                visible_to_all: config.user_emails_visible,
+            },
             store: store.clone(),
             hub: hub.clone(),
             auth: auth.clone(),

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::limits::{Action, RateLimits};
 use crate::realtime::Hub;
 use crate::store::Store;
+use crate::views::EmailPolicy;
 
 pub struct AppState {
     /// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
@@ -20,6 +21,8 @@ pub struct AppState {
     /// Also registered as app data of its own, for the `AuthUser` extractor.
     pub auth: web::Data<AuthService>,
     pub limits: RateLimits,
+    /// Whose emails users see (`USER_EMAILS_VISIBLE`).
+    pub emails: EmailPolicy,
     pub production: bool,
 }
 

@@ -8,6 +8,21 @@ use uuid::Uuid;
 
 use crate::store::{Conversation, Message, User, UserRef};
 
+/// Whose email a reader sees: their own always, other people's only where the deployment
+/// shows them to everyone (`USER_EMAILS_VISIBLE`, for company directories). Every view of a
+/// user is built through it, so no route can hand out addresses by forgetting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmailPolicy {
+    pub visible_to_all: bool,
+}
+
+impl EmailPolicy {
+    /// Does `reader` (`None`: whoever reads a shared event) see `owner`'s email?
+    fn shows(self, owner: Uuid, reader: Option<Uuid>) -> bool {
+        self.visible_to_all || reader == Some(owner)
+    }
+}
+
 /// A user. Never carries a password hash: the store does not even read it for this.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -16,21 +31,30 @@ pub struct UserView {
     pub id: Uuid,
     #[schema(example = "Ana Lima")]
     pub name: String,
+    /// Only in the user's own profile, unless the deployment shows emails to everyone.
     #[schema(example = "ana@example.com")]
-    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<User> for UserView {
-    fn from(user: User) -> Self {
+impl UserView {
+    /// `user` as `reader` sees them (`None`: a payload every member reads).
+    pub fn seen_by(user: User, reader: Option<Uuid>, emails: EmailPolicy) -> Self {
         Self {
+            email: emails.shows(user.id, reader).then_some(user.email),
             id: user.id,
             name: user.name,
-            email: user.email,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
+    }
+
+    /// The user's own view of themselves.
+    pub fn own(user: User) -> Self {
+        let reader = Some(user.id);
+        Self::seen_by(user, reader, EmailPolicy::default())
     }
 }
 
@@ -191,8 +215,9 @@ pub struct ConversationView {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Conversation> for ConversationView {
-    fn from(conversation: Conversation) -> Self {
+impl ConversationView {
+    /// `conversation` as `reader` sees its participants (`None`: a payload every member reads).
+    pub fn seen_by(conversation: Conversation, reader: Option<Uuid>, emails: EmailPolicy) -> Self {
         let read_positions = &conversation.read_positions;
         let latest_message: Option<MessageView> = conversation.last_message.map(|message| {
             let (seq, sender) = (message.seq, message.sender.id);
@@ -208,7 +233,11 @@ impl From<Conversation> for ConversationView {
             owner: conversation.owner_id,
             description: conversation.description,
             only_owner_can_rename: conversation.only_owner_renames,
-            participants: conversation.participants.into_iter().map(UserView::from).collect(),
+            participants: conversation
+                .participants
+                .into_iter()
+                .map(|user| UserView::seen_by(user, reader, emails))
+                .collect(),
             last_message: latest_message.as_ref().map(|message| message.content.clone()),
             latest_message,
             unread_count: conversation.unread_count,

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::{Audience, ChatRequest, Conversation, GroupUpdate, Message, NewEvent};
-use crate::views::{ChatRequestView, ConversationView, MessageView};
+use crate::views::{ChatRequestView, ConversationView, EmailPolicy, MessageView};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -137,21 +137,21 @@ pub fn message_starred(user: Uuid, message: Uuid, conversation: Uuid, starred: b
 
 /// `conversation.created` to its participants: the conversation, as `POST /conversation`
 /// returns it.
-pub fn conversation_created(conversation: &Conversation) -> Vec<NewEvent> {
+pub fn conversation_created(conversation: &Conversation, emails: EmailPolicy) -> Vec<NewEvent> {
     vec![NewEvent {
         kind: CONVERSATION_CREATED,
         audience: Audience::Conversation(conversation.id),
-        payload: json(&ConversationView::from(conversation.clone())),
+        payload: json(&ConversationView::seen_by(conversation.clone(), None, emails)),
     }]
 }
 
 /// `conversation.updated` to one participant: the conversation as that participant sees it
 /// (after a change of their own flags: pinned, archived).
-pub fn conversation_updated_for(user: Uuid, conversation: &Conversation) -> Vec<NewEvent> {
+pub fn conversation_updated_for(user: Uuid, conversation: &Conversation, emails: EmailPolicy) -> Vec<NewEvent> {
     vec![NewEvent {
         kind: CONVERSATION_UPDATED,
         audience: Audience::User(user),
-        payload: json(&ConversationView::from(conversation.clone())),
+        payload: json(&ConversationView::seen_by(conversation.clone(), None, emails)),
     }]
 }
 
@@ -159,8 +159,8 @@ pub fn conversation_updated_for(user: Uuid, conversation: &Conversation) -> Vec<
 /// to the members added (the group, as they will find it), `conversation.removed` to those removed.
 /// One payload goes to every member, so it carries no field that differs per member
 /// (`pinned`, `archived`, `unreadCount`): each member keeps their own, or reads the group.
-pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
-    let group = ConversationView::from(update.conversation.clone());
+pub fn group_changed(update: &GroupUpdate, emails: EmailPolicy) -> Vec<NewEvent> {
+    let group = ConversationView::seen_by(update.conversation.clone(), None, emails);
     let mut events = vec![NewEvent {
         kind: CONVERSATION_UPDATED,
         audience: Audience::Conversation(group.id),

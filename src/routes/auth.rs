@@ -224,7 +224,7 @@ fn session_response(status: StatusCode, issued: IssuedTokens, state: &AppState) 
     let mut response = respond(
         status,
         AuthData {
-            user: issued.user.into(),
+            user: UserView::own(issued.user),
             token: issued.access_token,
             refresh_token: issued.refresh_token,
             expires_at: issued.access_expires_at,

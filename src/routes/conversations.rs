@@ -129,16 +129,12 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
     }
     let (conversation, was_created) = state
         .store
-        .find_or_create_direct_conversation(
-            caller.user_id,
-            receiver,
-            Uuid::now_v7(),
-            store::now(),
-            payloads::conversation_created,
-        )
+        .find_or_create_direct_conversation(caller.user_id, receiver, Uuid::now_v7(), store::now(), |conversation| {
+            payloads::conversation_created(conversation, state.emails)
+        })
         .await?;
     let data = ConversationData {
-        conversation: conversation.into(),
+        conversation: ConversationView::seen_by(conversation, None, state.emails),
     };
     Ok(if was_created { created(data) } else { ok(data) })
 }
@@ -181,11 +177,11 @@ async fn create_group(
                 members,
                 created_at: store::now(),
             },
-            payloads::conversation_created,
+            |conversation| payloads::conversation_created(conversation, state.emails),
         )
         .await?;
     Ok(created(ConversationData {
-        conversation: conversation.into(),
+        conversation: ConversationView::seen_by(conversation, None, state.emails),
     }))
 }
 
@@ -226,7 +222,10 @@ pub async fn list_conversations(
         })
     });
     Ok(ok(ConversationsData {
-        conversations: conversations.into_iter().map(ConversationView::from).collect(),
+        conversations: conversations
+            .into_iter()
+            .map(|conversation| ConversationView::seen_by(conversation, None, state.emails))
+            .collect(),
         next_cursor,
         event_id,
     }))
@@ -256,7 +255,7 @@ pub async fn get_conversation(
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let conversation = state.store.conversation(&member).await?;
     Ok(ok(ConversationData {
-        conversation: conversation.into(),
+        conversation: ConversationView::seen_by(conversation, None, state.emails),
     }))
 }
 
@@ -352,10 +351,12 @@ pub async fn update_conversation(
     };
     let update = state
         .store
-        .update_group(&member, &changes, store::now(), payloads::group_changed)
+        .update_group(&member, &changes, store::now(), |update| {
+            payloads::group_changed(update, state.emails)
+        })
         .await?;
     Ok(ok(ConversationData {
-        conversation: update.conversation.into(),
+        conversation: ConversationView::seen_by(update.conversation, None, state.emails),
     }))
 }
 
@@ -502,7 +503,7 @@ async fn toggle(
     let toggled = state
         .store
         .toggle_conversation_flag(&member, flag, store::now(), |conversation| {
-            payloads::conversation_updated_for(caller.user_id, conversation)
+            payloads::conversation_updated_for(caller.user_id, conversation, state.emails)
         })
         .await?;
     Ok(toggled)
@@ -544,7 +545,10 @@ pub async fn list_participants(
     let conversations = super::parse_id_list("cids", &query.cids, 100)?;
     let users = state.store.participants_of(caller.user_id, &conversations).await?;
     Ok(ok(ParticipantsData {
-        users: users.into_iter().map(UserView::from).collect(),
+        users: users
+            .into_iter()
+            .map(|user| UserView::seen_by(user, Some(caller.user_id), state.emails))
+            .collect(),
     }))
 }
 
@@ -585,7 +589,10 @@ pub async fn search_conversations(
         .search_conversations(caller.user_id, &name.into_inner(), limit)
         .await?;
     Ok(ok(ConversationsFound {
-        conversations: conversations.into_iter().map(ConversationView::from).collect(),
+        conversations: conversations
+            .into_iter()
+            .map(|conversation| ConversationView::seen_by(conversation, None, state.emails))
+            .collect(),
     }))
 }
 

@@ -67,7 +67,9 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
         .find_user(caller.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(ok(UserData { user: user.into() }))
+    Ok(ok(UserData {
+        user: UserView::own(user),
+    }))
 }
 
 /// Search users by name, or find one by email.
@@ -118,7 +120,10 @@ pub async fn search_users(
         .await?;
     let next_cursor = super::next_page(&mut users, limit, |user| user.id.to_string());
     Ok(ok(UsersData {
-        users: users.into_iter().map(UserView::from).collect(),
+        users: users
+            .into_iter()
+            .map(|user| UserView::seen_by(user, Some(caller.user_id), state.emails))
+            .collect(),
         next_cursor,
     }))
 }
@@ -215,7 +220,7 @@ pub async fn get_user(state: web::Data<AppState>, caller: AuthUser, id: Path<Uui
         .pop()
         .map_or(serde_json::Value::Null, |(_, activity)| activity);
     Ok(ok(ProfileData {
-        user: user.into(),
+        user: UserView::seen_by(user, Some(caller.user_id), state.emails),
         last_activity: activity,
     }))
 }

@@ -87,8 +87,8 @@ async fn starting_a_direct_conversation_returns_201_with_both_participants(backe
     for participant in conversation["participants"].as_array().unwrap() {
         assert_eq!(
             keys(participant),
-            ["_id", "createdAt", "email", "name", "updatedAt"],
-            "{participant}"
+            ["_id", "createdAt", "name", "updatedAt"],
+            "emails are shown only to their owner (issue 9): {participant}"
         );
     }
     let bruno_as_participant = conversation["participants"]
@@ -98,7 +98,7 @@ async fn starting_a_direct_conversation_returns_201_with_both_participants(backe
         .find(|participant| participant["_id"] == bruno.id.as_str())
         .unwrap();
     assert_eq!(bruno_as_participant["name"], "Bruno");
-    assert_eq!(bruno_as_participant["email"], bruno.email.as_str());
+    assert!(bruno_as_participant.get("email").is_none());
     let created_at = chrono::DateTime::parse_from_rfc3339(conversation["createdAt"].as_str().unwrap()).unwrap();
     let updated_at = chrono::DateTime::parse_from_rfc3339(conversation["updatedAt"].as_str().unwrap()).unwrap();
     assert_eq!(

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app, spawn_app_with};
 use crate::sse::Auth;
 
 async fn activity(app: &TestApp, viewer: &TestUser, of: &TestUser) -> Value {
@@ -100,7 +100,77 @@ async fn a_pending_requester_gets_no_presence_events(backend: Backend) {
     assert!(events.iter().all(|event| event.event != "presence"), "{events:?}");
 }
 
+/// Every place `email` appears in `reply`, as text: a whole response walked, so a new field that
+/// leaks an address anywhere fails the test.
+fn emails_in(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map {
+                if key == "email" {
+                    found.push(field.to_string());
+                }
+                emails_in(field, found);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| emails_in(item, found)),
+        _ => {}
+    }
+}
+
+/// What Ana's fresh account reads about Bo through every route that shows users: search by his
+/// whole address, his profile, a group they share, and her stored events.
+async fn emails_ana_reads(app: &TestApp, ana: &TestUser, bo: &TestUser) -> Vec<String> {
+    let group = app.group_conversation(bo, "Team", &[ana]).await;
+    app.direct_conversation(ana, bo).await;
+    let replies = [
+        app.search_users(&ana.token, &format!("keyword={}", bo.email)).await,
+        app.get_user(&ana.token, &bo.id).await,
+        app.get_conversation(&ana.token, &group).await,
+        app.list_conversations(&ana.token, "").await,
+        app.get("/api/v1/events?after=0&limit=1000", Some(&ana.token)).await,
+    ];
+    let mut found = Vec::new();
+    for reply in &replies {
+        assert!(reply.status.is_success(), "{}", reply.body);
+        emails_in(&reply.body, &mut found);
+    }
+    found
+}
+
+async fn another_users_email_is_shown_to_nobody_else(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
+
+    // Act
+    let found = emails_ana_reads(&app, &ana, &bo).await;
+    let own = app.get_me(&ana.token).await;
+
+    // Assert: not one address of anyone; her own profile still shows hers.
+    assert_eq!(found, Vec::<String>::new());
+    assert_eq!(own.data(StatusCode::OK)["user"]["email"], ana.email.as_str());
+}
+
+async fn a_company_deployment_shows_emails_to_everyone(backend: Backend) {
+    // Arrange
+    let app = spawn_app_with(backend, &[("USER_EMAILS_VISIBLE", "true")]).await;
+    let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
+
+    // Act
+    let found = emails_ana_reads(&app, &ana, &bo).await;
+
+    // Assert: the search result and the profile show Bo's address, and so do the views of
+    // the conversations they share.
+    let bo_email = json!(bo.email).to_string();
+    assert!(
+        found.iter().filter(|email| **email == bo_email).count() >= 4,
+        "{found:?}"
+    );
+}
+
 both_backends!(
     presence_is_shared_with_contacts_only,
-    a_pending_requester_gets_no_presence_events
+    a_pending_requester_gets_no_presence_events,
+    another_users_email_is_shown_to_nobody_else,
+    a_company_deployment_shows_emails_to_everyone
 );
