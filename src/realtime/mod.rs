@@ -304,17 +304,20 @@ async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store
                 let set: HashSet<Uuid> = batch.iter().filter_map(|event| event.conversation_id).collect();
                 set.into_iter().collect()
             };
-            let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-            for (conversation, user) in hub.store.members_of(&conversations).await? {
+            let mut members: HashMap<Uuid, Vec<(Uuid, EventPosition)>> = HashMap::new();
+            for (conversation, user, joined) in hub.store.members_of(&conversations).await? {
                 if connected.contains(&user) {
-                    members.entry(conversation).or_default().push(user);
+                    members.entry(conversation).or_default().push((user, joined));
                 }
             }
             for event in &batch {
                 match (event.conversation_id, event.user_id) {
                     (Some(conversation), _) => {
                         if let Some(users) = members.get(&conversation) {
-                            hub.deliver(users.iter().copied(), &stored_frame(event));
+                            // A member added after the event does not receive it (as in a replay).
+                            let position = event.position();
+                            let reached = users.iter().filter(|(_, joined)| position > *joined);
+                            hub.deliver(reached.map(|(user, _)| *user), &stored_frame(event));
                         }
                     }
                     (None, Some(user)) if connected.contains(&user) => hub.deliver([user], &stored_frame(event)),
@@ -338,7 +341,7 @@ async fn deliver_ephemeral(hub: &Hub, event: EphemeralEvent) {
         EphemeralAudience::Conversation { id, except } => hub.store.members_of(&[id]).await.map(|pairs| {
             pairs
                 .into_iter()
-                .map(|(_, user)| user)
+                .map(|(_, user, _)| user)
                 .filter(|user| Some(*user) != except)
                 .collect()
         }),

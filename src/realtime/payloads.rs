@@ -33,21 +33,28 @@ fn json(value: &impl Serialize) -> String {
 
 /// `message.created` to the conversation: the message, as `POST /message` returns it.
 pub fn message_created(message: &Message) -> Vec<NewEvent> {
-    vec![NewEvent {
-        kind: MESSAGE_CREATED,
-        audience: Audience::Conversation(message.conversation_id),
-        payload: json(&MessageView::newly_sent(message.clone())),
-    }]
+    vec![
+        NewEvent::new(
+            MESSAGE_CREATED,
+            Audience::Conversation(message.conversation_id),
+            json(&MessageView::newly_sent(message.clone())),
+        )
+        .showing(Some(message)),
+    ]
 }
 
 /// `message.updated` to the conversation: the edited message, as `PATCH /message/{id}` returns it.
 pub fn message_updated(message: &Message, read_positions: &[(Uuid, i64)]) -> Vec<NewEvent> {
     let view = MessageView::from(message.clone()).with_read_state(message.seq, message.sender.id, read_positions);
-    vec![NewEvent {
-        kind: MESSAGE_UPDATED,
-        audience: Audience::Conversation(message.conversation_id),
-        payload: json(&view),
-    }]
+    vec![
+        NewEvent::new(
+            MESSAGE_UPDATED,
+            Audience::Conversation(message.conversation_id),
+            json(&view),
+        )
+        .showing(Some(message))
+        .superseding(),
+    ]
 }
 
 /// `chat_request.created`, `.accepted` or `.declined` (by its status) to both users.
@@ -57,11 +64,11 @@ pub fn chat_request(request: &ChatRequest) -> Vec<NewEvent> {
         "declined" => CHAT_REQUEST_DECLINED,
         _ => CHAT_REQUEST_CREATED,
     };
-    vec![NewEvent {
+    vec![NewEvent::new(
         kind,
-        audience: Audience::Conversation(request.chat_id),
-        payload: json(&ChatRequestView::from(request.clone())),
-    }]
+        Audience::Conversation(request.chat_id),
+        json(&ChatRequestView::from(request.clone())),
+    )]
 }
 
 /// `data` of `message.deleted`.
@@ -83,11 +90,7 @@ pub fn message_deleted(user: Uuid, data: &DeletedData) -> Vec<NewEvent> {
     } else {
         Audience::User(user)
     };
-    vec![NewEvent {
-        kind: MESSAGE_DELETED,
-        audience,
-        payload: json(data),
-    }]
+    vec![NewEvent::new(MESSAGE_DELETED, audience, json(data))]
 }
 
 /// `data` of `message.read`.
@@ -102,15 +105,15 @@ pub struct ReadData {
 
 /// `message.read` to the conversation: `user` has read everything up to `up_to`.
 pub fn message_read(conversation: Uuid, user: Uuid, up_to: Option<Uuid>) -> Vec<NewEvent> {
-    vec![NewEvent {
-        kind: MESSAGE_READ,
-        audience: Audience::Conversation(conversation),
-        payload: json(&ReadData {
+    vec![NewEvent::new(
+        MESSAGE_READ,
+        Audience::Conversation(conversation),
+        json(&ReadData {
             conversation_id: conversation,
             user_id: user,
             up_to,
         }),
-    }]
+    )]
 }
 
 /// `data` of `message.starred`.
@@ -124,35 +127,41 @@ pub struct StarredData {
 
 /// `message.starred` to the user who (un)starred: their other devices follow.
 pub fn message_starred(user: Uuid, message: Uuid, conversation: Uuid, starred: bool) -> Vec<NewEvent> {
-    vec![NewEvent {
-        kind: MESSAGE_STARRED,
-        audience: Audience::User(user),
-        payload: json(&StarredData {
+    vec![NewEvent::new(
+        MESSAGE_STARRED,
+        Audience::User(user),
+        json(&StarredData {
             message_id: message,
             conversation_id: conversation,
             starred,
         }),
-    }]
+    )]
 }
 
 /// `conversation.created` to its participants: the conversation, as `POST /conversation`
 /// returns it.
 pub fn conversation_created(conversation: &Conversation, emails: EmailPolicy) -> Vec<NewEvent> {
-    vec![NewEvent {
-        kind: CONVERSATION_CREATED,
-        audience: Audience::Conversation(conversation.id),
-        payload: json(&ConversationView::seen_by(conversation.clone(), None, emails)),
-    }]
+    vec![
+        NewEvent::new(
+            CONVERSATION_CREATED,
+            Audience::Conversation(conversation.id),
+            json(&ConversationView::seen_by(conversation.clone(), None, emails)),
+        )
+        .showing(conversation.last_message.as_ref()),
+    ]
 }
 
 /// `conversation.updated` to one participant: the conversation as that participant sees it
 /// (after a change of their own flags: pinned, archived).
 pub fn conversation_updated_for(user: Uuid, conversation: &Conversation, emails: EmailPolicy) -> Vec<NewEvent> {
-    vec![NewEvent {
-        kind: CONVERSATION_UPDATED,
-        audience: Audience::User(user),
-        payload: json(&ConversationView::seen_by(conversation.clone(), None, emails)),
-    }]
+    vec![
+        NewEvent::new(
+            CONVERSATION_UPDATED,
+            Audience::User(user),
+            json(&ConversationView::seen_by(conversation.clone(), None, emails)),
+        )
+        .showing(conversation.last_message.as_ref()),
+    ]
 }
 
 /// After a group change: `conversation.updated` (the group) to its members, `conversation.created`
@@ -161,20 +170,27 @@ pub fn conversation_updated_for(user: Uuid, conversation: &Conversation, emails:
 /// (`pinned`, `archived`, `unreadCount`): each member keeps their own, or reads the group.
 pub fn group_changed(update: &GroupUpdate, emails: EmailPolicy) -> Vec<NewEvent> {
     let group = ConversationView::seen_by(update.conversation.clone(), None, emails);
-    let mut events = vec![NewEvent {
-        kind: CONVERSATION_UPDATED,
-        audience: Audience::Conversation(group.id),
-        payload: json(&without_fields(&group, &PER_MEMBER_FIELDS)),
-    }];
+    let latest = update.conversation.last_message.as_ref();
+    let mut events = vec![
+        NewEvent::new(
+            CONVERSATION_UPDATED,
+            Audience::Conversation(group.id),
+            json(&without_fields(&group, &PER_MEMBER_FIELDS)),
+        )
+        .showing(latest),
+    ];
     for user in &update.added {
         let mut theirs = group.clone();
         (theirs.pinned, theirs.archived) = (false, false);
-        events.push(NewEvent {
-            kind: CONVERSATION_CREATED,
-            audience: Audience::User(user.id),
-            // Their unread count is not the actor's: they read the group to learn it.
-            payload: json(&without_fields(&theirs, &["unreadCount"])),
-        });
+        events.push(
+            NewEvent::new(
+                CONVERSATION_CREATED,
+                Audience::User(user.id),
+                // Their unread count is not the actor's: they read the group to learn it.
+                json(&without_fields(&theirs, &["unreadCount"])),
+            )
+            .showing(latest),
+        );
     }
     for user in &update.removed {
         events.push(removed_for(user.id, group.id));
@@ -206,13 +222,84 @@ pub struct RemovedData {
 
 /// `conversation.removed` to `user`: the conversation left their list (removed, left, deleted).
 pub fn removed_for(user: Uuid, conversation: Uuid) -> NewEvent {
-    NewEvent {
-        kind: CONVERSATION_REMOVED,
-        audience: Audience::User(user),
-        payload: json(&RemovedData {
+    NewEvent::new(
+        CONVERSATION_REMOVED,
+        Audience::User(user),
+        json(&RemovedData {
             conversation_id: conversation,
         }),
+    )
+}
+
+/// The [`PayloadRewrite`](crate::store::PayloadRewrite) of the event log: `payload` with every
+/// view of one of `messages` (a message, a quote, a conversation's latest message) showing
+/// the message as it is now; `None` if it shows none of them.
+pub fn showing_current(payload: &str, messages: &[Message]) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let current: Vec<(String, &Message)> = messages
+        .iter()
+        .map(|message| (message.id.to_string(), message))
+        .collect();
+    show_current(&mut value, &current).then(|| value.to_string())
+}
+
+/// Rewrites `value` in place; whether anything changed.
+fn show_current(value: &mut serde_json::Value, messages: &[(String, &Message)]) -> bool {
+    use serde_json::Value;
+    let found = |value: &Value| {
+        let id = value.get("_id").and_then(Value::as_str)?;
+        messages
+            .iter()
+            .find(|(shown, _)| shown == id)
+            .map(|(_, message)| *message)
+    };
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .map(|item| show_current(item, messages))
+            .fold(false, |changed, item| changed | item),
+        Value::Object(_) => {
+            let mut changed = false;
+            if let Some(message) = found(value) {
+                let object = value.as_object_mut().expect("an object");
+                for (field, now) in [
+                    ("content", json_value(&message.content)),
+                    ("deleted", json_value(&message.deleted)),
+                    ("editedAt", json_value(&message.edited_at)),
+                    (
+                        "x",
+                        message
+                            .x
+                            .as_deref()
+                            .and_then(|x| serde_json::from_str(x).ok())
+                            .unwrap_or_default(),
+                    ),
+                ] {
+                    if let Some(shown) = object.get_mut(field) {
+                        changed |= *shown != now;
+                        *shown = now;
+                    }
+                }
+            }
+            // A conversation repeats its latest message's text in `lastMessage`.
+            if let Some(message) = value.get("latestMessage").and_then(found)
+                && let Some(text) = value.get_mut("lastMessage")
+            {
+                let now = json_value(&message.content);
+                changed |= *text != now;
+                *text = now;
+            }
+            let object = value.as_object_mut().expect("an object");
+            object
+                .values_mut()
+                .fold(changed, |changed, field| show_current(field, messages) || changed)
+        }
+        _ => false,
     }
+}
+
+fn json_value(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).expect("event payloads serialise")
 }
 
 /// `data` of `typing`.

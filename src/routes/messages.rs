@@ -239,7 +239,13 @@ pub async fn edit_message(
     let content = MessageText::parse(&body.message).map_err(|problem| ApiError::invalid_field("message", problem))?;
     let (message, read_positions) = state
         .store
-        .edit_message(&message, &content.into_inner(), store::now(), payloads::message_updated)
+        .edit_message(
+            &message,
+            &content.into_inner(),
+            store::now(),
+            payloads::showing_current,
+            payloads::message_updated,
+        )
         .await?;
     Ok(ok(MessageData {
         message: with_read_state(message, &read_positions),
@@ -528,9 +534,14 @@ async fn delete(state: &AppState, member: &Member, ids: Vec<Uuid>, scope: Scope)
     };
     state
         .store
-        .delete_messages(member, &data.message_ids, scope.store(), store::now(), || {
-            payloads::message_deleted(member.user(), &data)
-        })
+        .delete_messages(
+            member,
+            &data.message_ids,
+            scope.store(),
+            store::now(),
+            payloads::showing_current,
+            || payloads::message_deleted(member.user(), &data),
+        )
         .await?;
     Ok(ok(data))
 }

@@ -58,7 +58,51 @@ pub struct NewEvent {
     pub audience: Audience,
     /// The JSON `data` of the event, serialised.
     pub payload: String,
+    /// The message whose text the payload shows, and the one it quotes: when either is edited
+    /// or deleted for everyone, the stored payload is rewritten (see [`PayloadRewrite`]).
+    pub shows: Option<ShownMessage>,
+    /// Older events of this kind showing the same message are dropped from the log when this
+    /// one is appended (an edit supersedes the previous edit).
+    pub supersedes: bool,
 }
+
+/// The message an event shows, and the message that one quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShownMessage {
+    pub id: Uuid,
+    pub quoted: Option<Uuid>,
+}
+
+impl NewEvent {
+    pub fn new(kind: &'static str, audience: Audience, payload: String) -> Self {
+        Self {
+            kind,
+            audience,
+            payload,
+            shows: None,
+            supersedes: false,
+        }
+    }
+
+    /// The event shows `message` (and whatever it quotes).
+    pub fn showing(mut self, message: Option<&super::Message>) -> Self {
+        self.shows = message.map(|message| ShownMessage {
+            id: message.id,
+            quoted: message.reply_to.as_ref().map(|quote| quote.id),
+        });
+        self
+    }
+
+    pub fn superseding(mut self) -> Self {
+        self.supersedes = true;
+        self
+    }
+}
+
+/// Rewrites a stored payload so that it shows `messages` as they are now (their current text
+/// wherever their id appears); `None` when it shows none of them. The log holds serialised
+/// views, whose shape the store does not know: the caller supplies this.
+pub type PayloadRewrite = fn(payload: &str, messages: &[super::Message]) -> Option<String>;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct StoredEvent {
@@ -128,7 +172,9 @@ impl Store {
         let audience = match for_user {
             None => "$3 IS NULL",
             Some(_) => {
-                "(e.user_id = $3 OR e.conversation_id IN (SELECT conversation_id FROM participants WHERE user_id = $3))"
+                "(e.user_id = $3 OR EXISTS (SELECT 1 FROM participants p
+                    WHERE p.conversation_id = e.conversation_id AND p.user_id = $3
+                      AND (e.tx_id, e.id) > (p.joined_tx, p.joined_id)))"
             }
         };
         with_backend!(self, |pool| {
@@ -204,22 +250,27 @@ impl Store {
         }
     }
 
-    /// The participants of these conversations, as (conversation, user) pairs.
-    pub async fn members_of(&self, conversations: &[Uuid]) -> StoreResult<Vec<(Uuid, Uuid)>> {
+    /// The participants of these conversations: (conversation, user, where they joined the
+    /// log). A participant receives the conversation's events after their join position only.
+    pub async fn members_of(&self, conversations: &[Uuid]) -> StoreResult<Vec<(Uuid, Uuid, EventPosition)>> {
         if conversations.is_empty() {
             return Ok(Vec::new());
         }
-        let pairs = with_backend!(self, |pool| {
-            let mut builder =
-                sqlx::QueryBuilder::new("SELECT conversation_id, user_id FROM participants WHERE conversation_id IN ");
+        let rows = with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(
+                "SELECT conversation_id, user_id, joined_tx, joined_id FROM participants WHERE conversation_id IN ",
+            );
             push_ids(&mut builder, conversations.iter().copied());
             builder
-                .build_query_as::<(Uuid, Uuid)>()
+                .build_query_as::<(Uuid, Uuid, i64, i64)>()
                 .fetch_all(pool)
                 .await
                 .map_err(StoreError::from)
         })?;
-        Ok(pairs)
+        Ok(rows
+            .into_iter()
+            .map(|(conversation, user, tx, id)| (conversation, user, EventPosition { tx, id }))
+            .collect())
     }
 }
 

@@ -116,15 +116,20 @@ impl Store {
                 let Some(found) = found else {
                     return Err(StoreError::Invalid(Invalid::UnknownUsers(vec![*user])));
                 };
-                let inserted = sqlx::query(
-                    "INSERT INTO participants (conversation_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
+                // They read the group's events from here on, not its past (the history stays
+                // readable through the message routes).
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_tx, joined_id)
+                     VALUES ($1, $2, 'member', $3, {join_position})
                      ON CONFLICT DO NOTHING",
-                )
-                .bind(conversation)
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                    join_position = pool.join_position()
+                ));
+                let inserted = sqlx::query(sql)
+                    .bind(conversation)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 if inserted.rows_affected() > 0 {
                     added.push(found);
                 }

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::push_ids;
-use super::tx::{commit_with_events, insert_message, lock_conversation, require_participant};
+use super::tx::{commit_with_events, insert_message, lock_conversation, require_participant, rewrite_events_showing};
 use super::{
     Conflict, DeleteScope, Dialect, Forbidden, Invalid, Member, Message, MessagePage, MessageReference, MessageRow,
-    NewEvent, NewMessage, Quote, Store, StoreError, StoreResult, VisibleMessage, is_unique_violation, with_backend,
-    with_writer,
+    NewEvent, NewMessage, PayloadRewrite, Quote, Store, StoreError, StoreResult, VisibleMessage, is_unique_violation,
+    with_backend, with_writer,
 };
 
 macro_rules! select_messages {
@@ -131,14 +131,16 @@ impl Store {
         }
     }
 
-    /// Replaces the text of the caller's message and appends the events `events` gives for
-    /// the edited message and the participants' read positions (returned too). `Forbidden`
-    /// when it is someone else's; `Conflict` when it was deleted for everyone.
+    /// Replaces the text of the caller's message, rewrites the stored events that showed the
+    /// old text (`rewrite`), and appends the events `events` gives for the edited message and
+    /// the participants' read positions (returned too). `Forbidden` when it is someone else's;
+    /// `Conflict` when it was deleted for everyone.
     pub async fn edit_message(
         &self,
         message: &VisibleMessage,
         content: &str,
         now: DateTime<Utc>,
+        rewrite: PayloadRewrite,
         events: impl Fn(&Message, &[(Uuid, i64)]) -> Vec<NewEvent>,
     ) -> StoreResult<(Message, Vec<(Uuid, i64)>)> {
         if message.sender() != message.member().user() {
@@ -178,6 +180,7 @@ impl Store {
                     .bind(conversation)
                     .fetch_all(&mut *tx)
                     .await?;
+            rewrite_events_showing!(tx, std::slice::from_ref(&edited), rewrite)?;
             commit_with_events!(self, tx, events(&edited, &read_positions), now)?;
             Ok((edited, read_positions))
         })
@@ -250,13 +253,15 @@ impl Store {
     /// Deletes messages `ids` of the member's conversation for them (scope `Me`: hidden for
     /// them) or for everyone (scope `All`: tombstones; the sender's own, or any as the group's
     /// owner), with the events `events` gives. `Invalid` for a message not in the
-    /// conversation, `Forbidden` for another's message with `All`.
+    /// conversation, `Forbidden` for another's message with `All`. Deleting for everyone also
+    /// rewrites the stored events that showed the text (`rewrite`).
     pub async fn delete_messages(
         &self,
         member: &Member,
         ids: &[Uuid],
         scope: DeleteScope,
         now: DateTime<Utc>,
+        rewrite: PayloadRewrite,
         events: impl Fn() -> Vec<NewEvent>,
     ) -> StoreResult<()> {
         let (conversation, caller) = (member.conversation(), member.user());
@@ -309,6 +314,13 @@ impl Store {
                         .await?;
                     }
                 }
+            }
+            if scope == DeleteScope::All {
+                let mut builder = sqlx::QueryBuilder::new(concat!(select_messages!(), " WHERE m.id IN "));
+                push_ids(&mut builder, found.iter().map(|(id, _, _)| *id));
+                let tombstones: Vec<MessageRow> = builder.build_query_as().fetch_all(&mut *tx).await?;
+                let tombstones: Vec<Message> = tombstones.into_iter().map(Message::from).collect();
+                rewrite_events_showing!(tx, &tombstones, rewrite)?;
             }
             commit_with_events!(self, tx, events(), now)
         })

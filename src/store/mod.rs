@@ -37,7 +37,7 @@ use std::time::Duration;
 use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
-pub use event_log::{Audience, EventPosition, NewEvent, StoredEvent};
+pub use event_log::{Audience, EventPosition, NewEvent, PayloadRewrite, ShownMessage, StoredEvent};
 pub use models::*;
 pub use sqlite::sqlite_file_path;
 
@@ -231,6 +231,13 @@ pub(crate) trait Dialect {
     /// it. SQLite writers are serialised already.
     const LOCK_CONVERSATION: &'static str;
 
+    /// Two SQL values, `tx, id`: the log position a participant joins at, inside the
+    /// transaction that adds them, which holds the conversation lock. Every event of the
+    /// conversation committed before has a lower position and every later one (this
+    /// transaction's included) a higher one. PostgreSQL: this transaction's id (ids come in
+    /// lock order, see `LOCK_CONVERSATION`); SQLite: the newest event id (one writer).
+    const JOIN_POSITION: &'static str;
+
     /// The function returning the larger of its arguments.
     const GREATEST: &'static str;
 
@@ -272,6 +279,10 @@ pub(crate) trait Dialect {
         Self::LOCK_CONVERSATION
     }
 
+    fn join_position(&self) -> &'static str {
+        Self::JOIN_POSITION
+    }
+
     fn matching_messages(&self) -> &'static str {
         Self::MATCHING_MESSAGES
     }
@@ -300,6 +311,7 @@ pub const EVENTS_CHANNEL: &str = "chat_events";
 impl Dialect for PgPool {
     type Db = sqlx::Postgres;
     const EVENT_WATERMARK: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    const JOIN_POSITION: &'static str = "pg_current_xact_id()::text::bigint, 0";
     const GREATEST: &'static str = "GREATEST";
     const MATCHING_MESSAGES: &'static str =
         "(SELECT * FROM messages WHERE search_vector @@ plainto_tsquery('simple', $2)) m";
@@ -323,6 +335,7 @@ impl Dialect for PgPool {
 impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
     const EVENT_WATERMARK: &'static str = "1";
+    const JOIN_POSITION: &'static str = "0, (SELECT COALESCE(MAX(id), 0) FROM events)";
     const GREATEST: &'static str = "MAX";
     const MATCHING_MESSAGES: &'static str =
         "(SELECT m.* FROM messages_fts f JOIN messages m ON m.rowid = f.rowid WHERE f.messages_fts MATCH $2) m";

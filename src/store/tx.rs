@@ -24,14 +24,25 @@ macro_rules! append_events {
                     $crate::store::Audience::Conversation(id) => (Some(id), None),
                     $crate::store::Audience::User(id) => (None, Some(id)),
                 };
+                let shown = event.shows.map(|shown| shown.id);
+                if event.supersedes && shown.is_some() {
+                    sqlx::query("DELETE FROM events WHERE message_id = $1 AND kind = $2")
+                        .bind(shown)
+                        .bind(event.kind)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
                 sqlx::query(
-                    "INSERT INTO events (kind, conversation_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO events (kind, conversation_id, user_id, payload, created_at, message_id, quoted_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(event.kind)
                 .bind(conversation_id)
                 .bind(user_id)
                 .bind(&event.payload)
                 .bind($now)
+                .bind(shown)
+                .bind(event.shows.and_then(|shown| shown.quoted))
                 .execute(&mut *$tx)
                 .await?;
             }
@@ -41,6 +52,40 @@ macro_rules! append_events {
     };
 }
 pub(crate) use append_events;
+
+/// Rewrites, inside `$tx`, every stored event that shows or quotes one of `$messages` (a
+/// `&[Message]`, as they are now) with `$rewrite` (a `PayloadRewrite`): an edited or deleted
+/// message's old text leaves the log in the transaction that changes it. The work is one
+/// indexed lookup and one update per event that showed the text.
+macro_rules! rewrite_events_showing {
+    ($tx:ident, $messages:expr, $rewrite:expr) => {
+        $crate::store::tx::store_body(async {
+            let messages: &[$crate::store::Message] = $messages;
+            if messages.is_empty() {
+                return Ok(());
+            }
+            let ids = || messages.iter().map(|message| message.id);
+            let mut builder = sqlx::QueryBuilder::new("SELECT id, payload FROM events WHERE message_id IN ");
+            $crate::store::sql::push_ids(&mut builder, ids());
+            builder.push(" OR quoted_id IN ");
+            $crate::store::sql::push_ids(&mut builder, ids());
+            let stored: Vec<(i64, String)> = builder.build_query_as().fetch_all(&mut *$tx).await?;
+            let rewrite: $crate::store::PayloadRewrite = $rewrite;
+            for (id, payload) in stored {
+                if let Some(payload) = rewrite(&payload, messages) {
+                    sqlx::query("UPDATE events SET payload = $1 WHERE id = $2")
+                        .bind(payload)
+                        .bind(id)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    };
+}
+pub(crate) use rewrite_events_showing;
 
 /// Appends `$events` to the log inside `$tx`, commits, and rings the in-process bell: the one
 /// way a write transaction that produces events ends. (Other PostgreSQL instances hear of the

@@ -543,4 +543,22 @@ impl TestApp {
             .clone();
         (events, text(&data["nextAfter"]))
     }
+
+    /// [`Self::stored_events`] once `done` holds for them. On PostgreSQL an event is listed
+    /// once it is final (no older transaction anywhere is still running), which with other
+    /// tests running can take a moment after its commit. Fails the test after 10 s.
+    pub async fn stored_events_once(&self, token: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (events, _) = self.stored_events(token).await;
+            if done(&events) {
+                return events;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the events never matched: {events:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod chat_requests;
 mod conversations;
 mod directory;
 mod errors;
+mod event_log;
 mod failures;
 mod groups;
 mod health;

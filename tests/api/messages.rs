@@ -475,9 +475,10 @@ async fn the_list_is_newest_first_with_each_sender_as_id_and_name(backend: Backe
             &json!({ "_id": ana.id, "name": "Ana" }),
         ]
     );
+    // The messages, not `eventId`: on PostgreSQL the head moves once the last send is final.
     assert_eq!(
-        app.list_messages(&ana.token, &conversation, "").await.body,
-        reply.body,
+        app.list_messages(&ana.token, &conversation, "").await.body["data"]["messages"],
+        reply.body["data"]["messages"],
         "both read the same"
     );
 }
