@@ -51,6 +51,10 @@ pub struct Config {
     pub user_emails_visible: bool,
     /// The most participants a group may have, owner included, after any change.
     pub group_max_members: u32,
+    /// How many messages a requester may send while their chat request is pending.
+    pub chat_request_max_messages: u32,
+    /// How long a decline keeps the requester from reaching the decliner again, in days.
+    pub chat_request_cooldown_days: u32,
     /// The per-user rate limits.
     pub limits: crate::limits::LimitSettings,
     /// Where a generated JWT secret is kept when `JWT_SECRET` is unset.
@@ -155,6 +159,8 @@ impl Config {
             limits: limit_settings(&get)?,
             user_emails_visible: parse(&get, "USER_EMAILS_VISIBLE", false)?,
             group_max_members: u32::try_from(positive(&get, "GROUP_MAX_MEMBERS", 1000)?).unwrap_or(u32::MAX),
+            chat_request_max_messages: parse(&get, "CHAT_REQUEST_MAX_MESSAGES", 3)?,
+            chat_request_cooldown_days: parse(&get, "CHAT_REQUEST_COOLDOWN_DAYS", 30)?,
             data_dir,
             sse_keep_alive: Duration::from_secs(positive(&get, "SSE_KEEP_ALIVE_SECONDS", 15)?),
             sse_retry: Duration::from_millis(positive(&get, "SSE_RETRY_MS", 3000)?),

@@ -66,6 +66,12 @@ error_codes! {
     NotFound = "not_found",
     /// The caller may see the thing, not do this to it.
     Forbidden = "forbidden",
+    /// A chat request is pending: its recipient must accept before sending, and its requester
+    /// has sent the `CHAT_REQUEST_MAX_MESSAGES` it allows.
+    ChatRequestPending = "chat_request_pending",
+    /// The recipient declined the caller's chat request: nothing the caller sends reaches them
+    /// (within `CHAT_REQUEST_COOLDOWN_DAYS`, not even a new request).
+    ChatRequestDeclined = "chat_request_declined",
     /// Too many requests: see `Retry-After`.
     RateLimited = "rate_limited",
     /// A fault of the server; its cause is logged, never sent.
@@ -276,18 +282,37 @@ impl From<StoreError> for ApiError {
                 };
                 ApiError::invalid_field(field, problem)
             }
-            StoreError::Forbidden(forbidden) => ApiError::forbidden(match forbidden {
-                Forbidden::NotTheSender => "only the sender may edit a message",
-                Forbidden::NotTheSenderOrOwner => {
-                    "only the sender (or the group's owner) may delete a message for everyone"
-                }
-                Forbidden::NotTheRecipient => "only the recipient may answer a chat request",
-                Forbidden::ChatRequestPending => "accept this chat request before sending",
-                Forbidden::ChatRequestDeclined => "this chat request was declined: no more messages",
-                Forbidden::OwnerOnlyMembers => "only the group's owner may add or remove members",
-                Forbidden::OwnerOnlyRenamePolicy => "only the group's owner may choose who renames the group",
-                Forbidden::OwnerOnlyRename => "only the group's owner may rename or describe this group",
-            }),
+            StoreError::Forbidden(forbidden) => {
+                let (code, message) = match forbidden {
+                    Forbidden::NotTheSender => (ErrorCode::Forbidden, "only the sender may edit a message"),
+                    Forbidden::NotTheSenderOrOwner => (
+                        ErrorCode::Forbidden,
+                        "only the sender (or the group's owner) may delete a message for everyone",
+                    ),
+                    Forbidden::NotTheRecipient => {
+                        (ErrorCode::Forbidden, "only the recipient may answer a chat request")
+                    }
+                    Forbidden::ChatRequestPending => (
+                        ErrorCode::ChatRequestPending,
+                        "this chat request is pending: the recipient accepts first, and the requester may send only a few messages",
+                    ),
+                    Forbidden::ChatRequestDeclined => {
+                        (ErrorCode::ChatRequestDeclined, "this user declined your chat request")
+                    }
+                    Forbidden::OwnerOnlyMembers => {
+                        (ErrorCode::Forbidden, "only the group's owner may add or remove members")
+                    }
+                    Forbidden::OwnerOnlyRenamePolicy => (
+                        ErrorCode::Forbidden,
+                        "only the group's owner may choose who renames the group",
+                    ),
+                    Forbidden::OwnerOnlyRename => (
+                        ErrorCode::Forbidden,
+                        "only the group's owner may rename or describe this group",
+                    ),
+                };
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
             StoreError::Database(cause) => ApiError::internal(cause),
         }
     }

@@ -57,6 +57,8 @@ impl Application {
             common_word_matches: config.search_common_word_matches,
             newest_first_window: config.search_newest_first_window,
             group_max_members: config.group_max_members,
+            chat_request_max_messages: config.chat_request_max_messages,
+            chat_request_cooldown_days: config.chat_request_cooldown_days,
             ..Default::default()
         };
         let store = Store::connect(&config.database_url, &options).await?;

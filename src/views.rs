@@ -200,6 +200,10 @@ pub struct ConversationView {
     /// conversations.
     pub only_owner_can_rename: bool,
     pub participants: Vec<UserView>,
+    /// For a direct conversation opened as a chat request: `pending`, `accepted` or
+    /// `declined`; `null` for every other conversation.
+    #[schema(example = json!(null))]
+    pub request_status: Option<String>,
     /// The last message's text, as Chatify clients expect, or `null`.
     pub last_message: Option<String>,
     /// The whole last message (richer than `lastMessage`), or `null`.
@@ -233,6 +237,7 @@ impl ConversationView {
             owner: conversation.owner_id,
             description: conversation.description,
             only_owner_can_rename: conversation.only_owner_renames,
+            request_status: conversation.request_status,
             participants: conversation
                 .participants
                 .into_iter()

@@ -81,6 +81,7 @@ pub struct ChatRequestQuery {
         (status = 201, description = "The request", body = Success<ChatRequestData>),
         (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "The recipient declined the caller's request within `CHAT_REQUEST_COOLDOWN_DAYS` (`chat_request_declined`)", body = ErrorEnvelope),
         (status = 404, description = "No such user", body = ErrorEnvelope),
         (status = 409, description = "The two already have a conversation (`chat_exists`)", body = ErrorEnvelope),
         (status = 422, description = "Missing `userId`, or yourself", body = ErrorEnvelope),

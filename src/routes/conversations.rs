@@ -96,6 +96,7 @@ pub struct ConversationListQuery {
         (status = 200, description = "The pair's existing direct conversation", body = Success<ConversationData>),
         (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "The recipient declined the caller's chat request within `CHAT_REQUEST_COOLDOWN_DAYS`, or a group with such a user (`chat_request_declined`)", body = ErrorEnvelope),
         (status = 404, description = "The receiver does not exist", body = ErrorEnvelope),
         (status = 422, description = "Missing receiver, conversation with oneself, bad group name or members", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
@@ -305,7 +306,7 @@ impl FieldAliases for UpdateConversationRequest {}
         (status = 200, description = "The group now", body = Success<ConversationData>),
         (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
-        (status = 403, description = "Member changes or `onlyOwnerCanRename` by someone other than the owner, or a rename by a member when the owner kept renaming to themselves", body = ErrorEnvelope),
+        (status = 403, description = "Member changes or `onlyOwnerCanRename` by someone other than the owner, or a rename by a member when the owner kept renaming to themselves; or the recipient declined the caller's chat request (`chat_request_declined`)", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "A direct conversation, a bad name, an unknown user, or removing the owner", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
@@ -626,6 +627,7 @@ impl FieldAliases for ReadRequest {
         (status = 200, description = "The message now read up to", body = Success<payloads::ReadData>),
         (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "The recipient declined the caller's chat request (`chat_request_declined`)", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "`upTo` is not a message of this conversation", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
@@ -672,6 +674,7 @@ pub async fn mark_read(
         (status = 200, description = "Sent", body = Success<TypingAck>),
         (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "The recipient declined the caller's chat request (`chat_request_declined`)", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
         (status = 422, description = "`typing` missing or not a boolean", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
@@ -685,11 +688,9 @@ pub async fn send_typing(
     body: Json<TypingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Typing, caller.user_id)?;
-    let conversation = state
-        .store
-        .member_of(caller.user_id, id.into_inner())
-        .await?
-        .conversation();
+    let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
+    member.require_can_act()?;
+    let conversation = member.conversation();
     let typing = body.typing;
     // Accepted either way; forwarded at most once per TYPING_MIN_INTERVAL_MS.
     if !state.limits.typing_is_due(caller.user_id, conversation) {

@@ -6,6 +6,7 @@
 //! as defence in depth against a membership that changed in between. The fields of both are
 //! private: only the store makes them, so holding one means the gate said yes.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{ConversationKind, Forbidden, Store, StoreError, StoreResult, with_backend};
@@ -38,6 +39,10 @@ pub struct Member {
     kind: ConversationKind,
     owner: Option<Uuid>,
     request: Option<(RequestState, Uuid)>,
+    /// Messages sent since the request was (re)opened (only the requester sends meanwhile).
+    request_sent: i64,
+    /// When the request was answered (or made, for one declined before that was recorded).
+    request_answered_at: Option<DateTime<Utc>>,
     only_owner_renames: bool,
 }
 
@@ -82,16 +87,35 @@ impl Member {
         }
     }
 
-    /// May this member send into the conversation? A chat request must be accepted, or be
-    /// pending with them as the requester.
-    pub fn require_can_send(&self) -> StoreResult<()> {
+    /// May this member send a message? A chat request must be accepted; or pending, with
+    /// them as the requester and fewer than `pending_max` messages sent; or declined by them
+    /// (writing reopens it). A declined requester may not.
+    pub fn require_can_send(&self, pending_max: i64) -> StoreResult<()> {
+        self.require_can_act()?;
         match self.request {
-            Some((RequestState::Declined, _)) => Err(StoreError::Forbidden(Forbidden::ChatRequestDeclined)),
-            Some((RequestState::Pending, requester)) if requester != self.user => {
+            Some((RequestState::Pending, requester)) if requester != self.user || self.request_sent >= pending_max => {
                 Err(StoreError::Forbidden(Forbidden::ChatRequestPending))
             }
             _ => Ok(()),
         }
+    }
+
+    /// May this member put anything into the conversation (edits, deletes, reads, typing)?
+    /// Everyone but the requester of a declined chat request: a decline holds for the pair.
+    pub fn require_can_act(&self) -> StoreResult<()> {
+        if self.is_declined_requester() {
+            return Err(StoreError::Forbidden(Forbidden::ChatRequestDeclined));
+        }
+        Ok(())
+    }
+
+    /// Did the other user decline this member's chat request after `since`?
+    pub fn declined_since(&self, since: DateTime<Utc>) -> bool {
+        self.is_declined_requester() && self.request_answered_at.is_none_or(|answered| answered > since)
+    }
+
+    fn is_declined_requester(&self) -> bool {
+        self.request == Some((RequestState::Declined, self.user))
     }
 }
 
@@ -125,23 +149,45 @@ impl VisibleMessage {
 }
 
 /// What the gate reads of a conversation and the caller's place in it.
-const SELECT_MEMBER: &str = "SELECT c.id, c.kind, c.owner_id, c.request_status, c.requester_id, c.only_owner_renames";
+const SELECT_MEMBER: &str = "SELECT c.id, c.kind, c.owner_id, c.request_status, c.requester_id, c.only_owner_renames,
+        c.last_seq - c.request_from_seq AS request_sent, COALESCE(c.request_answered_at, c.created_at) AS request_answered_at";
 
-type MemberRow = (Uuid, String, Option<Uuid>, Option<String>, Option<Uuid>, bool);
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: Uuid,
+    kind: String,
+    owner_id: Option<Uuid>,
+    request_status: Option<String>,
+    requester_id: Option<Uuid>,
+    only_owner_renames: bool,
+    request_sent: i64,
+    request_answered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct VisibleMessageRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    sender_id: Uuid,
+    deleted: bool,
+}
 
 fn member_from(user: Uuid, row: MemberRow) -> Member {
-    let (conversation, kind, owner, request_status, requester, only_owner_renames) = row;
     Member {
-        conversation,
+        conversation: row.id,
         user,
-        kind: if kind == "group" {
+        kind: if row.kind == "group" {
             ConversationKind::Group
         } else {
             ConversationKind::Direct
         },
-        owner,
-        request: request_status.map(|status| (RequestState::parse(&status), requester.unwrap_or_default())),
-        only_owner_renames,
+        owner: row.owner_id,
+        request: row
+            .request_status
+            .map(|status| (RequestState::parse(&status), row.requester_id.unwrap_or_default())),
+        request_sent: row.request_sent,
+        request_answered_at: row.request_answered_at,
+        only_owner_renames: row.only_owner_renames,
     }
 }
 
@@ -170,37 +216,24 @@ impl Store {
     pub async fn visible_message(&self, user: Uuid, id: Uuid) -> StoreResult<VisibleMessage> {
         let row = with_backend!(self, |pool| {
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_MEMBER}, m.sender_id, m.deleted_at IS NOT NULL FROM messages m
+                "{SELECT_MEMBER}, m.sender_id, m.deleted_at IS NOT NULL AS deleted FROM messages m
                  JOIN conversations c ON c.id = m.conversation_id
                  JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
                  WHERE m.id = $1"
             ));
-            sqlx::query_as::<
-                _,
-                (
-                    Uuid,
-                    String,
-                    Option<Uuid>,
-                    Option<String>,
-                    Option<Uuid>,
-                    bool,
-                    Uuid,
-                    bool,
-                ),
-            >(sql)
-            .bind(id)
-            .bind(user)
-            .fetch_optional(pool)
-            .await
-            .map_err(StoreError::from)
+            sqlx::query_as::<_, VisibleMessageRow>(sql)
+                .bind(id)
+                .bind(user)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::from)
         })?;
-        let (conversation, kind, owner, status, requester, only_owner_renames, sender, deleted) =
-            row.ok_or(StoreError::NotFound("message"))?;
+        let row = row.ok_or(StoreError::NotFound("message"))?;
         Ok(VisibleMessage {
-            member: member_from(user, (conversation, kind, owner, status, requester, only_owner_renames)),
+            member: member_from(user, row.member),
             id,
-            sender,
-            deleted,
+            sender: row.sender_id,
+            deleted: row.deleted,
         })
     }
 }

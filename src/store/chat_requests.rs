@@ -6,7 +6,8 @@ use uuid::Uuid;
 use super::sql::direct_key;
 use super::tx::{commit_with_events, require_participant};
 use super::{
-    Conflict, Dialect, Forbidden, Member, NewEvent, Store, StoreError, StoreResult, with_backend, with_writer,
+    Conflict, Dialect, Forbidden, Member, NewEvent, RequestState, Store, StoreError, StoreResult, with_backend,
+    with_writer,
 };
 
 /// A chat request as either side sees it.
@@ -40,9 +41,26 @@ const SELECT_REQUESTS: &str = "SELECT c.id AS chat_id, c.request_status AS statu
      JOIN participants q ON q.conversation_id = c.id AND q.user_id <> c.requester_id
      JOIN users rc ON rc.id = q.user_id";
 
+/// The chat request `$chat`, read inside `$tx` (see `tx.rs` for the helpers' contract).
+macro_rules! request_in_tx {
+    ($tx:ident, $chat:expr) => {
+        super::tx::store_body(async {
+            let request: ChatRequest =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_REQUESTS} WHERE c.id = $1")))
+                    .bind($chat)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+            Ok(request)
+        })
+        .await
+    };
+}
+
 impl Store {
     /// Opens a pending direct conversation from `requester` to `recipient` with the events
-    /// `events` gives. `Conflict(chat_exists)` when the pair has a conversation already.
+    /// `events` gives. When the pair has a conversation already: `Forbidden(chat_request_declined)`
+    /// if the recipient declined the requester's request within the cooldown, the same
+    /// conversation pending again if longer ago, else `Conflict(chat_exists)`.
     pub async fn create_chat_request(
         &self,
         requester: Uuid,
@@ -51,7 +69,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
     ) -> StoreResult<ChatRequest> {
-        with_writer!(self, |pool| {
+        let created = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO conversations (id, kind, direct_key, request_status, requester_id, created_at, updated_at)
@@ -66,7 +84,8 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if inserted.is_none() {
-                return Err(StoreError::Conflict(Conflict::ChatExists));
+                tx.rollback().await?;
+                return Ok(None);
             }
             for user in [requester, recipient] {
                 sqlx::query(
@@ -78,11 +97,49 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let request: ChatRequest =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_REQUESTS} WHERE c.id = $1")))
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let request = request_in_tx!(tx, id)?;
+            commit_with_events!(self, tx, events(&request), now)?;
+            Ok(Some(request))
+        })?;
+        if let Some(request) = created {
+            return Ok(request);
+        }
+        let existing = self.direct_conversation_of(requester, recipient).await?;
+        let member = self.member_of(requester, existing).await?;
+        if member.request() != Some((RequestState::Declined, requester)) {
+            return Err(StoreError::Conflict(Conflict::ChatExists));
+        }
+        if member.declined_since(self.declines_since(now)) {
+            return Err(StoreError::Forbidden(Forbidden::ChatRequestDeclined));
+        }
+        self.reopen_chat_request(&member, now, events).await
+    }
+
+    /// A declined request asked again after the cooldown: pending, with a fresh message budget.
+    async fn reopen_chat_request(
+        &self,
+        member: &Member,
+        now: DateTime<Utc>,
+        events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
+    ) -> StoreResult<ChatRequest> {
+        let chat = member.conversation();
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let sql = sqlx::AssertSqlSafe(format!(
+                "UPDATE conversations SET request_status = 'pending', request_answered_at = NULL, request_from_seq = last_seq
+                 WHERE id = $1 AND {lock} AND request_status = 'declined' AND requester_id = $2",
+                lock = pool.lock_conversation()
+            ));
+            let updated = sqlx::query(sql)
+                .bind(chat)
+                .bind(member.user())
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                // Answered or reopened meanwhile.
+                return Err(StoreError::Conflict(Conflict::ChatExists));
+            }
+            let request = request_in_tx!(tx, chat)?;
             commit_with_events!(self, tx, events(&request), now)?;
             Ok(request)
         })
@@ -122,9 +179,10 @@ impl Store {
         })
     }
 
-    /// The recipient accepts or declines a pending request, with the events `events` gives.
-    /// `NotFound` unless the member's conversation is a chat request; `Forbidden` for the
-    /// requester; `Conflict(chat_request_answered)` when it is no longer pending.
+    /// The recipient accepts or declines a pending request, or accepts one they declined,
+    /// with the events `events` gives. `NotFound` unless the member's conversation is a chat
+    /// request; `Forbidden` for the requester; `Conflict(chat_request_answered)` when it is
+    /// no longer pending (or, to accept, declined).
     pub async fn answer_chat_request(
         &self,
         member: &Member,
@@ -143,19 +201,22 @@ impl Store {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let sql = sqlx::AssertSqlSafe(format!(
-                "UPDATE conversations SET request_status = $2 WHERE id = $1 AND {lock} AND request_status = 'pending'",
+                "UPDATE conversations SET request_status = $2, request_answered_at = $3
+                 WHERE id = $1 AND {lock}
+                   AND (request_status = 'pending' OR (request_status = 'declined' AND $2 = 'accepted'))",
                 lock = pool.lock_conversation()
             ));
-            let updated = sqlx::query(sql).bind(chat).bind(status).execute(&mut *tx).await?;
+            let updated = sqlx::query(sql)
+                .bind(chat)
+                .bind(status)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             if updated.rows_affected() == 0 {
                 return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
             }
             require_participant!(tx, chat, member.user())?;
-            let answered: ChatRequest =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_REQUESTS} WHERE c.id = $1")))
-                    .bind(chat)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let answered = request_in_tx!(tx, chat)?;
             commit_with_events!(self, tx, events(&answered), now)?;
             Ok(answered)
         })

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::sql::{direct_key, push_ids, unread_count, user_columns};
 use super::tx::{commit_with_events, conversation_in_tx, users_by_id};
 use super::{
-    Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, Invalid, Member,
-    MessageReference, NewEvent, NewGroup, ParticipantRow, Store, StoreError, StoreResult, User, with_backend,
+    Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, Forbidden, Invalid,
+    Member, MessageReference, NewEvent, NewGroup, ParticipantRow, Store, StoreError, StoreResult, User, with_backend,
     with_writer,
 };
 
@@ -29,7 +29,7 @@ macro_rules! select_conversations {
             " ",
             $order_limit,
             ")
-             SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.only_owner_renames,
+             SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.only_owner_renames, c.request_status,
                 (p.pinned_at IS NOT NULL) AS pinned, (p.archived_at IS NOT NULL) AS archived,
                 c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
@@ -70,6 +70,7 @@ fn new_conversation(
         owner_id,
         description: None,
         only_owner_renames: false,
+        request_status: None,
         read_positions: participants.iter().map(|user| (user.id, 0)).collect(),
         participants,
         last_message: None,
@@ -150,14 +151,60 @@ impl Store {
         if let Some(conversation) = created {
             return Ok((conversation, true));
         }
-        let existing: Uuid = with_backend!(self, |pool| {
+        let existing = self.direct_conversation_of(caller, other).await?;
+        let member = self.member_of(caller, existing).await?;
+        // A decline holds for the pair: this route does not reach the decliner either.
+        if member.declined_since(self.declines_since(now)) {
+            return Err(StoreError::Forbidden(Forbidden::ChatRequestDeclined));
+        }
+        Ok((self.conversation(&member).await?, false))
+    }
+
+    /// The id of the direct conversation of `one` and `other` (`NotFound` if none).
+    pub(super) async fn direct_conversation_of(&self, one: Uuid, other: Uuid) -> StoreResult<Uuid> {
+        let key = direct_key(one, other);
+        let id: Option<Uuid> = with_backend!(self, |pool| {
             Ok(sqlx::query_scalar("SELECT id FROM conversations WHERE direct_key = $1")
-                .bind(&direct_key)
-                .fetch_one(pool)
+                .bind(&key)
+                .fetch_optional(pool)
                 .await?)
         })?;
-        let member = self.member_of(caller, existing).await?;
-        Ok((self.conversation(&member).await?, false))
+        id.ok_or(StoreError::NotFound("conversation"))
+    }
+
+    /// `Forbidden(chat_request_declined)` if any of `users` declined a chat request of
+    /// `requester`'s within the cooldown: a decline holds for the pair, so the requester
+    /// cannot put the decliner into a group either.
+    pub(super) async fn refuse_declined_pairs(
+        &self,
+        requester: Uuid,
+        users: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let since = self.declines_since(now);
+        let held: Option<i32> = with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(
+                "SELECT 1 FROM conversations
+                 WHERE request_status = 'declined' AND COALESCE(request_answered_at, created_at) > ",
+            );
+            builder.push_bind(since);
+            builder.push(" AND requester_id = ");
+            builder.push_bind(requester);
+            builder.push(" AND direct_key IN (");
+            let mut keys = builder.separated(", ");
+            for user in users {
+                keys.push_bind(direct_key(requester, *user));
+            }
+            builder.push(") LIMIT 1");
+            Ok(builder.build_query_scalar().fetch_optional(pool).await?)
+        })?;
+        match held {
+            Some(_) => Err(StoreError::Forbidden(Forbidden::ChatRequestDeclined)),
+            None => Ok(()),
+        }
     }
 
     /// Creates a group owned by `group.owner_id`, with its members, in one transaction, with
@@ -170,6 +217,8 @@ impl Store {
         if group.members.len() + 1 > self.group_max_members() {
             return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
         }
+        self.refuse_declined_pairs(group.owner_id, &group.members, group.created_at)
+            .await?;
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let everyone = std::iter::once(group.owner_id).chain(group.members.iter().copied());
@@ -360,6 +409,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(Option<Uuid>) -> Vec<NewEvent>,
     ) -> StoreResult<Option<Uuid>> {
+        member.require_can_act()?;
         let (conversation, reader) = (member.conversation(), member.user());
         let target: Option<i64> = match up_to {
             None => None,

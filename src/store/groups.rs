@@ -75,6 +75,7 @@ impl Store {
         if member.owner().is_some_and(|owner| changes.remove.contains(&owner)) {
             return Err(StoreError::Invalid(Invalid::OwnerRemoved));
         }
+        self.refuse_declined_pairs(actor, &changes.add, now).await?;
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             lock_conversation!(tx, pool, conversation)?;

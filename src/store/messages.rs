@@ -62,17 +62,21 @@ impl Store {
         {
             return Ok(Sent::AlreadyStored(stored));
         }
-        member.require_can_send()?;
+        member.require_can_send(self.chat_request_max_messages)?;
         let attempt = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // The conversation lock comes with the first write (see `Dialect::LOCK_CONVERSATION`);
             // the participant and request conditions repeat the gate's, in case it changed since.
+            // The decliner of a chat request writing reopens it (accepted).
             let sql = sqlx::AssertSqlSafe(format!(
-                "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $3, updated_at = $4
+                "UPDATE conversations SET last_seq = last_seq + 1, last_message_id = $3, updated_at = $4,
+                     request_status = CASE WHEN request_status = 'declined' THEN 'accepted' ELSE request_status END,
+                     request_answered_at = CASE WHEN request_status = 'declined' THEN $4 ELSE request_answered_at END
                  WHERE id = $1 AND {lock}
                    AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
                    AND (request_status IS NULL OR request_status = 'accepted'
-                        OR (request_status = 'pending' AND requester_id = $2))
+                        OR (request_status = 'pending' AND requester_id = $2 AND last_seq - request_from_seq < $5)
+                        OR (request_status = 'declined' AND requester_id <> $2))
                  RETURNING last_seq",
                 lock = pool.lock_conversation()
             ));
@@ -81,6 +85,7 @@ impl Store {
                 .bind(new.sender_id)
                 .bind(new.id)
                 .bind(new.created_at)
+                .bind(self.chat_request_max_messages)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(seq) = seq else {
@@ -125,7 +130,7 @@ impl Store {
             Attempt::NoLongerSendable => {
                 self.member_of(member.user(), member.conversation())
                     .await?
-                    .require_can_send()?;
+                    .require_can_send(self.chat_request_max_messages)?;
                 Err(StoreError::NotFound("conversation"))
             }
         }
@@ -143,6 +148,7 @@ impl Store {
         rewrite: PayloadRewrite,
         events: impl Fn(&Message, &[(Uuid, i64)]) -> Vec<NewEvent>,
     ) -> StoreResult<(Message, Vec<(Uuid, i64)>)> {
+        message.member().require_can_act()?;
         if message.sender() != message.member().user() {
             return Err(StoreError::Forbidden(Forbidden::NotTheSender));
         }
@@ -264,6 +270,7 @@ impl Store {
         rewrite: PayloadRewrite,
         events: impl Fn() -> Vec<NewEvent>,
     ) -> StoreResult<()> {
+        member.require_can_act()?;
         let (conversation, caller) = (member.conversation(), member.user());
         let found: Vec<(Uuid, Uuid, i64)> = with_backend!(self, |pool| {
             let mut builder =

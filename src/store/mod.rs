@@ -148,6 +148,10 @@ pub struct Store {
     newest_first_window: i64,
     /// The most participants a group may have, owner included (`GROUP_MAX_MEMBERS`).
     group_max_members: i64,
+    /// See [`ConnectOptions::chat_request_max_messages`].
+    chat_request_max_messages: i64,
+    /// See [`ConnectOptions::chat_request_cooldown_days`].
+    chat_request_cooldown: chrono::Duration,
 }
 
 /// Options shared by both backends.
@@ -162,6 +166,10 @@ pub struct ConnectOptions {
     pub newest_first_window: Option<u32>,
     /// The most participants a group may have, owner included, after any change.
     pub group_max_members: u32,
+    /// How many messages a requester may send while their chat request is pending.
+    pub chat_request_max_messages: u32,
+    /// How long a decline holds for the pair: the requester reaches the decliner by no route.
+    pub chat_request_cooldown_days: u32,
 }
 
 impl Default for ConnectOptions {
@@ -172,6 +180,8 @@ impl Default for ConnectOptions {
             common_word_matches: None,
             newest_first_window: None,
             group_max_members: 1000,
+            chat_request_max_messages: 3,
+            chat_request_cooldown_days: 30,
         }
     }
 }
@@ -385,6 +395,8 @@ impl Store {
             common_word_matches: options.common_word_matches.map_or(search_defaults.0, i64::from),
             newest_first_window: options.newest_first_window.map_or(search_defaults.1, i64::from),
             group_max_members: i64::from(options.group_max_members),
+            chat_request_max_messages: i64::from(options.chat_request_max_messages),
+            chat_request_cooldown: chrono::Duration::days(i64::from(options.chat_request_cooldown_days)),
         })
     }
 
@@ -394,6 +406,11 @@ impl Store {
             Backend::Postgres(pool) => postgres::migrate(pool).await,
             Backend::Sqlite { writer, .. } => sqlite::migrate(writer).await,
         }
+    }
+
+    /// Declines after this time still hold: the requester cannot reach the decliner.
+    pub(crate) fn declines_since(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - self.chat_request_cooldown
     }
 
     /// The most participants a group may have, owner included.

@@ -130,6 +130,8 @@ pub struct Conversation {
     pub description: Option<String>,
     /// Only the owner may rename or describe this group (set by the owner).
     pub only_owner_renames: bool,
+    /// For a direct conversation opened as a chat request: `pending`, `accepted` or `declined`.
+    pub request_status: Option<String>,
     pub participants: Vec<User>,
     /// Each participant's read position (`seq` of the last message they read).
     pub read_positions: Vec<(Uuid, i64)>,
@@ -285,6 +287,7 @@ pub(crate) struct ConversationRow {
     pub owner_id: Option<Uuid>,
     pub description: Option<String>,
     pub only_owner_renames: bool,
+    pub request_status: Option<String>,
     pub pinned: bool,
     pub archived: bool,
     pub created_at: DateTime<Utc>,
@@ -349,6 +352,7 @@ impl ConversationRow {
             owner_id: self.owner_id,
             description: self.description,
             only_owner_renames: self.only_owner_renames,
+            request_status: self.request_status,
             participants,
             read_positions,
             last_message,
