@@ -30,6 +30,8 @@ use crate::views;
         payloads::ResetData,
         payloads::StarredData,
         payloads::RemovedData,
+        payloads::FlagsChangedData,
+        payloads::GroupChangedData,
     )),
     modifiers(&BearerAuth),
     tags(

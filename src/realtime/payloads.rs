@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::{Audience, ChatRequest, Conversation, GroupUpdate, Message, NewEvent};
-use crate::views::{ChatRequestView, ConversationView, EmailPolicy, MessageView};
+use crate::views::{ChatRequestView, ConversationType, ConversationView, EmailPolicy, MessageView};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -151,66 +151,95 @@ pub fn conversation_created(conversation: &Conversation, emails: EmailPolicy) ->
     ]
 }
 
-/// `conversation.updated` to one participant: the conversation as that participant sees it
-/// (after a change of their own flags: pinned, archived).
-pub fn conversation_updated_for(user: Uuid, conversation: &Conversation, emails: EmailPolicy) -> Vec<NewEvent> {
-    vec![
-        NewEvent::new(
-            CONVERSATION_UPDATED,
-            Audience::User(user),
-            json(&ConversationView::seen_by(conversation.clone(), None, emails)),
-        )
-        .showing(conversation.last_message.as_ref()),
-    ]
+/// `data` of `conversation.updated` after a pin or archive toggle: the user's own flags.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagsChangedData {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    pub pinned: bool,
+    pub archived: bool,
 }
 
-/// After a group change: `conversation.updated` (the group) to its members, `conversation.created`
-/// to the members added (the group, as they will find it), `conversation.removed` to those removed.
-/// One payload goes to every member, so it carries no field that differs per member
-/// (`pinned`, `archived`, `unreadCount`): each member keeps their own, or reads the group.
-pub fn group_changed(update: &GroupUpdate, emails: EmailPolicy) -> Vec<NewEvent> {
-    let group = ConversationView::seen_by(update.conversation.clone(), None, emails);
-    let latest = update.conversation.last_message.as_ref();
-    let mut events = vec![
-        NewEvent::new(
-            CONVERSATION_UPDATED,
-            Audience::Conversation(group.id),
-            json(&without_fields(&group, &PER_MEMBER_FIELDS)),
-        )
-        .showing(latest),
-    ];
+/// `conversation.updated` to the user who pinned, unpinned, archived or unarchived: their
+/// flags only, so that other devices follow (not the whole conversation again).
+pub fn flags_changed(user: Uuid, conversation: &Conversation) -> Vec<NewEvent> {
+    let data = FlagsChangedData {
+        id: conversation.id,
+        pinned: conversation.pinned,
+        archived: conversation.archived,
+    };
+    vec![NewEvent::new(CONVERSATION_UPDATED, Audience::User(user), json(&data))]
+}
+
+/// `data` of `conversation.updated` after a group change (to its members) and of
+/// `conversation.created` to the members it added: the group's own fields and who came and
+/// went, never the member list or the latest message (clients read the group for those), and
+/// nothing that differs per member. So one change stores a bounded amount, whatever the group's
+/// size.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupChangedData {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: ConversationType,
+    pub name: Option<String>,
+    pub owner: Option<Uuid>,
+    pub description: Option<String>,
+    pub only_owner_can_rename: bool,
+    /// How many members the group has now.
+    pub participant_count: usize,
+    /// The users this change added (empty: none).
+    pub added_ids: Vec<Uuid>,
+    /// The users this change removed (empty: none).
+    pub removed_ids: Vec<Uuid>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&GroupUpdate> for GroupChangedData {
+    fn from(update: &GroupUpdate) -> Self {
+        let group = &update.conversation;
+        Self {
+            id: group.id,
+            kind: ConversationType::Group,
+            name: group.name.clone(),
+            owner: group.owner_id,
+            description: group.description.clone(),
+            only_owner_can_rename: group.only_owner_renames,
+            participant_count: group.participants.len(),
+            added_ids: update.added.iter().map(|user| user.id).collect(),
+            removed_ids: update.removed.iter().map(|user| user.id).collect(),
+            created_at: group.created_at,
+            updated_at: group.updated_at,
+        }
+    }
+}
+
+/// After a group change: `conversation.updated` to its members, `conversation.created` to the
+/// members added, `conversation.removed` to those removed (see [`GroupChangedData`]), and the
+/// system messages.
+pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
+    let payload = json(&GroupChangedData::from(update));
+    let group = update.conversation.id;
+    let mut events = vec![NewEvent::new(
+        CONVERSATION_UPDATED,
+        Audience::Conversation(group),
+        payload.clone(),
+    )];
     for user in &update.added {
-        let mut theirs = group.clone();
-        (theirs.pinned, theirs.archived) = (false, false);
-        events.push(
-            NewEvent::new(
-                CONVERSATION_CREATED,
-                Audience::User(user.id),
-                // Their unread count is not the actor's: they read the group to learn it.
-                json(&without_fields(&theirs, &["unreadCount"])),
-            )
-            .showing(latest),
-        );
+        events.push(NewEvent::new(
+            CONVERSATION_CREATED,
+            Audience::User(user.id),
+            payload.clone(),
+        ));
     }
     for user in &update.removed {
-        events.push(removed_for(user.id, group.id));
+        events.push(removed_for(user.id, group));
     }
     events.extend(update.messages.iter().flat_map(message_created));
     events
-}
-
-/// The fields of a conversation that belong to the member who reads it.
-const PER_MEMBER_FIELDS: [&str; 3] = ["pinned", "archived", "unreadCount"];
-
-/// `view` as a JSON object without `fields`.
-fn without_fields(view: &ConversationView, fields: &[&str]) -> serde_json::Value {
-    let mut value = serde_json::to_value(view).expect("event payloads serialise");
-    if let Some(object) = value.as_object_mut() {
-        for field in fields {
-            object.remove(*field);
-        }
-    }
-    value
 }
 
 /// `data` of `conversation.removed`.

@@ -295,8 +295,9 @@ impl FieldAliases for UpdateConversationRequest {}
 /// owner may add or remove members or change that setting. Each member
 /// change also stores a system message (`x: {type: "added_participant" | "removed_participant",
 /// user}`) that every member receives like any message. Added users get `conversation.created`,
-/// removed users `conversation.removed`, members `conversation.updated`. Direct conversations
-/// cannot be renamed or change members (422).
+/// removed users `conversation.removed`, members `conversation.updated`; the first and last
+/// carry the group's own fields and who came and went (`GroupChangedData`), not the member
+/// list. Direct conversations cannot be renamed or change members (422).
 #[utoipa::path(
     patch, path = "/api/v1/conversation/{id}", tag = "conversations",
     security(("bearer" = [])),
@@ -353,7 +354,7 @@ pub async fn update_conversation(
     let update = state
         .store
         .update_group(&member, &changes, store::now(), |update| {
-            payloads::group_changed(update, state.emails)
+            payloads::group_changed(update)
         })
         .await?;
     Ok(ok(ConversationData {
@@ -436,7 +437,7 @@ pub struct ArchivedData {
 /// Pin or unpin a conversation (for the caller only).
 ///
 /// Toggles the caller's pin: pinned conversations sort first in their list. Sends
-/// `conversation.updated` (the conversation as the caller sees it) to the caller's streams.
+/// `conversation.updated` (`{_id, pinned, archived}`) to the caller's streams.
 #[utoipa::path(
     post, path = "/api/v1/conversation/{id}/pin", tag = "conversations",
     security(("bearer" = [])),
@@ -466,8 +467,8 @@ pub async fn toggle_pin(
 ///
 /// Toggles the caller's archive flag: archived conversations leave the default list and show
 /// with `GET /conversation?archived=true`. A new message in an archived conversation keeps it
-/// archived (it does not pop back into the main list). Sends `conversation.updated` to the
-/// caller's streams.
+/// archived (it does not pop back into the main list). Sends `conversation.updated`
+/// (`{_id, pinned, archived}`) to the caller's streams.
 #[utoipa::path(
     post, path = "/api/v1/conversation/{id}/archive", tag = "conversations",
     security(("bearer" = [])),
@@ -504,7 +505,7 @@ async fn toggle(
     let toggled = state
         .store
         .toggle_conversation_flag(&member, flag, store::now(), |conversation| {
-            payloads::conversation_updated_for(caller.user_id, conversation, state.emails)
+            payloads::flags_changed(caller.user_id, conversation)
         })
         .await?;
     Ok(toggled)

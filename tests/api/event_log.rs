@@ -12,8 +12,8 @@ use crate::sse::Auth;
 
 const SECRET: &str = "the launch code is 0451";
 
-/// Ana sends `SECRET` to Bo, Bo answers quoting it, and Bo pins the conversation (his
-/// `conversation.updated` shows the latest message). Returns Bo and the secret message's id.
+/// Ana sends `SECRET` to Bo, Bo answers quoting it, and Ana pins the conversation. Returns
+/// both, the conversation and the secret message's id.
 async fn secret_shown_everywhere(app: &TestApp) -> (TestUser, TestUser, String, String) {
     let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
     let conversation = app.direct_conversation(&ana, &bo).await;

@@ -287,6 +287,7 @@ async fn a_group_change_tells_members_nothing_of_the_actors_own_flags(backend: B
 }
 
 both_backends!(
+    group_change_events_carry_ids_not_member_lists,
     a_group_change_tells_members_nothing_of_the_actors_own_flags,
     any_member_renames_the_group_and_everyone_hears_of_it,
     the_owner_may_keep_renaming_to_themselves,
@@ -295,3 +296,37 @@ both_backends!(
     when_the_owner_leaves_the_longest_standing_member_owns_the_group,
     a_removed_direct_conversation_comes_back_with_a_new_message,
 );
+
+/// Issue 9: a group change stores ids and the group's own fields, never the member list, so
+/// one request cannot write a copy of a big group per added member.
+async fn group_change_events_carry_ids_not_member_lists(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let (ana, bo) = (app.register_user("Ana").await, app.register_user("Bo").await);
+    let (cy, di) = (app.register_user("Cy").await, app.register_user("Di").await);
+    let conversation = group(&app, &ana, &[&bo, &cy]).await;
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    let mut di_stream = app.open_stream(Auth::Bearer(&di.token), None).await;
+
+    // Act
+    patch(
+        &app,
+        &ana,
+        &conversation,
+        json!({"participants": {"add": [di.id], "remove": [cy.id]}}),
+    )
+    .await
+    .data(StatusCode::OK);
+
+    // Assert
+    let updated = bo_stream.next_of("conversation.updated").await.data;
+    let created = di_stream.next_of("conversation.created").await.data;
+    assert_eq!(updated, created, "one payload for both");
+    assert_eq!(updated["_id"], conversation.as_str());
+    assert_eq!(updated["addedIds"], json!([di.id]));
+    assert_eq!(updated["removedIds"], json!([cy.id]));
+    assert_eq!(updated["participantCount"], 3);
+    for field in ["participants", "latestMessage", "lastMessage", "pinned", "unreadCount"] {
+        assert!(updated.get(field).is_none(), "{field} in {updated}");
+    }
+}
