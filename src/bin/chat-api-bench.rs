@@ -4,7 +4,9 @@
 //! - throughput: messages per second persisted by N concurrent senders;
 //! - latency: POST-to-SSE-receipt percentiles for M receivers at a steady send rate;
 //! - memory: the server's resident memory with K idle streams open;
-//! - group: the time to deliver one message to every online member of a G-member group.
+//! - group: the time to deliver one message to every online member of a G-member group;
+//! - history: conversation list and search on a large history;
+//! - flood: the latency run again while one account floods sends (rate limits at work).
 //!
 //! `cargo build --release --features bench && ./target/release/chat-api-bench --help`
 //! Every loop is bounded in count and time; the server and its database are removed at the end.
@@ -25,8 +27,9 @@ const USAGE: &str = "usage: chat-api-bench [options]
   --backend sqlite|postgres   database of the server under test (default sqlite)
   --postgres-url URL          admin URL used to create and drop the bench database
                               (default postgres://postgres@127.0.0.1:5432/postgres)
-  --only LIST                 comma-separated: throughput,latency,memory,group,history
-                              (default: all but history, which fills a large history first)
+  --only LIST                 comma-separated: throughput,latency,memory,group,history,flood
+                              (default: all but history, which fills a large history first,
+                              and flood, which measures latency twice)
   --senders N                 concurrent senders for throughput (default 16)
   --messages N                messages for throughput (default 10000)
   --receivers N               receivers for latency (default 100)
@@ -97,7 +100,15 @@ impl Options {
                 _ => return Err(format!("unknown option {flag} {value}\n{USAGE}")),
             }
         }
-        Ok(options)
+        options.check()
+    }
+
+    /// The flood runs alone: it needs the per-user rate limits the other scenarios turn off.
+    fn check(self) -> Result<Self, String> {
+        if self.runs("flood") && self.only.len() > 1 {
+            return Err("run flood alone (--only flood): the other scenarios turn rate limits off".into());
+        }
+        Ok(self)
     }
 
     fn runs(&self, name: &str) -> bool {
@@ -156,6 +167,8 @@ impl Server {
             // A long scenario must not outlive its access tokens.
             .env("ACCESS_TOKEN_TTL", "86400")
             .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
+            // The other scenarios measure the server flat out; flood measures the limits.
+            .env("RATE_LIMITS", if options.runs("flood") { "on" } else { "off" })
             .env("DATABASE_MAX_CONNECTIONS", "20")
             .env("RUST_LOG", "warn")
             .current_dir(&folder)
@@ -378,8 +391,116 @@ async fn throughput(api: &Api, options: &Options) -> Result<Vec<(String, String)
 }
 
 async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, String> {
-    let receivers = api.register_many(options.receivers, "receiver").await?;
-    let senders = api.register_many(options.receivers, "writer").await?;
+    let (latencies, total) = delivery_latencies(api, options, "").await?;
+    Ok(vec![(
+        format!(
+            "latency: POST to SSE receipt, {} msg/s, {} receivers ({}/{total} received)",
+            options.rate,
+            options.receivers,
+            latencies.len()
+        ),
+        percentiles(&latencies),
+    )])
+}
+
+fn percentiles(sorted: &[f64]) -> String {
+    format!(
+        "p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.95),
+        percentile(sorted, 0.99)
+    )
+}
+
+/// Issue 9: one account floods sends while everyone else goes on. Measures the others'
+/// delivery latency without and then during the flood, in the same run, and counts what the
+/// flooder got through and what was refused (429).
+async fn flood(api: &Api, options: &Options) -> Result<Vec<(String, String)>, String> {
+    let (calm, _) = delivery_latencies(api, options, "calm").await?;
+    let mut pair = api.register_many(2, "flood").await?;
+    let (flooder, target) = (pair.remove(0), pair.remove(0));
+    let conversation = api.direct(&flooder, &target).await?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (accepted, refused, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    const FLOOD_CONNECTIONS: usize = 16;
+    let started = Instant::now();
+    let floods: Vec<_> = (0..FLOOD_CONNECTIONS)
+        .map(|_| {
+            let (client, url, token) = (
+                api.client.clone(),
+                format!("{}/api/v1/message", api.base),
+                flooder.token.clone(),
+            );
+            let body = json!({"convo_id": conversation, "message": "flood"});
+            let (stop, accepted, refused, failed) = (stop.clone(), accepted.clone(), refused.clone(), failed.clone());
+            tokio::spawn(async move {
+                // Bounded: it stops when the measurement ends, or after a minute at most.
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                    let status = match client.post(&url).bearer_auth(&token).json(&body).send().await {
+                        // Read the answer through, so that the connection is kept alive (a
+                        // dropped body closes it, and a new connection per request runs
+                        // loopback out of ports: that would measure the client, not the server).
+                        Ok(reply) => {
+                            let status = reply.status();
+                            reply.bytes().await.map(|_| status)
+                        }
+                        Err(error) => Err(error),
+                    };
+                    let counter = match status {
+                        Ok(status) if status.is_success() => &accepted,
+                        Ok(status) if status.as_u16() == 429 => &refused,
+                        _ => &failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let measured = delivery_latencies(api, options, "busy").await;
+    stop.store(true, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    join_all(floods).await;
+    let (busy, total) = measured?;
+    let ratio = percentile(&busy, 0.99) / percentile(&calm, 0.99);
+    Ok(vec![
+        (
+            format!("flood: one account sending on {FLOOD_CONNECTIONS} connections for {seconds:.1} s"),
+            format!(
+                "{} accepted ({:.0}/s), {} refused with 429, {} other failures",
+                accepted.load(Ordering::Relaxed),
+                accepted.load(Ordering::Relaxed) as f64 / seconds,
+                refused.load(Ordering::Relaxed),
+                failed.load(Ordering::Relaxed)
+            ),
+        ),
+        (
+            format!(
+                "flood: the others' POST to SSE receipt during it, {} msg/s, {} receivers ({}/{total} received)",
+                options.rate,
+                options.receivers,
+                busy.len()
+            ),
+            format!(
+                "{} (without the flood: {}; p99 ratio {ratio:.2})",
+                percentiles(&busy),
+                percentiles(&calm)
+            ),
+        ),
+    ])
+}
+
+/// Sends at `options.rate` messages per second for `options.seconds` from fresh senders (names
+/// starting with `prefix`) to as many receivers listening on their streams. Returns the
+/// POST-to-SSE-receipt latencies in ms, sorted, and how many messages were sent.
+async fn delivery_latencies(api: &Api, options: &Options, prefix: &str) -> Result<(Vec<f64>, usize), String> {
+    let receivers = api
+        .register_many(options.receivers, &format!("{prefix}receiver"))
+        .await?;
+    let senders = api.register_many(options.receivers, &format!("{prefix}writer")).await?;
     let mut conversations = Vec::new();
     for (sender, receiver) in senders.iter().zip(&receivers) {
         conversations.push(api.direct(sender, receiver).await?);
@@ -430,20 +551,8 @@ async fn latency(api: &Api, options: &Options) -> Result<Vec<(String, String)>, 
             latencies.push(arrived.duration_since(sent).as_secs_f64() * 1000.0);
         }
     }
-    let received = latencies.len();
     latencies.sort_by(f64::total_cmp);
-    Ok(vec![(
-        format!(
-            "latency: POST to SSE receipt, {} msg/s, {} receivers ({received}/{total} received)",
-            options.rate, options.receivers
-        ),
-        format!(
-            "p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.95),
-            percentile(&latencies, 0.99)
-        ),
-    )])
+    Ok((latencies, total))
 }
 
 async fn memory(api: &Api, server: &Server, options: &Options) -> Result<Vec<(String, String)>, String> {
@@ -719,7 +828,7 @@ async fn main() {
     };
     let mut rows = Vec::new();
     let mut failure = None;
-    for name in ["throughput", "latency", "group", "memory", "history"] {
+    for name in ["throughput", "latency", "group", "memory", "history", "flood"] {
         if !options.runs(name) {
             continue;
         }
@@ -729,6 +838,7 @@ async fn main() {
             "latency" => latency(&api, &options).await,
             "group" => group(&api, &options).await,
             "history" => history(&api, &server, &options).await,
+            "flood" => flood(&api, &options).await,
             _ => memory(&api, &server, &options).await,
         };
         match result {
