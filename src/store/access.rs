@@ -42,7 +42,7 @@ pub struct Member {
     /// Messages sent since the request was (re)opened (only the requester sends meanwhile).
     request_sent: i64,
     /// When the request was answered (or made, for one declined before that was recorded).
-    request_answered_at: Option<DateTime<Utc>>,
+    request_answered_at: DateTime<Utc>,
     only_owner_renames: bool,
 }
 
@@ -111,10 +111,11 @@ impl Member {
 
     /// Did the other user decline this member's chat request after `since`?
     pub fn declined_since(&self, since: DateTime<Utc>) -> bool {
-        self.is_declined_requester() && self.request_answered_at.is_none_or(|answered| answered > since)
+        self.is_declined_requester() && self.request_answered_at > since
     }
 
-    fn is_declined_requester(&self) -> bool {
+    /// Is this member the requester of a chat request the other user declined?
+    pub fn is_declined_requester(&self) -> bool {
         self.request == Some((RequestState::Declined, self.user))
     }
 }
@@ -161,7 +162,7 @@ struct MemberRow {
     requester_id: Option<Uuid>,
     only_owner_renames: bool,
     request_sent: i64,
-    request_answered_at: Option<DateTime<Utc>>,
+    request_answered_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -6,8 +6,7 @@ use uuid::Uuid;
 use super::sql::direct_key;
 use super::tx::{commit_with_events, require_participant};
 use super::{
-    Conflict, Dialect, Forbidden, Member, NewEvent, RequestState, Store, StoreError, StoreResult, with_backend,
-    with_writer,
+    Conflict, Dialect, Forbidden, Member, NewEvent, Store, StoreError, StoreResult, with_backend, with_writer,
 };
 
 /// A chat request as either side sees it.
@@ -106,7 +105,7 @@ impl Store {
         }
         let existing = self.direct_conversation_of(requester, recipient).await?;
         let member = self.member_of(requester, existing).await?;
-        if member.request() != Some((RequestState::Declined, requester)) {
+        if !member.is_declined_requester() {
             return Err(StoreError::Conflict(Conflict::ChatExists));
         }
         if member.declined_since(self.declines_since(now)) {
