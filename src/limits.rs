@@ -78,6 +78,8 @@ actions! {
     Stream = "stream", "RATE_LIMIT_STREAM", "2/s,30";
     /// Creating, changing, leaving, pinning and archiving conversations.
     Conversation = "conversation", "RATE_LIMIT_CONVERSATION", "5/s,50";
+    /// Changing one's own profile and settings.
+    Profile = "profile", "RATE_LIMIT_PROFILE", "1/s,20";
 }
 
 /// A sustained rate and a burst: `20/s,100` is 20 a second with up to 100 at once

@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::MessagePolicy;
 use crate::store::{Conversation, Message, User, UserRef};
 
 /// Whose email a reader sees: their own always, other people's only where the deployment
@@ -35,6 +36,9 @@ pub struct UserView {
     #[schema(example = "ana@example.com")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Only in the user's own profile: who may start a conversation with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_policy: Option<MessagePolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -42,8 +46,10 @@ pub struct UserView {
 impl UserView {
     /// `user` as `reader` sees them (`None`: a payload every member reads).
     pub fn seen_by(user: User, reader: Option<Uuid>, emails: EmailPolicy) -> Self {
+        let own = reader == Some(user.id);
         Self {
             email: emails.shows(user.id, reader).then_some(user.email),
+            message_policy: own.then(|| MessagePolicy::from_stored(&user.message_policy)),
             id: user.id,
             name: user.name,
             created_at: user.created_at,
@@ -258,19 +264,27 @@ impl ConversationView {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRequestView {
-    /// The conversation's id.
+    /// `direct` (a direct conversation waiting for its recipient) or `group_invitation` (an
+    /// invitation to join a group, whose recipient's message policy is `requests`).
+    #[schema(example = "direct")]
+    pub kind: String,
+    /// The conversation's id: the group's, for an invitation.
     pub chat_id: Uuid,
     /// `pending`, `accepted` or `declined`.
     #[schema(example = "pending")]
     pub status: String,
+    /// Who asked: for an invitation, the member who invited.
     pub requester: SenderView,
     pub recipient: SenderView,
+    /// The group's name, for an invitation (`null` for a direct request).
+    pub group_name: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<crate::store::ChatRequest> for ChatRequestView {
     fn from(request: crate::store::ChatRequest) -> Self {
         Self {
+            kind: request.kind,
             chat_id: request.chat_id,
             status: request.status,
             requester: SenderView {
@@ -281,6 +295,7 @@ impl From<crate::store::ChatRequest> for ChatRequestView {
                 id: request.recipient_id,
                 name: request.recipient_name,
             },
+            group_name: request.group_name,
             created_at: request.created_at,
         }
     }

@@ -180,6 +180,37 @@ impl MemberChange {
     }
 }
 
+/// Who may start a conversation with a user: their setting, `PATCH /user/me {messagePolicy}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessagePolicy {
+    /// Anyone: `POST /conversation` opens a chat, a group addition makes them a member.
+    #[default]
+    Everyone,
+    /// Only with consent: `POST /conversation` opens a chat request, a group addition an
+    /// invitation, each waiting for the user to accept.
+    Requests,
+}
+
+impl MessagePolicy {
+    /// As stored (`users.message_policy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Everyone => "everyone",
+            Self::Requests => "requests",
+        }
+    }
+
+    /// From storage; anything unknown reads as `Requests`, the side that asks first.
+    pub fn from_stored(stored: &str) -> Self {
+        if stored == "everyone" {
+            Self::Everyone
+        } else {
+            Self::Requests
+        }
+    }
+}
+
 /// A page size: `default` when absent, otherwise 1 to `max`.
 pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, String> {
     match requested {

@@ -5,7 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::store::{Audience, ChatRequest, Conversation, GroupUpdate, Message, NewEvent};
+use crate::store::{
+    Audience, ChatRequest, Conversation, GroupCreated, GroupUpdate, InvitationAnswer, Message, NewEvent,
+};
 use crate::views::{ChatRequestView, ConversationType, ConversationView, EmailPolicy, MessageView};
 
 pub const MESSAGE_CREATED: &str = "message.created";
@@ -57,18 +59,39 @@ pub fn message_updated(message: &Message, read_positions: &[(Uuid, i64)]) -> Vec
     ]
 }
 
-/// `chat_request.created`, `.accepted` or `.declined` (by its status) to both users.
+/// `chat_request.created`, `.accepted` or `.declined` (by its status) to both users: for a
+/// direct request its two participants, for a group invitation the inviter and the invitee
+/// (not the group: its members hear of the invitee when they join).
 pub fn chat_request(request: &ChatRequest) -> Vec<NewEvent> {
     let kind = match request.status.as_str() {
         "accepted" => CHAT_REQUEST_ACCEPTED,
         "declined" => CHAT_REQUEST_DECLINED,
         _ => CHAT_REQUEST_CREATED,
     };
-    vec![NewEvent::new(
-        kind,
-        Audience::Conversation(request.chat_id),
-        json(&ChatRequestView::from(request.clone())),
-    )]
+    let payload = json(&ChatRequestView::from(request.clone()));
+    if !request.is_invitation() {
+        return vec![NewEvent::new(kind, Audience::Conversation(request.chat_id), payload)];
+    }
+    [request.recipient_id, request.requester_id]
+        .into_iter()
+        .map(|user| NewEvent::new(kind, Audience::User(user), payload.clone()))
+        .collect()
+}
+
+/// After answering a group invitation: its `chat_request.*` event and, when accepted, what an
+/// addition sends (see [`group_changed`]).
+pub fn invitation_answered(answer: &InvitationAnswer) -> Vec<NewEvent> {
+    let mut events = chat_request(&answer.request);
+    events.extend(answer.joined.iter().flat_map(group_changed));
+    events
+}
+
+/// After creating a group: `conversation.created` to its members and `chat_request.created`
+/// for each invitation it made.
+pub fn group_created(created: &GroupCreated, emails: EmailPolicy) -> Vec<NewEvent> {
+    let mut events = conversation_created(&created.conversation, emails);
+    events.extend(created.invited.iter().flat_map(chat_request));
+    events
 }
 
 /// `data` of `message.deleted`.
@@ -218,8 +241,8 @@ impl From<&GroupUpdate> for GroupChangedData {
 }
 
 /// After a group change: `conversation.updated` to its members, `conversation.created` to the
-/// members added, `conversation.removed` to those removed (see [`GroupChangedData`]), and the
-/// system messages.
+/// members added, `conversation.removed` to those removed (see [`GroupChangedData`]),
+/// `chat_request.created` for each invitation made, and the system messages.
 pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     let payload = json(&GroupChangedData::from(update));
     let group = update.conversation.id;
@@ -238,6 +261,7 @@ pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     for user in &update.removed {
         events.push(removed_for(user.id, group));
     }
+    events.extend(update.invited.iter().flat_map(chat_request));
     events.extend(update.messages.iter().flat_map(message_created));
     events
 }

@@ -1,4 +1,5 @@
-//! `/api/v1/chat-request`: direct conversations that wait for the recipient to accept.
+//! `/api/v1/chat-request`: direct conversations that wait for the recipient to accept, and
+//! invitations to groups for users whose message policy is `requests`.
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
@@ -120,9 +121,11 @@ pub async fn create_chat_request(
     }))
 }
 
-/// The caller's chat requests.
+/// The caller's chat requests and group invitations.
 ///
-/// Newest first; `skip`/`limit` paging.
+/// Newest first; `skip`/`limit` paging. Each has a `kind`: `direct` (a direct conversation,
+/// `chatId` its id) or `group_invitation` (`chatId` the group's id, `groupName` its name; the
+/// recipient is not a member until accepting). Outgoing invitations are those the caller made.
 #[utoipa::path(
     get, path = "/api/v1/chat-request", tag = "chat requests",
     security(("bearer" = [])),
@@ -156,9 +159,12 @@ pub async fn list_chat_requests(
     }))
 }
 
-/// Accept a chat request (its recipient only).
+/// Accept a chat request or a group invitation (its recipient only).
 ///
-/// It becomes an ordinary conversation; `chat_request.accepted` goes to both users' streams.
+/// A direct request becomes an ordinary conversation; `chat_request.accepted` goes to both
+/// users' streams. An invitation makes the caller a member of the group from now on (its
+/// members get the system message and `conversation.updated`, the caller
+/// `conversation.created`); a declined one may be accepted later too.
 #[utoipa::path(
     post, path = "/api/v1/chat-request/{chatId}/accept", tag = "chat requests",
     security(("bearer" = [])),
@@ -170,7 +176,7 @@ pub async fn list_chat_requests(
         (status = 403, description = "The requester cannot answer their own request", body = ErrorEnvelope),
         (status = 404, description = "No such request for the caller", body = ErrorEnvelope),
         (status = 409, description = "Answered already (`chat_request_answered`)", body = ErrorEnvelope),
-        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`), or the group has no seat left (`validation_failed` on `participants`)", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
@@ -183,9 +189,11 @@ pub async fn accept_chat_request(
     answer(&state, caller, chat.into_inner(), true).await
 }
 
-/// Decline a chat request (its recipient only).
+/// Decline a chat request or a group invitation (its recipient only).
 ///
-/// The requester can no longer send into it; `chat_request.declined` goes to both users' streams.
+/// The requester can no longer send into it; `chat_request.declined` goes to both users'
+/// streams. For `CHAT_REQUEST_COOLDOWN_DAYS` the requester (for an invitation: the member who
+/// invited) can neither ask again, nor open a conversation, nor add the caller to a group.
 #[utoipa::path(
     post, path = "/api/v1/chat-request/{chatId}/decline", tag = "chat requests",
     security(("bearer" = [])),
@@ -210,13 +218,26 @@ pub async fn decline_chat_request(
     answer(&state, caller, chat.into_inner(), false).await
 }
 
+/// Answers the caller's invitation to group `chat` if they have one, else their direct
+/// request `chat`.
 async fn answer(state: &AppState, caller: AuthUser, chat: Uuid, accept: bool) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::ChatRequest, caller.user_id)?;
-    let member = state.store.member_of(caller.user_id, chat).await?;
-    let request = state
-        .store
-        .answer_chat_request(&member, accept, store::now(), payloads::chat_request)
-        .await?;
+    let request = match state.store.invitation_for(caller.user_id, chat).await? {
+        Some(invitation) => {
+            state
+                .store
+                .answer_group_invitation(&invitation, accept, store::now(), payloads::invitation_answered)
+                .await?
+                .request
+        }
+        None => {
+            let member = state.store.member_of(caller.user_id, chat).await?;
+            state
+                .store
+                .answer_chat_request(&member, accept, store::now(), payloads::chat_request)
+                .await?
+        }
+    };
     Ok(ok(ChatRequestData {
         chat_request: request.into(),
     }))

@@ -11,7 +11,7 @@ use super::envelope::{Success, created, ok};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
-use crate::domain::{Name, page_limit};
+use crate::domain::{MessagePolicy, Name, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::limits::Action;
 use crate::realtime::fanout::{EphemeralAudience, EphemeralEvent};
@@ -43,8 +43,22 @@ impl FieldAliases for CreateConversationRequest {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ConversationData {
     pub conversation: ConversationView,
+    /// After creating or changing a group: the users invited instead of added, because their
+    /// message policy is `requests` (they join when they accept). Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invited_ids: Option<Vec<Uuid>>,
+}
+
+impl ConversationData {
+    pub fn new(conversation: ConversationView) -> Self {
+        Self {
+            conversation,
+            invited_ids: None,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -125,18 +139,48 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
             "cannot start a conversation with yourself",
         ));
     }
-    if state.store.find_user(receiver).await?.is_none() {
-        return Err(ApiError::not_found("user"));
+    let receiver = state
+        .store
+        .find_user(receiver)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if MessagePolicy::from_stored(&receiver.message_policy) == MessagePolicy::Requests {
+        match state
+            .store
+            .create_chat_request(
+                caller.user_id,
+                receiver.id,
+                Uuid::now_v7(),
+                store::now(),
+                payloads::chat_request,
+            )
+            .await
+        {
+            Ok(request) => {
+                let member = state.store.member_of(caller.user_id, request.chat_id).await?;
+                let conversation = state.store.conversation(&member).await?;
+                return Ok(created(ConversationData::new(ConversationView::seen_by(
+                    conversation,
+                    None,
+                    state.emails,
+                ))));
+            }
+            // The pair has a conversation: it is returned below, as for anyone.
+            Err(store::StoreError::Conflict(store::Conflict::ChatExists)) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
     let (conversation, was_created) = state
         .store
-        .find_or_create_direct_conversation(caller.user_id, receiver, Uuid::now_v7(), store::now(), |conversation| {
-            payloads::conversation_created(conversation, state.emails)
-        })
+        .find_or_create_direct_conversation(
+            caller.user_id,
+            receiver.id,
+            Uuid::now_v7(),
+            store::now(),
+            |conversation| payloads::conversation_created(conversation, state.emails),
+        )
         .await?;
-    let data = ConversationData {
-        conversation: ConversationView::seen_by(conversation, None, state.emails),
-    };
+    let data = ConversationData::new(ConversationView::seen_by(conversation, None, state.emails));
     Ok(if was_created { created(data) } else { ok(data) })
 }
 
@@ -168,7 +212,7 @@ async fn create_group(
         ),
         field("participants", members(participants)),
     ))?;
-    let conversation = state
+    let group = state
         .store
         .create_group(
             &NewGroup {
@@ -178,11 +222,12 @@ async fn create_group(
                 members,
                 created_at: store::now(),
             },
-            |conversation| payloads::conversation_created(conversation, state.emails),
+            |created| payloads::group_created(created, state.emails),
         )
         .await?;
     Ok(created(ConversationData {
-        conversation: ConversationView::seen_by(conversation, None, state.emails),
+        conversation: ConversationView::seen_by(group.conversation, None, state.emails),
+        invited_ids: Some(group.invited.iter().map(|invitation| invitation.recipient_id).collect()),
     }))
 }
 
@@ -255,9 +300,11 @@ pub async fn get_conversation(
 ) -> Result<HttpResponse, ApiError> {
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let conversation = state.store.conversation(&member).await?;
-    Ok(ok(ConversationData {
-        conversation: ConversationView::seen_by(conversation, None, state.emails),
-    }))
+    Ok(ok(ConversationData::new(ConversationView::seen_by(
+        conversation,
+        None,
+        state.emails,
+    ))))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -358,6 +405,13 @@ pub async fn update_conversation(
         })
         .await?;
     Ok(ok(ConversationData {
+        invited_ids: Some(
+            update
+                .invited
+                .iter()
+                .map(|invitation| invitation.recipient_id)
+                .collect(),
+        ),
         conversation: ConversationView::seen_by(update.conversation, None, state.emails),
     }))
 }

@@ -47,7 +47,7 @@ route_table! {
     root: [health::health, health::ready],
     "/api/v1": {
         "/auth": [auth::register, auth::login, auth::refresh_token, auth::logout],
-        "/user": [users::get_me, users::last_activity, users::search_users, users::get_user],
+        "/user": [users::get_me, users::update_me, users::last_activity, users::search_users, users::get_user],
         "/conversation": [
             conversations::create_conversation,
             conversations::list_conversations,

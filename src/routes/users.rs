@@ -1,19 +1,19 @@
 //! `/api/v1/user`: the caller, other users, search.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, patch, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, ok};
-use super::extract::{Path, Query};
+use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use crate::auth::AuthUser;
-use crate::domain::page_limit;
+use crate::domain::{MessagePolicy, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::limits::Action;
 use crate::realtime::presence;
 use crate::state::AppState;
-use crate::store::UserSearch;
+use crate::store::{self, UserSearch};
 use crate::views::UserView;
 
 #[derive(Serialize, ToSchema)]
@@ -67,6 +67,62 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
         .find_user(caller.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(ok(UserData {
+        user: UserView::own(user),
+    }))
+}
+
+/// What `PATCH /user/me` changes; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateMeRequest {
+    /// `everyone` (the default): anyone may start a conversation with the caller or add them
+    /// to a group. `requests`: `POST /conversation` to the caller opens a chat request and a
+    /// group addition an invitation, both waiting for the caller to accept. Alias:
+    /// `message_policy`.
+    pub message_policy: Option<MessagePolicy>,
+}
+
+impl FieldAliases for UpdateMeRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("messagePolicy", "message_policy")];
+}
+
+/// Change the caller's own settings.
+///
+/// Today `messagePolicy`; returns the caller's profile as `getme` does. A change applies to
+/// what others do from now on: conversations and groups the caller is in already stay.
+#[utoipa::path(
+    patch, path = "/api/v1/user/me", tag = "users",
+    security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The caller now", body = Success<UserData>),
+        (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "`messagePolicy` is neither `everyone` nor `requests` (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
+    )
+)]
+#[patch("/me")]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: Json<UpdateMeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Profile, caller.user_id)?;
+    let user = match body.message_policy {
+        Some(policy) => {
+            state
+                .store
+                .set_message_policy(caller.user_id, policy, store::now())
+                .await?
+        }
+        None => state
+            .store
+            .find_user(caller.user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?,
+    };
     Ok(ok(UserData {
         user: UserView::own(user),
     }))

@@ -1,25 +1,74 @@
-//! Chat requests: direct conversations that wait for their recipient to accept.
+//! Chat requests: direct conversations that wait for their recipient to accept, and group
+//! invitations, which wait likewise for a user whose message policy is `requests`. Both are
+//! listed, accepted and declined through the same routes; a decline of either holds the pair.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::direct_key;
-use super::tx::{commit_with_events, require_participant};
-use super::{
-    Conflict, Dialect, Forbidden, Member, NewEvent, Store, StoreError, StoreResult, with_backend, with_writer,
+use super::tx::{
+    append_system_message, commit_with_events, conversation_in_tx, lock_conversation, require_participant, users_by_id,
 };
+use super::{
+    Conflict, Dialect, Forbidden, GroupUpdate, Invalid, Member, NewEvent, Store, StoreError, StoreResult, User,
+    with_backend, with_writer,
+};
+use crate::domain::MemberChange;
 
 /// A chat request as either side sees it.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ChatRequest {
-    /// The conversation's id.
+    /// `direct` or `group_invitation`.
+    pub kind: String,
+    /// The conversation's id (the group's, for an invitation).
     pub chat_id: Uuid,
     pub status: String,
     pub requester_id: Uuid,
     pub requester_name: String,
     pub recipient_id: Uuid,
     pub recipient_name: String,
+    /// The group's name, for an invitation.
+    pub group_name: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// The kinds of [`ChatRequest`].
+pub const DIRECT_REQUEST: &str = "direct";
+pub const GROUP_INVITATION: &str = "group_invitation";
+
+impl ChatRequest {
+    /// `invitee`'s invitation to `group` from `inviter`, as just made.
+    pub(super) fn invitation(
+        group: Uuid,
+        group_name: Option<String>,
+        inviter: &User,
+        invitee: &User,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            kind: GROUP_INVITATION.to_string(),
+            chat_id: group,
+            status: "pending".to_string(),
+            requester_id: inviter.id,
+            requester_name: inviter.name.clone(),
+            recipient_id: invitee.id,
+            recipient_name: invitee.name.clone(),
+            group_name,
+            created_at: now,
+        }
+    }
+
+    pub fn is_invitation(&self) -> bool {
+        self.kind == GROUP_INVITATION
+    }
+}
+
+/// What answering a group invitation did: the invitation with its new status, and, when
+/// accepted, the group the user joined.
+#[derive(Clone, Debug)]
+pub struct InvitationAnswer {
+    pub request: ChatRequest,
+    pub joined: Option<GroupUpdate>,
 }
 
 /// Which requests to list.
@@ -33,12 +82,23 @@ pub struct RequestFilter {
     pub limit: u32,
 }
 
-const SELECT_REQUESTS: &str = "SELECT c.id AS chat_id, c.request_status AS status, c.created_at,
-        c.requester_id, rq.name AS requester_name, q.user_id AS recipient_id, rc.name AS recipient_name
+const SELECT_REQUESTS: &str = "SELECT 'direct' AS kind, c.id AS chat_id, c.request_status AS status, c.created_at,
+        c.requester_id, rq.name AS requester_name, q.user_id AS recipient_id, rc.name AS recipient_name,
+        CAST(NULL AS TEXT) AS group_name
      FROM conversations c
      JOIN users rq ON rq.id = c.requester_id
      JOIN participants q ON q.conversation_id = c.id AND q.user_id <> c.requester_id
      JOIN users rc ON rc.id = q.user_id";
+
+/// The same columns for group invitations.
+const SELECT_INVITATIONS: &str =
+    "SELECT 'group_invitation' AS kind, i.conversation_id AS chat_id, i.status, i.created_at,
+        i.inviter_id AS requester_id, rq.name AS requester_name, i.user_id AS recipient_id, rc.name AS recipient_name,
+        g.name AS group_name
+     FROM group_invitations i
+     JOIN conversations g ON g.id = i.conversation_id
+     JOIN users rq ON rq.id = i.inviter_id
+     JOIN users rc ON rc.id = i.user_id";
 
 /// The chat request `$chat`, read inside `$tx` (see `tx.rs` for the helpers' contract).
 macro_rules! request_in_tx {
@@ -68,6 +128,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&ChatRequest) -> Vec<NewEvent>,
     ) -> StoreResult<ChatRequest> {
+        self.refuse_declined_pairs(requester, &[recipient], now).await?;
         let created = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -144,14 +205,19 @@ impl Store {
         })
     }
 
-    /// `user`'s chat requests by status and direction, newest first.
+    /// `user`'s chat requests and group invitations by status and direction, newest first.
     pub async fn list_chat_requests(&self, user: Uuid, filter: RequestFilter) -> StoreResult<Vec<ChatRequest>> {
         with_backend!(self, |pool| {
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_REQUESTS}
-                 JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $1
-                 WHERE c.request_status = $2 AND ((c.requester_id <> $1) = $3)
-                 ORDER BY c.created_at DESC, c.id DESC
+                "SELECT * FROM (
+                   {SELECT_REQUESTS}
+                   JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $1
+                   WHERE c.request_status = $2 AND ((c.requester_id <> $1) = $3)
+                   UNION ALL
+                   {SELECT_INVITATIONS}
+                   WHERE i.status = $2 AND (CASE WHEN $3 THEN i.user_id ELSE i.inviter_id END) = $1
+                 ) requests
+                 ORDER BY created_at DESC, chat_id DESC
                  LIMIT $4 OFFSET $5"
             ));
             Ok(sqlx::query_as::<_, ChatRequest>(sql)
@@ -165,16 +231,114 @@ impl Store {
         })
     }
 
-    /// How many chat requests wait for `user`'s answer.
+    /// How many chat requests and group invitations wait for `user`'s answer.
     pub async fn pending_requests(&self, user: Uuid) -> StoreResult<i64> {
         with_backend!(self, |pool| {
             Ok(sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id
-                 WHERE p.user_id = $1 AND c.request_status = 'pending' AND c.requester_id <> $1",
+                "SELECT (SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id
+                         WHERE p.user_id = $1 AND c.request_status = 'pending' AND c.requester_id <> $1)
+                      + (SELECT COUNT(*) FROM group_invitations WHERE user_id = $1 AND status = 'pending')",
             )
             .bind(user)
             .fetch_one(pool)
             .await?)
+        })
+    }
+
+    /// `user`'s invitation to group `chat`, pending or declined, if there is one.
+    pub async fn invitation_for(&self, user: Uuid, chat: Uuid) -> StoreResult<Option<ChatRequest>> {
+        with_backend!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2"
+            ));
+            Ok(sqlx::query_as::<_, ChatRequest>(sql)
+                .bind(chat)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// The invitee accepts or declines `invitation` (as [`Store::invitation_for`] read it), or
+    /// accepts one they declined. Accepting makes them a member from now on, with a system
+    /// message from the inviter, as an addition would; the events `events` gives.
+    /// `Conflict(chat_request_answered)` when it is no longer pending (or, to accept, declined);
+    /// `Invalid(group_too_large)` when the group filled up meanwhile.
+    pub async fn answer_group_invitation(
+        &self,
+        invitation: &ChatRequest,
+        accept: bool,
+        now: DateTime<Utc>,
+        events: impl Fn(&InvitationAnswer) -> Vec<NewEvent>,
+    ) -> StoreResult<InvitationAnswer> {
+        let (group, user) = (invitation.chat_id, invitation.recipient_id);
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            lock_conversation!(tx, pool, group)?;
+            let answered = if accept {
+                sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(group)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?
+            } else {
+                sqlx::query(
+                    "UPDATE group_invitations SET status = 'declined', answered_at = $3
+                     WHERE conversation_id = $1 AND user_id = $2 AND status = 'pending'",
+                )
+                .bind(group)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+            };
+            if answered.rows_affected() == 0 {
+                return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
+            }
+            let mut request = invitation.clone();
+            request.status = if accept { "accepted" } else { "declined" }.to_string();
+            let joined = if accept {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_tx, joined_id)
+                     VALUES ($1, $2, 'member', $3, {join_position})
+                     ON CONFLICT DO NOTHING",
+                    join_position = pool.join_position()
+                ));
+                sqlx::query(sql)
+                    .bind(group)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM participants WHERE conversation_id = $1")
+                    .bind(group)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if members > self.group_max_members {
+                    return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
+                }
+                let invitee = users_by_id!(tx, [user])?;
+                let message = append_system_message!(
+                    tx,
+                    group,
+                    invitation.requester_id,
+                    MemberChange::Added,
+                    &invitee[0],
+                    now
+                )?;
+                Some(GroupUpdate {
+                    conversation: conversation_in_tx!(tx, user, group)?,
+                    added: invitee,
+                    removed: Vec::new(),
+                    invited: Vec::new(),
+                    messages: vec![message],
+                })
+            } else {
+                None
+            };
+            let answer = InvitationAnswer { request, joined };
+            commit_with_events!(self, tx, events(&answer), now)?;
+            Ok(answer)
         })
     }
 

@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::MessagePolicy;
+
 use super::sql::{direct_key, push_ids, unread_count, user_columns};
-use super::tx::{commit_with_events, conversation_in_tx, users_by_id};
+use super::tx::{commit_with_events, conversation_in_tx, invite_to_group, users_by_id};
 use super::{
-    Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect, Forbidden, Invalid,
-    Member, MessageReference, NewEvent, NewGroup, ParticipantRow, Store, StoreError, StoreResult, User, with_backend,
-    with_writer,
+    ChatRequest, Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect,
+    Forbidden, GroupCreated, Invalid, Member, MessageReference, NewEvent, NewGroup, ParticipantRow, Store, StoreError,
+    StoreResult, User, with_backend, with_writer,
 };
 
 /// Conversations as participant `$1` sees them, with their last message. `$filter` is added
@@ -112,6 +114,7 @@ impl Store {
         now: DateTime<Utc>,
         events: impl Fn(&Conversation) -> Vec<NewEvent>,
     ) -> StoreResult<(Conversation, bool)> {
+        self.refuse_declined_pairs(caller, &[other], now).await?;
         let direct_key = direct_key(caller, other);
         let created = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -172,9 +175,9 @@ impl Store {
         id.ok_or(StoreError::NotFound("conversation"))
     }
 
-    /// `Forbidden(chat_request_declined)` if any of `users` declined a chat request of
-    /// `requester`'s within the cooldown: a decline holds for the pair, so the requester
-    /// cannot put the decliner into a group either.
+    /// `Forbidden(chat_request_declined)` if any of `users` declined a chat request or a group
+    /// invitation of `requester`'s within the cooldown: a decline holds for the pair, so the
+    /// requester can neither ask again nor put the decliner into a group.
     pub(super) async fn refuse_declined_pairs(
         &self,
         requester: Uuid,
@@ -198,7 +201,16 @@ impl Store {
             for user in users {
                 keys.push_bind(direct_key(requester, *user));
             }
-            builder.push(") LIMIT 1");
+            builder.push(
+                ") UNION ALL SELECT 1 FROM group_invitations
+                 WHERE status = 'declined' AND answered_at > ",
+            );
+            builder.push_bind(since);
+            builder.push(" AND inviter_id = ");
+            builder.push_bind(requester);
+            builder.push(" AND user_id IN ");
+            push_ids(&mut builder, users.iter().copied());
+            builder.push(" LIMIT 1");
             Ok(builder.build_query_scalar().fetch_optional(pool).await?)
         })?;
         match held {
@@ -208,12 +220,13 @@ impl Store {
     }
 
     /// Creates a group owned by `group.owner_id`, with its members, in one transaction, with
-    /// the events `events` gives. Every member must exist (`Invalid` on `participants`).
+    /// the events `events` gives. Every member must exist (`Invalid` on `participants`); those
+    /// whose message policy is `requests` are invited instead of added.
     pub async fn create_group(
         &self,
         group: &NewGroup,
-        events: impl Fn(&Conversation) -> Vec<NewEvent>,
-    ) -> StoreResult<Conversation> {
+        events: impl Fn(&GroupCreated) -> Vec<NewEvent>,
+    ) -> StoreResult<GroupCreated> {
         if group.members.len() + 1 > self.group_max_members() {
             return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
         }
@@ -222,16 +235,19 @@ impl Store {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let everyone = std::iter::once(group.owner_id).chain(group.members.iter().copied());
-            let participants = users_by_id!(tx, everyone)?;
+            let users = users_by_id!(tx, everyone)?;
             let unknown: Vec<Uuid> = group
                 .members
                 .iter()
-                .filter(|member| !participants.iter().any(|user| user.id == **member))
+                .filter(|member| !users.iter().any(|user| user.id == **member))
                 .copied()
                 .collect();
             if !unknown.is_empty() {
                 return Err(StoreError::Invalid(Invalid::UnknownUsers(unknown)));
             }
+            let (invitees, participants): (Vec<User>, Vec<User>) = users.into_iter().partition(|user| {
+                user.id != group.owner_id && MessagePolicy::from_stored(&user.message_policy) == MessagePolicy::Requests
+            });
             sqlx::query(
                 "INSERT INTO conversations (id, kind, name, owner_id, created_at, updated_at)
                  VALUES ($1, 'group', $2, $3, $4, $4)",
@@ -254,6 +270,22 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            let owner = participants
+                .iter()
+                .find(|user| user.id == group.owner_id)
+                .cloned()
+                .ok_or(StoreError::NotFound("user"))?;
+            let mut invited = Vec::with_capacity(invitees.len());
+            for invitee in &invitees {
+                invite_to_group!(tx, group.id, group.owner_id, invitee, group.created_at)?;
+                invited.push(ChatRequest::invitation(
+                    group.id,
+                    Some(group.name.clone()),
+                    &owner,
+                    invitee,
+                    group.created_at,
+                ));
+            }
             let conversation = new_conversation(
                 group.id,
                 ConversationKind::Group,
@@ -262,8 +294,9 @@ impl Store {
                 participants,
                 group.created_at,
             );
-            commit_with_events!(self, tx, events(&conversation), group.created_at)?;
-            Ok(conversation)
+            let created = GroupCreated { conversation, invited };
+            commit_with_events!(self, tx, events(&created), group.created_at)?;
+            Ok(created)
         })
     }
 

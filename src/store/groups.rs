@@ -5,13 +5,14 @@ use uuid::Uuid;
 
 use super::sql::user_columns;
 use super::tx::{
-    append_system_message, commit_with_events, conversation_in_tx, lock_conversation, require_participant,
+    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, invite_to_group,
+    lock_conversation, require_participant, users_by_id,
 };
 use super::{
-    Conversation, ConversationKind, Dialect, Forbidden, Invalid, Member, Message, NewEvent, Store, StoreError,
-    StoreResult, User, with_writer,
+    ChatRequest, Conversation, ConversationKind, Dialect, Forbidden, Invalid, Member, Message, NewEvent, Store,
+    StoreError, StoreResult, User, with_writer,
 };
-use crate::domain::MemberChange;
+use crate::domain::{MemberChange, MessagePolicy};
 
 /// What a `PATCH /conversation/{id}` asks for.
 #[derive(Clone, Debug, Default)]
@@ -32,7 +33,17 @@ pub struct GroupUpdate {
     pub conversation: Conversation,
     pub added: Vec<User>,
     pub removed: Vec<User>,
+    /// Invitations made to users whose message policy is `requests`, instead of adding them.
+    pub invited: Vec<ChatRequest>,
     pub messages: Vec<Message>,
+}
+
+/// What creating a group did: the group as its owner sees it, and the invitations it made to
+/// users whose message policy is `requests` (they are not members yet).
+#[derive(Clone, Debug)]
+pub struct GroupCreated {
+    pub conversation: Conversation,
+    pub invited: Vec<ChatRequest>,
 }
 
 /// What leaving did.
@@ -108,6 +119,7 @@ impl Store {
                 .await?;
             }
             let mut added = Vec::new();
+            let mut invited = Vec::new();
             for user in &changes.add {
                 let found: Option<User> =
                     sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
@@ -117,6 +129,12 @@ impl Store {
                 let Some(found) = found else {
                     return Err(StoreError::Invalid(Invalid::UnknownUsers(vec![*user])));
                 };
+                if MessagePolicy::from_stored(&found.message_policy) == MessagePolicy::Requests {
+                    if invite_to_group!(tx, conversation, actor, &found, now)? {
+                        invited.push(found);
+                    }
+                    continue;
+                }
                 // They read the group's events from here on, not its past (the history stays
                 // readable through the message routes).
                 let sql = sqlx::AssertSqlSafe(format!(
@@ -135,29 +153,43 @@ impl Store {
                     added.push(found);
                 }
             }
-            if !added.is_empty() {
-                let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM participants WHERE conversation_id = $1")
+            if (!added.is_empty() || !invited.is_empty())
+                && group_seats_taken!(tx, conversation)? > self.group_max_members
+            {
+                return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
+            }
+            let invited = if invited.is_empty() {
+                Vec::new()
+            } else {
+                let name: Option<String> = sqlx::query_scalar("SELECT name FROM conversations WHERE id = $1")
                     .bind(conversation)
                     .fetch_one(&mut *tx)
                     .await?;
-                if members > self.group_max_members {
-                    return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
-                }
-            }
+                let inviter = users_by_id!(tx, [actor])?.remove(0);
+                invited
+                    .iter()
+                    .map(|invitee| ChatRequest::invitation(conversation, name.clone(), &inviter, invitee, now))
+                    .collect()
+            };
             let mut removed = Vec::new();
             for user in &changes.remove {
-                let found: Option<User> = sqlx::query_as(
-                    "DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2
-                     RETURNING user_id AS id,
-                        (SELECT name FROM users WHERE id = $2) AS name, (SELECT email FROM users WHERE id = $2) AS email,
-                        (SELECT created_at FROM users WHERE id = $2) AS created_at,
-                        (SELECT updated_at FROM users WHERE id = $2) AS updated_at",
+                // Removing someone invited withdraws the invitation (a declined one stays: it
+                // holds the pair).
+                sqlx::query(
+                    "DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2 AND status = 'pending'",
                 )
                 .bind(conversation)
                 .bind(user)
-                .fetch_optional(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-                removed.extend(found);
+                let deleted = sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                if deleted.rows_affected() > 0 {
+                    removed.extend(users_by_id!(tx, [*user])?);
+                }
             }
             let mut messages = Vec::new();
             for (change, users) in [(MemberChange::Added, &added), (MemberChange::Removed, &removed)] {
@@ -170,6 +202,7 @@ impl Store {
                 conversation,
                 added,
                 removed,
+                invited,
                 messages,
             };
             commit_with_events!(self, tx, events(&update), now)?;

@@ -27,8 +27,8 @@ mod tx;
 mod users;
 
 pub use access::{Member, RequestState, VisibleMessage};
-pub use chat_requests::{ChatRequest, RequestFilter};
-pub use groups::{GroupChanges, GroupUpdate, Left};
+pub use chat_requests::{ChatRequest, DIRECT_REQUEST, GROUP_INVITATION, InvitationAnswer, RequestFilter};
+pub use groups::{GroupChanges, GroupCreated, GroupUpdate, Left};
 pub use messages::Sent;
 
 use std::path::PathBuf;

@@ -9,6 +9,8 @@ pub struct User {
     pub name: String,
     /// Lower-cased on the way in, so comparisons are case-insensitive on both backends.
     pub email: String,
+    /// `everyone` or `requests` (see [`MessagePolicy`](crate::domain::MessagePolicy)).
+    pub message_policy: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -5,7 +5,7 @@
 /// (`user_columns!(u)`).
 macro_rules! user_columns {
     () => {
-        "id, name, email, created_at, updated_at"
+        "id, name, email, message_policy, created_at, updated_at"
     };
     ($alias:ident) => {
         concat!(
@@ -15,6 +15,8 @@ macro_rules! user_columns {
             ".name, ",
             stringify!($alias),
             ".email, ",
+            stringify!($alias),
+            ".message_policy, ",
             stringify!($alias),
             ".created_at, ",
             stringify!($alias),

@@ -103,6 +103,62 @@ macro_rules! commit_with_events {
 }
 pub(crate) use commit_with_events;
 
+/// Invites `$invitee` (a `&User`) to group `$group` from `$inviter` inside `$tx`, unless they
+/// are a member or invited already: a declined invitation is asked again (the caller has
+/// checked the pair's cooldown). Whether an invitation was made.
+macro_rules! invite_to_group {
+    ($tx:ident, $group:expr, $inviter:expr, $invitee:expr, $now:expr) => {
+        $crate::store::tx::store_body(async {
+            let invitee: &$crate::store::User = $invitee;
+            let member: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2")
+                    .bind($group)
+                    .bind(invitee.id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            if member.is_some() {
+                return Ok(false);
+            }
+            let invited = sqlx::query(
+                "INSERT INTO group_invitations (conversation_id, user_id, inviter_id, status, created_at)
+                 VALUES ($1, $2, $3, 'pending', $4)
+                 ON CONFLICT (conversation_id, user_id) DO UPDATE
+                 SET status = 'pending', inviter_id = excluded.inviter_id, created_at = excluded.created_at,
+                     answered_at = NULL
+                 WHERE group_invitations.status = 'declined'",
+            )
+            .bind($group)
+            .bind(invitee.id)
+            .bind($inviter)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+            Ok(invited.rows_affected() > 0)
+        })
+        .await
+    };
+}
+pub(crate) use invite_to_group;
+
+/// Members and pending invitations of group `$group` inside `$tx`: what `GROUP_MAX_MEMBERS`
+/// bounds, so that invitations cannot pile up past the group's size either.
+macro_rules! group_seats_taken {
+    ($tx:ident, $group:expr) => {
+        $crate::store::tx::store_body(async {
+            let taken: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM participants WHERE conversation_id = $1)
+                      + (SELECT COUNT(*) FROM group_invitations WHERE conversation_id = $1 AND status = 'pending')",
+            )
+            .bind($group)
+            .fetch_one(&mut *$tx)
+            .await?;
+            Ok(taken)
+        })
+        .await
+    };
+}
+pub(crate) use group_seats_taken;
+
 /// Loads users by id inside `$tx`, ordered by id, as the participant lists are.
 macro_rules! users_by_id {
     ($tx:ident, $ids:expr) => {

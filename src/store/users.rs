@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::MessagePolicy;
+
 use super::sql::{ACTIVE_CONVERSATION, user_columns};
 use super::{
     Conflict, NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation,
@@ -57,6 +59,27 @@ impl Store {
                     .fetch_optional(pool)
                     .await?,
             )
+        })
+    }
+
+    /// Sets `user`'s message policy; the user as now stored (`NotFound` if gone).
+    pub async fn set_message_policy(
+        &self,
+        user: Uuid,
+        policy: MessagePolicy,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<User> {
+        with_writer!(self, |pool| {
+            let updated = sqlx::query_as::<_, User>(concat!(
+                "UPDATE users SET message_policy = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                user_columns!()
+            ))
+            .bind(user)
+            .bind(policy.as_str())
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            updated.ok_or(StoreError::NotFound("user"))
         })
     }
 

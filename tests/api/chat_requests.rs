@@ -12,7 +12,8 @@ async fn request(app: &TestApp, from: &TestUser, to: &TestUser) -> Reply {
         .await
 }
 
-async fn answer(app: &TestApp, user: &TestUser, chat: &str, verb: &str) -> Reply {
+/// `user` answers chat request or invitation `chat`: `verb` is `accept` or `decline`.
+pub(crate) async fn answer(app: &TestApp, user: &TestUser, chat: &str, verb: &str) -> Reply {
     app.post(
         &format!("/api/v1/chat-request/{chat}/{verb}"),
         Some(&user.token),

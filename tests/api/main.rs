@@ -19,6 +19,7 @@ mod failures;
 mod groups;
 mod health;
 mod message_changes;
+mod message_policy;
 mod messages;
 mod openapi;
 mod rate_limits;
