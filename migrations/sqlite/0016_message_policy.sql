@@ -7,8 +7,8 @@ ALTER TABLE users ADD COLUMN message_policy TEXT NOT NULL DEFAULT 'everyone'
     CHECK (message_policy IN ('everyone', 'requests'));
 
 -- A group invitation: the user is not a participant until they accept (the row then goes and
--- a participant row takes its place). Declined, it holds the pair (inviter, user) for
--- CHAT_REQUEST_COOLDOWN_DAYS from `answered_at`, like a declined chat request.
+-- a participant row takes its place). Only a pending one can be accepted; a declined one stays
+-- listed (`status=rejected`) until the group goes or the owner removes the user.
 CREATE TABLE group_invitations (
     conversation_id BLOB NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     user_id         BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -20,5 +20,15 @@ CREATE TABLE group_invitations (
 );
 -- An invitee's list and pending total.
 CREATE INDEX group_invitations_invitee ON group_invitations (user_id, status, created_at);
--- An inviter's outgoing list, and the holds a decline leaves.
+-- An inviter's outgoing list.
 CREATE INDEX group_invitations_inviter ON group_invitations (inviter_id, status, user_id);
+
+-- A declined invitation holds the pair (inviter, user) for CHAT_REQUEST_COOLDOWN_DAYS from
+-- `declined_at`, like a declined chat request. Kept apart from the invitation, so that neither
+-- deleting the group (its last member leaving) nor a new invitation by someone else lifts it.
+CREATE TABLE invitation_declines (
+    inviter_id  BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id     BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    declined_at TEXT NOT NULL,
+    PRIMARY KEY (inviter_id, user_id)
+);

@@ -22,6 +22,8 @@ pub const MESSAGE_STARRED: &str = "message.starred";
 pub const CHAT_REQUEST_CREATED: &str = "chat_request.created";
 pub const CHAT_REQUEST_ACCEPTED: &str = "chat_request.accepted";
 pub const CHAT_REQUEST_DECLINED: &str = "chat_request.declined";
+/// A pending group invitation was withdrawn: its invitee was removed from the group.
+pub const CHAT_REQUEST_WITHDRAWN: &str = "chat_request.withdrawn";
 /// Ephemeral: delivered live, never stored or replayed.
 pub const TYPING: &str = "typing";
 /// Ephemeral: delivered live, never stored or replayed.
@@ -66,6 +68,7 @@ pub fn chat_request(request: &ChatRequest) -> Vec<NewEvent> {
     let kind = match request.status.as_str() {
         "accepted" => CHAT_REQUEST_ACCEPTED,
         "declined" => CHAT_REQUEST_DECLINED,
+        "withdrawn" => CHAT_REQUEST_WITHDRAWN,
         _ => CHAT_REQUEST_CREATED,
     };
     let payload = json(&ChatRequestView::from(request.clone()));
@@ -242,7 +245,8 @@ impl From<&GroupUpdate> for GroupChangedData {
 
 /// After a group change: `conversation.updated` to its members, `conversation.created` to the
 /// members added, `conversation.removed` to those removed (see [`GroupChangedData`]),
-/// `chat_request.created` for each invitation made, and the system messages.
+/// `chat_request.created` for each invitation made, `chat_request.withdrawn` for each
+/// withdrawn, and the system messages.
 pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     let payload = json(&GroupChangedData::from(update));
     let group = update.conversation.id;
@@ -261,7 +265,7 @@ pub fn group_changed(update: &GroupUpdate) -> Vec<NewEvent> {
     for user in &update.removed {
         events.push(removed_for(user.id, group));
     }
-    events.extend(update.invited.iter().flat_map(chat_request));
+    events.extend(update.invited.iter().chain(&update.withdrawn).flat_map(chat_request));
     events.extend(update.messages.iter().flat_map(message_created));
     events
 }

@@ -164,7 +164,8 @@ pub async fn list_chat_requests(
 /// A direct request becomes an ordinary conversation; `chat_request.accepted` goes to both
 /// users' streams. An invitation makes the caller a member of the group from now on (its
 /// members get the system message and `conversation.updated`, the caller
-/// `conversation.created`); a declined one may be accepted later too.
+/// `conversation.created`). A declined direct request may be accepted later; a declined
+/// invitation may not (the group can invite again after the cooldown).
 #[utoipa::path(
     post, path = "/api/v1/chat-request/{chatId}/accept", tag = "chat requests",
     security(("bearer" = [])),

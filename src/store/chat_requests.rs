@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::sql::direct_key;
 use super::tx::{
-    append_system_message, commit_with_events, conversation_in_tx, lock_conversation, require_participant, users_by_id,
+    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, lock_conversation,
+    require_participant, users_by_id,
 };
 use super::{
     Conflict, Dialect, Forbidden, GroupUpdate, Invalid, Member, NewEvent, Store, StoreError, StoreResult, User,
@@ -58,6 +59,12 @@ impl ChatRequest {
         }
     }
 
+    /// This pending invitation, withdrawn by removing its invitee from the group.
+    pub(super) fn withdrawn(mut self) -> Self {
+        self.status = "withdrawn".to_string();
+        self
+    }
+
     pub fn is_invitation(&self) -> bool {
         self.kind == GROUP_INVITATION
     }
@@ -91,7 +98,7 @@ const SELECT_REQUESTS: &str = "SELECT 'direct' AS kind, c.id AS chat_id, c.reque
      JOIN users rc ON rc.id = q.user_id";
 
 /// The same columns for group invitations.
-const SELECT_INVITATIONS: &str =
+pub(super) const SELECT_INVITATIONS: &str =
     "SELECT 'group_invitation' AS kind, i.conversation_id AS chat_id, i.status, i.created_at,
         i.inviter_id AS requester_id, rq.name AS requester_name, i.user_id AS recipient_id, rc.name AS recipient_name,
         g.name AS group_name
@@ -259,11 +266,12 @@ impl Store {
         })
     }
 
-    /// The invitee accepts or declines `invitation` (as [`Store::invitation_for`] read it), or
-    /// accepts one they declined. Accepting makes them a member from now on, with a system
-    /// message from the inviter, as an addition would; the events `events` gives.
-    /// `Conflict(chat_request_answered)` when it is no longer pending (or, to accept, declined);
-    /// `Invalid(group_too_large)` when the group filled up meanwhile.
+    /// The invitee accepts or declines their pending invitation to `group` (as
+    /// [`Store::invitation_for`] found it; read again under the group's lock). Accepting makes
+    /// them a member from now on, with a system message from the inviter, as an addition
+    /// would; declining holds the pair for the cooldown. With the events `events` gives.
+    /// `NotFound` when it was withdrawn meanwhile; `Conflict(chat_request_answered)` when it
+    /// is no longer pending; `Invalid(group_too_large)` when the group has no seat left.
     pub async fn answer_group_invitation(
         &self,
         invitation: &ChatRequest,
@@ -275,67 +283,76 @@ impl Store {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             lock_conversation!(tx, pool, group)?;
-            let answered = if accept {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2"
+            ));
+            let current: Option<ChatRequest> = sqlx::query_as(sql)
+                .bind(group)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut request = current.ok_or(StoreError::NotFound("chat request"))?;
+            if request.status != "pending" {
+                return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
+            }
+            let joined = if accept {
                 sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
                     .bind(group)
                     .bind(user)
                     .execute(&mut *tx)
-                    .await?
-            } else {
-                sqlx::query(
-                    "UPDATE group_invitations SET status = 'declined', answered_at = $3
-                     WHERE conversation_id = $1 AND user_id = $2 AND status = 'pending'",
-                )
-                .bind(group)
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-            };
-            if answered.rows_affected() == 0 {
-                return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
-            }
-            let mut request = invitation.clone();
-            request.status = if accept { "accepted" } else { "declined" }.to_string();
-            let joined = if accept {
+                    .await?;
                 let sql = sqlx::AssertSqlSafe(format!(
                     "INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_tx, joined_id)
                      VALUES ($1, $2, 'member', $3, {join_position})
                      ON CONFLICT DO NOTHING",
                     join_position = pool.join_position()
                 ));
-                sqlx::query(sql)
+                let inserted = sqlx::query(sql)
                     .bind(group)
                     .bind(user)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM participants WHERE conversation_id = $1")
-                    .bind(group)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if members > self.group_max_members {
+                if inserted.rows_affected() == 0 {
+                    // A member already (added another way): nothing to join.
+                    return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
+                }
+                if group_seats_taken!(tx, group)? > self.group_max_members {
                     return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
                 }
                 let invitee = users_by_id!(tx, [user])?;
-                let message = append_system_message!(
-                    tx,
-                    group,
-                    invitation.requester_id,
-                    MemberChange::Added,
-                    &invitee[0],
-                    now
-                )?;
+                let message =
+                    append_system_message!(tx, group, request.requester_id, MemberChange::Added, &invitee[0], now)?;
                 Some(GroupUpdate {
                     conversation: conversation_in_tx!(tx, user, group)?,
                     added: invitee,
                     removed: Vec::new(),
                     invited: Vec::new(),
+                    withdrawn: Vec::new(),
                     messages: vec![message],
                 })
             } else {
+                sqlx::query(
+                    "UPDATE group_invitations SET status = 'declined', answered_at = $3
+                     WHERE conversation_id = $1 AND user_id = $2",
+                )
+                .bind(group)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO invitation_declines (inviter_id, user_id, declined_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (inviter_id, user_id) DO UPDATE SET declined_at = excluded.declined_at",
+                )
+                .bind(request.requester_id)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
                 None
             };
+            request.status = if accept { "accepted" } else { "declined" }.to_string();
             let answer = InvitationAnswer { request, joined };
             commit_with_events!(self, tx, events(&answer), now)?;
             Ok(answer)

@@ -201,10 +201,7 @@ impl Store {
             for user in users {
                 keys.push_bind(direct_key(requester, *user));
             }
-            builder.push(
-                ") UNION ALL SELECT 1 FROM group_invitations
-                 WHERE status = 'declined' AND answered_at > ",
-            );
+            builder.push(") UNION ALL SELECT 1 FROM invitation_declines WHERE declined_at > ");
             builder.push_bind(since);
             builder.push(" AND inviter_id = ");
             builder.push_bind(requester);
@@ -276,8 +273,9 @@ impl Store {
                 .cloned()
                 .ok_or(StoreError::NotFound("user"))?;
             let mut invited = Vec::with_capacity(invitees.len());
+            let since = self.declines_since(group.created_at);
             for invitee in &invitees {
-                invite_to_group!(tx, group.id, group.owner_id, invitee, group.created_at)?;
+                invite_to_group!(tx, group.id, group.owner_id, invitee, group.created_at, since)?;
                 invited.push(ChatRequest::invitation(
                     group.id,
                     Some(group.name.clone()),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::chat_requests::SELECT_INVITATIONS;
 use super::sql::user_columns;
 use super::tx::{
     append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, invite_to_group,
@@ -35,6 +36,8 @@ pub struct GroupUpdate {
     pub removed: Vec<User>,
     /// Invitations made to users whose message policy is `requests`, instead of adding them.
     pub invited: Vec<ChatRequest>,
+    /// Pending invitations withdrawn by removing the user.
+    pub withdrawn: Vec<ChatRequest>,
     pub messages: Vec<Message>,
 }
 
@@ -120,6 +123,7 @@ impl Store {
             }
             let mut added = Vec::new();
             let mut invited = Vec::new();
+            let since = self.declines_since(now);
             for user in &changes.add {
                 let found: Option<User> =
                     sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
@@ -130,11 +134,17 @@ impl Store {
                     return Err(StoreError::Invalid(Invalid::UnknownUsers(vec![*user])));
                 };
                 if MessagePolicy::from_stored(&found.message_policy) == MessagePolicy::Requests {
-                    if invite_to_group!(tx, conversation, actor, &found, now)? {
+                    if invite_to_group!(tx, conversation, actor, &found, now, since)? {
                         invited.push(found);
                     }
                     continue;
                 }
+                // Added outright (their policy allows it now): an old invitation is moot.
+                sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
                 // They read the group's events from here on, not its past (the history stays
                 // readable through the message routes).
                 let sql = sqlx::AssertSqlSafe(format!(
@@ -158,6 +168,8 @@ impl Store {
             {
                 return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
             }
+            // Named in `remove` too: withdrawn again below.
+            invited.retain(|invitee: &User| !changes.remove.contains(&invitee.id));
             let invited = if invited.is_empty() {
                 Vec::new()
             } else {
@@ -172,16 +184,23 @@ impl Store {
                     .collect()
             };
             let mut removed = Vec::new();
+            let mut withdrawn = Vec::new();
             for user in &changes.remove {
-                // Removing someone invited withdraws the invitation (a declined one stays: it
-                // holds the pair).
-                sqlx::query(
-                    "DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2 AND status = 'pending'",
-                )
+                // Removing someone invited withdraws the invitation (a decline's hold is kept
+                // apart, in `invitation_declines`).
+                let invitation: Option<ChatRequest> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2 AND i.status = 'pending'"
+                )))
                 .bind(conversation)
                 .bind(user)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                withdrawn.extend(invitation.map(ChatRequest::withdrawn));
                 let deleted = sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
                     .bind(conversation)
                     .bind(user)
@@ -203,6 +222,7 @@ impl Store {
                 added,
                 removed,
                 invited,
+                withdrawn,
                 messages,
             };
             commit_with_events!(self, tx, events(&update), now)?;

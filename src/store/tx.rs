@@ -104,12 +104,27 @@ macro_rules! commit_with_events {
 pub(crate) use commit_with_events;
 
 /// Invites `$invitee` (a `&User`) to group `$group` from `$inviter` inside `$tx`, unless they
-/// are a member or invited already: a declined invitation is asked again (the caller has
-/// checked the pair's cooldown). Whether an invitation was made.
+/// are a member or invited already: a declined invitation is asked again. Whether an
+/// invitation was made; `Forbidden(chat_request_declined)` if the invitee declined one of the
+/// inviter's after `$since` (checked here again, after the group's lock, against a decline
+/// that committed since the caller's check).
 macro_rules! invite_to_group {
-    ($tx:ident, $group:expr, $inviter:expr, $invitee:expr, $now:expr) => {
+    ($tx:ident, $group:expr, $inviter:expr, $invitee:expr, $now:expr, $since:expr) => {
         $crate::store::tx::store_body(async {
             let invitee: &$crate::store::User = $invitee;
+            let held: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM invitation_declines WHERE inviter_id = $1 AND user_id = $2 AND declined_at > $3",
+            )
+            .bind($inviter)
+            .bind(invitee.id)
+            .bind($since)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            if held.is_some() {
+                return Err($crate::store::StoreError::Forbidden(
+                    $crate::store::Forbidden::ChatRequestDeclined,
+                ));
+            }
             let member: Option<i32> =
                 sqlx::query_scalar("SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2")
                     .bind($group)

@@ -254,13 +254,61 @@ async fn a_declined_invitation_holds_the_pair(backend: Backend) {
     app.post("/api/v1/chat-request", Some(&cal.token), &json!({"userId": bo.id}))
         .await
         .data(StatusCode::CREATED);
-    // And Bo may change his mind.
-    let accepted = answer(&app, &bo, &group, "accept").await;
-    assert_eq!(accepted.data(StatusCode::OK)["chatRequest"]["status"], "accepted");
-    assert_eq!(
-        participant_ids(&app, &ana, &group).await,
-        sorted(&[&ana.id, &bo.id, &cal.id])
-    );
+    // A declined invitation is over: only a new one (after the cooldown) can be accepted.
+    answer(&app, &bo, &group, "accept")
+        .await
+        .assert_error(StatusCode::CONFLICT, "chat_request_answered");
+    assert_eq!(participant_ids(&app, &ana, &group).await, sorted(&[&ana.id, &cal.id]));
+}
+
+async fn the_hold_outlives_the_group(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+    let bo = asks_first(&app, "Bo").await;
+    let created = app.create_group(&ana.token, "Just us", &[&bo.id]).await;
+    let group = text(&created.data(StatusCode::CREATED)["conversation"]["_id"]);
+    answer(&app, &bo, &group, "decline").await.data(StatusCode::OK);
+
+    // Ana is its only member: leaving deletes the group, and with it the invitation.
+    let left = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/conversation/{group}"),
+            Some(&ana.token),
+            None,
+        )
+        .await;
+    assert_eq!(left.data(StatusCode::OK)["result"], "deleted");
+
+    app.create_group(&ana.token, "Just us", &[&bo.id])
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "chat_request_declined");
+}
+
+async fn an_invitee_added_outright_later_has_no_invitation_left(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+    let bo = asks_first(&app, "Bo").await;
+    let created = app.create_group(&ana.token, "Trip", &[&bo.id]).await;
+    let group = text(&created.data(StatusCode::CREATED)["conversation"]["_id"]);
+    set_policy(&app, &bo, "everyone").await.data(StatusCode::OK);
+
+    let added = app
+        .patch(
+            &format!("/api/v1/conversation/{group}"),
+            Some(&ana.token),
+            &json!({"participants": {"add": [bo.id]}}),
+        )
+        .await;
+
+    assert_eq!(added.data(StatusCode::OK)["invitedIds"], json!([]));
+    assert_eq!(participant_ids(&app, &ana, &group).await, sorted(&[&ana.id, &bo.id]));
+    assert_eq!(requests(&app, &bo, "").await, []);
+    let totals = app.get("/api/v1/message/totals", Some(&bo.token)).await;
+    assert_eq!(totals.data(StatusCode::OK)["totalPendingRequest"], 0);
+    answer(&app, &bo, &group, "accept")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 async fn after_the_cooldown_an_invitation_can_be_made_again(backend: Backend) {
@@ -293,6 +341,7 @@ async fn removing_an_invitee_withdraws_the_invitation(backend: Backend) {
     let cal = app.register_user("Cal").await;
     let created = app.create_group(&ana.token, "Trip", &[&bo.id, &cal.id]).await;
     let group = text(&created.data(StatusCode::CREATED)["conversation"]["_id"]);
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
 
     let removed = app
         .patch(
@@ -303,6 +352,11 @@ async fn removing_an_invitee_withdraws_the_invitation(backend: Backend) {
         .await;
 
     removed.data(StatusCode::OK);
+    let withdrawn = bo_stream.next_of("chat_request.withdrawn").await.data;
+    assert_eq!(
+        (text(&withdrawn["chatId"]), withdrawn["status"].clone()),
+        (group.clone(), json!("withdrawn"))
+    );
     assert_eq!(requests(&app, &bo, "").await, []);
     answer(&app, &bo, &group, "accept")
         .await
@@ -338,6 +392,8 @@ both_backends!(
     post_conversation_to_a_requests_user_opens_a_chat_request,
     adding_a_requests_user_to_a_group_invites_them,
     a_declined_invitation_holds_the_pair,
+    the_hold_outlives_the_group,
+    an_invitee_added_outright_later_has_no_invitation_left,
     after_the_cooldown_an_invitation_can_be_made_again,
     removing_an_invitee_withdraws_the_invitation,
     invitations_take_seats_in_the_group,
