@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Project test command: ./scripts/test.sh [extra cargo test args...]
 #
-# Runs `cargo test --locked` against PostgreSQL:
+# Runs `cargo test --locked` against PostgreSQL and an S3-compatible server:
+#   S3: uses $TEST_S3_ENDPOINT if set; otherwise starts moto's S3 server (PyPI `moto[server]`,
+#   installed with pip if missing) on a free loopback port, stopped again on exit.
+# PostgreSQL:
 #   1. uses the server at $TEST_DATABASE_URL
 #      (default postgres://postgres@127.0.0.1:5432/postgres) if one answers there
 #      and accepts the login;
@@ -75,6 +78,47 @@ run_tests() {
 
 cargo_args=("$@")
 
+# --- S3-compatible server -----------------------------------------------------
+
+s3_pid=
+stop_s3() {
+    if [[ -n $s3_pid ]]; then
+        kill "$s3_pid" 2>/dev/null || true
+        wait "$s3_pid" 2>/dev/null || true
+        s3_pid=
+    fi
+}
+trap stop_s3 EXIT
+
+if [[ -z ${TEST_S3_ENDPOINT:-} ]]; then
+    if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
+        log "Installing moto's S3 server from PyPI (pip install 'moto[server]')"
+        python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' ||
+            die "could not install moto[server]; set TEST_S3_ENDPOINT to an S3-compatible server instead"
+    fi
+    s3_port=
+    for ((p = 55700; p < 55900; p++)); do
+        if ! tcp_open 127.0.0.1 "$p"; then
+            s3_port=$p
+            break
+        fi
+    done
+    [[ -n $s3_port ]] || die "no free TCP port found in 55700-55899 for the S3 server"
+    s3_log=$(mktemp "${TMPDIR:-/tmp}/chat-api-s3.XXXXXX")
+    python3 -m moto.server -H 127.0.0.1 -p "$s3_port" >"$s3_log" 2>&1 &
+    s3_pid=$!
+    for ((i = 0; i < 150; i++)); do
+        tcp_open 127.0.0.1 "$s3_port" && break
+        kill -0 "$s3_pid" 2>/dev/null || { cat "$s3_log" >&2; die "the S3 server did not start"; }
+        sleep 0.2
+    done
+    tcp_open 127.0.0.1 "$s3_port" || die "the S3 server does not answer on 127.0.0.1:$s3_port"
+    export TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
+    log "Using moto's S3 server at $TEST_S3_ENDPOINT"
+else
+    log "Using the S3-compatible server at $TEST_S3_ENDPOINT"
+fi
+
 if pg_answers "$url"; then
     if pg_login_ok "$url"; then
         log "Using PostgreSQL at $(redact "$url")"
@@ -129,6 +173,7 @@ fi
 tmp=
 cleanup() {
     local rc=$?
+    stop_s3
     if [[ -n $tmp ]]; then
         if [[ -f $tmp/data/postmaster.pid ]]; then
             as_pg "$bindir/pg_ctl" -D "$tmp/data" stop -m immediate >/dev/null 2>&1 || true

@@ -77,6 +77,17 @@ pub struct Config {
     pub search_newest_first_window: Option<u32>,
     /// How long a user's last stream may be gone before they are announced offline.
     pub presence_debounce: Duration,
+    /// Where uploads go and what they may be.
+    pub files: FileSettings,
+}
+
+/// `FILE_STORE_URL` and the S3 variables, `FILE_MAX_BYTES`, `FILE_ALLOWED_TYPES`, `FILE_URL_TTL`.
+#[derive(Clone, Debug)]
+pub struct FileSettings {
+    pub location: crate::files::Location,
+    pub rules: crate::files::UploadRules,
+    /// How long a signed file link works.
+    pub url_ttl: Duration,
 }
 
 impl Config {
@@ -131,7 +142,9 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("./data"))
         });
 
+        let files = file_settings(&get, &data_dir)?;
         Ok(Self {
+            files,
             database_url,
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
             bind: parse(&get, "BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
@@ -221,6 +234,63 @@ fn trusted_proxies(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<ipnet::I
                 })
         })
         .collect()
+}
+
+/// Unset `FILE_STORE_URL`: `files` in the data folder. `s3://bucket[/prefix]` with `S3_ENDPOINT`,
+/// `S3_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`; `file:///path` or a bare path:
+/// that folder.
+fn file_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    data_dir: &std::path::Path,
+) -> Result<FileSettings, ConfigError> {
+    use crate::files::{Location, S3Location, UploadRules, sniff};
+    let location = match get("FILE_STORE_URL") {
+        None => Location::Local(data_dir.join("files")),
+        Some(url) if url.starts_with("s3://") => {
+            let rest = url.trim_start_matches("s3://").trim_end_matches('/');
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(ConfigError::Invalid {
+                    name: "FILE_STORE_URL",
+                    reason: "s3:// needs a bucket: s3://bucket or s3://bucket/prefix".into(),
+                });
+            }
+            Location::S3(S3Location {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+                endpoint: get("S3_ENDPOINT"),
+                region: get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: get("AWS_ACCESS_KEY_ID"),
+                secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+            })
+        }
+        Some(url) if url.contains("://") && !url.starts_with("file://") => {
+            return Err(ConfigError::Invalid {
+                name: "FILE_STORE_URL",
+                reason: format!("expected s3://bucket, file:///folder or a folder, got {url:?}"),
+            });
+        }
+        Some(url) => Location::Local(PathBuf::from(url.trim_start_matches("file://"))),
+    };
+    let allowed_types = match get("FILE_ALLOWED_TYPES") {
+        None => sniff::DEFAULT_ALLOWED_TYPES
+            .iter()
+            .map(|kind| kind.to_string())
+            .collect(),
+        Some(list) => list
+            .split(',')
+            .map(|kind| kind.trim().to_ascii_lowercase())
+            .filter(|kind| !kind.is_empty())
+            .collect(),
+    };
+    Ok(FileSettings {
+        location,
+        rules: UploadRules {
+            max_bytes: positive(get, "FILE_MAX_BYTES", 25 * 1024 * 1024)?,
+            allowed_types,
+        },
+        url_ttl: Duration::from_secs(positive(get, "FILE_URL_TTL", 3600)?),
+    })
 }
 
 /// `RATE_LIMITS` (on or off), each `RATE_LIMIT_<ACTION>` and `TYPING_MIN_INTERVAL_MS`.

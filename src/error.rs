@@ -104,6 +104,12 @@ error_codes! {
     ChatRequestAnswered = "chat_request_answered",
     /// The message was deleted for everyone.
     MessageDeleted = "message_deleted",
+    /// An upload passed `FILE_MAX_BYTES`: it was stopped there and nothing was kept.
+    FileTooLarge = "file_too_large",
+    /// An upload's bytes are of a type `FILE_ALLOWED_TYPES` does not list.
+    FileTypeNotAllowed = "file_type_not_allowed",
+    /// A `Range` outside the file.
+    RangeNotSatisfiable = "range_not_satisfiable",
 }
 
 impl std::fmt::Display for ErrorCode {

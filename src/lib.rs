@@ -10,6 +10,7 @@
 //!   streams, fan-out, presence and event payloads.
 //! - [`limits`]: the per-user rate limits; [`error`]: the one error type and its JSON envelope; [`views`]: the JSON shapes of
 //!   resources; [`config`]: the environment.
+//! - [`files`]: the bytes of uploads (a local folder or S3), their sniffed types, signed links.
 //! - [`store`]: the only SQL, for PostgreSQL and SQLite, with the authorization gate
 //!   (`store/access.rs`) that every conversation-scoped operation starts from.
 //! - [`domain`]: validated input types.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod limits;
 pub mod openapi;
 pub mod realtime;

@@ -78,6 +78,8 @@ actions! {
     Stream = "stream", "RATE_LIMIT_STREAM", "2/s,30";
     /// Creating, changing, leaving, pinning and archiving conversations.
     Conversation = "conversation", "RATE_LIMIT_CONVERSATION", "5/s,50";
+    /// Uploading files.
+    Upload = "upload", "RATE_LIMIT_UPLOAD", "2/s,30";
     /// Changing one's own profile and settings.
     Profile = "profile", "RATE_LIMIT_PROFILE", "1/s,20";
 }

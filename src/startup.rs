@@ -39,6 +39,8 @@ pub enum StartupError {
     Bind { address: String, source: std::io::Error },
     #[error("cannot start authentication: {0}")]
     Auth(ApiError),
+    #[error("cannot open the file store: {0}")]
+    Files(#[from] crate::files::FileError),
 }
 
 pub struct Application {
@@ -71,6 +73,8 @@ impl Application {
                 source,
             }
         })?;
+        let files = crate::files::FileStore::open(&config.files.location, config.files.rules.clone())?;
+        let file_links = crate::files::links::FileLinks::new(secret.as_bytes(), config.files.url_ttl);
         let auth = AuthService::new(
             store.clone(),
             JwtKeys::new(secret.as_bytes()),
@@ -103,6 +107,8 @@ impl Application {
             hub: hub.clone(),
             auth: auth.clone(),
             production: config.production,
+            files,
+            file_links,
         });
         tokio::spawn(forget_idle_rate_limits(state.clone()));
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

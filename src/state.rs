@@ -24,6 +24,10 @@ pub struct AppState {
     /// Whose emails users see (`USER_EMAILS_VISIBLE`).
     pub emails: EmailPolicy,
     pub production: bool,
+    /// The bytes of uploads.
+    pub files: crate::files::FileStore,
+    /// Signs and checks the file links handed out in answers.
+    pub file_links: crate::files::links::FileLinks,
 }
 
 impl AppState {

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::MessagePolicy;
-use crate::store::{Conversation, Message, User, UserRef};
+use crate::store::{Conversation, Message, StoredFile, User, UserRef};
 
 /// Whose email a reader sees: their own always, other people's only where the deployment
 /// shows them to everyone (`USER_EMAILS_VISIBLE`, for company directories). Every view of a
@@ -297,6 +297,48 @@ impl From<crate::store::ChatRequest> for ChatRequestView {
             },
             group_name: request.group_name,
             created_at: request.created_at,
+        }
+    }
+}
+
+/// An uploaded file, with links signed for the reader.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    /// For display: the uploaded name without folders or control characters.
+    #[schema(example = "photo.jpg")]
+    pub name: String,
+    /// In bytes.
+    pub size: i64,
+    /// Sniffed from the bytes.
+    #[schema(example = "image/jpeg")]
+    pub content_type: String,
+    /// Of an image, in pixels (`null` otherwise, or until known).
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// A signed link that works without a header until `FILE_URL_TTL` passes
+    /// (`POST /file/urls` gives fresh ones).
+    pub url: String,
+    /// A signed link to a 320 px thumbnail of an image (`null`: none).
+    pub thumbnail_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl FileView {
+    /// `file` with links from `sign(file id, variant)` (`""`: the file itself).
+    pub fn new(file: StoredFile, sign: impl Fn(Uuid, &str) -> String) -> Self {
+        Self {
+            url: sign(file.id, ""),
+            thumbnail_url: None,
+            id: file.id,
+            name: file.name,
+            size: file.size,
+            content_type: file.content_type,
+            width: file.width,
+            height: file.height,
+            created_at: file.created_at,
         }
     }
 }

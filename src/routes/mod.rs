@@ -7,6 +7,7 @@ pub mod chat_requests;
 pub mod conversations;
 pub mod envelope;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod messages;
 pub mod stream;
@@ -47,6 +48,7 @@ route_table! {
     root: [health::health, health::ready],
     "/api/v1": {
         "/auth": [auth::register, auth::login, auth::refresh_token, auth::logout],
+        "/file": [files::upload_files, files::file_urls, files::download_file],
         "/user": [users::get_me, users::update_me, users::last_activity, users::search_users, users::get_user],
         "/conversation": [
             conversations::create_conversation,

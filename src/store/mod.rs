@@ -13,6 +13,7 @@ mod access;
 mod chat_requests;
 mod conversations;
 mod event_log;
+mod files;
 mod groups;
 mod messages;
 pub mod models;
@@ -28,6 +29,7 @@ mod users;
 
 pub use access::{Member, RequestState, VisibleMessage};
 pub use chat_requests::{ChatRequest, DIRECT_REQUEST, GROUP_INVITATION, InvitationAnswer, RequestFilter};
+pub use files::StoredFile;
 pub use groups::{GroupChanges, GroupCreated, GroupUpdate, Left};
 pub use messages::Sent;
 

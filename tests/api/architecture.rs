@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("realtime", 4),  // hub, fan-out, presence, event payloads
     ("config", 4),    // the environment
     ("limits", 3),    // per-user rate limits
+    ("files", 3),     // the bytes of uploads: local folder or S3
     ("error", 2),     // the JSON error envelope, mapping store errors
     ("views", 2),     // JSON shapes shared by answers and event payloads
     ("store", 1),     // the only SQL

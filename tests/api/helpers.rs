@@ -42,6 +42,73 @@ macro_rules! both_backends {
     };
 }
 
+/// Declares each listed `async fn name(backend: Backend, files: FileBackend)` as four tests:
+/// each database backend with each file store (`sqlite_local::name`, `postgres_s3::name`, ...).
+#[macro_export]
+macro_rules! every_store {
+    ($($name:ident),+ $(,)?) => {
+        $crate::every_store!(@one sqlite_local, Sqlite, Local, $($name),+);
+        $crate::every_store!(@one sqlite_s3, Sqlite, S3, $($name),+);
+        $crate::every_store!(@one postgres_local, Postgres, Local, $($name),+);
+        $crate::every_store!(@one postgres_s3, Postgres, S3, $($name),+);
+    };
+    (@one $module:ident, $backend:ident, $files:ident, $($name:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::$backend, $crate::helpers::FileBackend::$files).await
+                }
+            )+
+        }
+    };
+}
+
+/// Where a test app keeps uploaded bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileBackend {
+    /// A fresh folder.
+    Local,
+    /// A fresh bucket on the S3-compatible server at `TEST_S3_ENDPOINT` (`scripts/test.sh`
+    /// starts one).
+    S3,
+}
+
+/// Starts the app on `backend` with its files on `files`, and `settings`.
+pub async fn spawn_app_with_files(backend: Backend, files: FileBackend, settings: &[(&str, &str)]) -> TestApp {
+    let mut all: Vec<(String, String)> = settings
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    if files == FileBackend::S3 {
+        let endpoint = std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+            panic!("S3 file tests need an S3-compatible server at TEST_S3_ENDPOINT: run them with ./scripts/test.sh, which starts one")
+        });
+        let bucket = format!("chat-test-{}", Uuid::now_v7().simple());
+        let made = reqwest::Client::new()
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .expect("the S3 server answers");
+        assert!(
+            made.status().is_success(),
+            "creating bucket {bucket}: {}",
+            made.status()
+        );
+        all.extend([
+            ("FILE_STORE_URL".to_string(), format!("s3://{bucket}")),
+            ("S3_ENDPOINT".to_string(), endpoint),
+            ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "test-secret".to_string()),
+        ]);
+    }
+    let settings: Vec<(&str, &str)> = all
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    spawn_app_with(backend, &settings).await
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -136,6 +203,10 @@ pub struct TestApp {
     handle: ServerHandle,
     /// `None` for a sibling instance: the first instance owns (and drops) the database.
     _database: Option<TestDatabase>,
+    _files_folder: Option<FilesFolder>,
+    /// `FILE_STORE_URL` and `S3_ENDPOINT` as the app was started with.
+    pub file_store_url: String,
+    pub s3_endpoint: Option<String>,
 }
 
 impl Drop for TestApp {
@@ -194,7 +265,14 @@ async fn start_app(
     for (name, value) in settings {
         environment.insert(name.to_string(), value.to_string());
     }
+    // Uploads of a local store go to a fresh folder, removed with the app (not ./data/files).
+    let files_folder = (!environment.contains_key("FILE_STORE_URL")).then(|| {
+        let folder = std::env::temp_dir().join(format!("chat-api-files-{}", Uuid::now_v7().simple()));
+        environment.insert("FILE_STORE_URL".into(), folder.display().to_string());
+        FilesFolder(folder)
+    });
     let config = Config::from_lookup(|name| environment.get(name).cloned()).expect("test configuration is valid");
+    let environment = environment;
     let application = Application::build(config).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
@@ -209,6 +287,18 @@ async fn start_app(
         database_url,
         handle,
         _database: database,
+        _files_folder: files_folder,
+        file_store_url: environment["FILE_STORE_URL"].clone(),
+        s3_endpoint: environment.get("S3_ENDPOINT").cloned(),
+    }
+}
+
+/// A test app's folder of uploads, removed when dropped.
+struct FilesFolder(PathBuf);
+
+impl Drop for FilesFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

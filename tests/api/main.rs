@@ -16,6 +16,7 @@ mod directory;
 mod errors;
 mod event_log;
 mod failures;
+mod files;
 mod groups;
 mod health;
 mod message_changes;

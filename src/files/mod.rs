@@ -1,0 +1,236 @@
+//! The bytes of uploaded files, behind one interface (`object_store`): a local folder by
+//! default, any S3-compatible store in production (several instances then share the files).
+//! Metadata (owner, name, size, type) lives in the database (`store/files.rs`); this module
+//! only moves bytes, decides their type from what they are ([`sniff`]), and signs the links
+//! that let `<img src>` fetch them without a header ([`links`]).
+//!
+//! An upload is streamed: each chunk goes on to the store as it arrives (S3: a multipart
+//! upload of 5 MiB parts, at most two in flight), so memory does not grow with the file's size,
+//! and the size limit stops it the moment it is passed, aborting what was written.
+
+pub mod links;
+pub mod sniff;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, WriteMultipart};
+use uuid::Uuid;
+
+/// Where the bytes go.
+#[derive(Clone)]
+pub enum Location {
+    /// A folder on this machine (created if missing).
+    Local(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Location),
+}
+
+#[derive(Clone)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Keys are written under this prefix (`s3://bucket/prefix`), without slashes around it.
+    pub prefix: String,
+    /// `S3_ENDPOINT` for stores other than AWS (MinIO, moto, R2...); plain `http://` allowed.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// Never prints the credentials.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(folder) => write!(formatter, "Local({})", folder.display()),
+            Self::S3(s3) => write!(
+                formatter,
+                "S3(bucket={}, prefix={:?}, endpoint={:?}, region={})",
+                s3.bucket, s3.prefix, s3.endpoint, s3.region
+            ),
+        }
+    }
+}
+
+/// What may be stored.
+#[derive(Clone, Debug)]
+pub struct UploadRules {
+    pub max_bytes: u64,
+    /// Sniffed content types that are accepted.
+    pub allowed_types: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("files of type {0} are not accepted")]
+    TypeNotAllowed(String),
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file store failed: {0}")]
+    Storage(#[from] object_store::Error),
+    #[error("cannot open the file store: {0}")]
+    Open(String),
+}
+
+/// The bytes of one stored upload, as the store saw them.
+#[derive(Clone, Debug)]
+pub struct StoredBytes {
+    pub size: u64,
+    pub content_type: String,
+}
+
+#[derive(Clone)]
+pub struct FileStore {
+    objects: Arc<dyn ObjectStore>,
+    prefix: Option<String>,
+    rules: Arc<UploadRules>,
+}
+
+impl FileStore {
+    pub fn open(location: &Location, rules: UploadRules) -> Result<Self, FileError> {
+        let (objects, prefix): (Arc<dyn ObjectStore>, Option<String>) = match location {
+            Location::Local(folder) => {
+                std::fs::create_dir_all(folder)
+                    .map_err(|error| FileError::Open(format!("{}: {error}", folder.display())))?;
+                let local = object_store::local::LocalFileSystem::new_with_prefix(folder)
+                    .map_err(|error| FileError::Open(error.to_string()))?
+                    .with_automatic_cleanup(true);
+                (Arc::new(local), None)
+            }
+            Location::S3(s3) => {
+                let mut builder = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region);
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                    builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                }
+                let store = builder.build().map_err(|error| FileError::Open(error.to_string()))?;
+                (
+                    Arc::new(store),
+                    Some(s3.prefix.clone()).filter(|prefix| !prefix.is_empty()),
+                )
+            }
+        };
+        Ok(Self {
+            objects,
+            prefix,
+            rules: Arc::new(rules),
+        })
+    }
+
+    pub fn rules(&self) -> &UploadRules {
+        &self.rules
+    }
+
+    fn key(&self, id: Uuid) -> ObjectPath {
+        match &self.prefix {
+            Some(prefix) => ObjectPath::from(format!("{prefix}/files/{id}")),
+            None => ObjectPath::from(format!("files/{id}")),
+        }
+    }
+
+    /// Starts storing the bytes of file `id`.
+    pub async fn begin_upload(&self, id: Uuid) -> Result<Upload, FileError> {
+        let key = self.key(id);
+        let upload = self.objects.put_multipart(&key).await?;
+        Ok(Upload {
+            writer: WriteMultipart::new(upload),
+            rules: self.rules.clone(),
+            size: 0,
+            head: Vec::with_capacity(sniff::SNIFF_BYTES),
+            content_type: None,
+        })
+    }
+
+    /// The bytes of file `id`, or the `range` of them.
+    pub async fn read(&self, id: Uuid, range: Option<std::ops::Range<u64>>) -> Result<GetResult, FileError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        Ok(self.objects.get_opts(&self.key(id), options).await?)
+    }
+
+    /// Removes the bytes of file `id` (gone already is fine).
+    pub async fn delete(&self, id: Uuid) -> Result<(), FileError> {
+        match self.objects.delete(&self.key(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// One file being stored. Dropped without [`Upload::finish`], the store's multipart upload is
+/// left for its own cleanup; call [`Upload::abort`] to remove it at once.
+pub struct Upload {
+    writer: WriteMultipart,
+    rules: Arc<UploadRules>,
+    size: u64,
+    head: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl Upload {
+    /// Stores the next chunk. Refuses it (and the file) past the size limit, and as soon as the
+    /// first bytes show a type that is not allowed.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), FileError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.rules.max_bytes {
+            return Err(FileError::TooLarge(self.rules.max_bytes));
+        }
+        if self.content_type.is_none() {
+            let wanted = sniff::SNIFF_BYTES.saturating_sub(self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..wanted]);
+            if self.head.len() >= sniff::SNIFF_BYTES {
+                self.decide_type()?;
+            }
+        }
+        // Bounded memory: wait while two parts are in flight.
+        self.writer.wait_for_capacity(2).await?;
+        self.writer.write(chunk);
+        Ok(())
+    }
+
+    fn decide_type(&mut self) -> Result<(), FileError> {
+        let sniffed = sniff::content_type(&self.head);
+        if !self.rules.allowed_types.contains(&sniffed) {
+            return Err(FileError::TypeNotAllowed(sniffed));
+        }
+        self.content_type = Some(sniffed);
+        Ok(())
+    }
+
+    /// Completes the file: its size and sniffed type.
+    pub async fn finish(mut self) -> Result<StoredBytes, FileError> {
+        let decided = match (self.size, &self.content_type) {
+            (0, _) => Err(FileError::Empty),
+            (_, None) => self.decide_type(),
+            (_, Some(_)) => Ok(()),
+        };
+        if let Err(error) = decided {
+            self.abort().await;
+            return Err(error);
+        }
+        let content_type = self.content_type.take().unwrap_or_default();
+        self.writer.finish().await?;
+        Ok(StoredBytes {
+            size: self.size,
+            content_type,
+        })
+    }
+
+    /// Gives up the file and removes what was written.
+    pub async fn abort(self) {
+        if let Err(error) = self.writer.abort().await {
+            tracing::warn!(%error, "could not abort an upload");
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Files: streamed uploads, sniffed types, authorised and signed downloads, ranges, on each
+//! database backend with each file store (a local folder and a real S3-compatible server).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::every_store;
+use crate::helpers::{Backend, FileBackend, Reply, TestApp, TestUser, spawn_app_with_files, text};
+
+/// A PNG's signature and header chunk, then filler: enough for the type to be sniffed.
+fn png(size: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
+    bytes.resize(size, 7);
+    bytes
+}
+
+/// `size` bytes of plain text.
+fn text_bytes(size: usize) -> Vec<u8> {
+    "the quick brown fox jumps over the lazy dog\n"
+        .bytes()
+        .cycle()
+        .take(size)
+        .collect()
+}
+
+/// A part of a multipart body: form field name, file name, the client's content type, bytes.
+struct Part<'a> {
+    field: &'a str,
+    file_name: &'a str,
+    content_type: &'a str,
+    bytes: Vec<u8>,
+}
+
+impl<'a> Part<'a> {
+    fn file(file_name: &'a str, content_type: &'a str, bytes: Vec<u8>) -> Self {
+        Self {
+            field: "file",
+            file_name,
+            content_type,
+            bytes,
+        }
+    }
+}
+
+const BOUNDARY: &str = "chat-api-test-boundary-7MA4YWxkTrZu0gW";
+
+fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+                part.field, part.file_name, part.content_type
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&part.bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn upload(app: &TestApp, user: &TestUser, parts: &[Part<'_>]) -> Reply {
+    let response = app
+        .client
+        .post(app.url("/api/v1/file"))
+        .bearer_auth(&user.token)
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart(parts))
+        .send()
+        .await
+        .unwrap();
+    Reply::read(response).await
+}
+
+/// `GET path` with optional Bearer and extra headers: status, headers, bytes.
+async fn fetch(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = app.client.get(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
+    headers.get(name).map_or("", |value| value.to_str().unwrap())
+}
+
+/// How many objects the app's file store holds (finished uploads; a local store's staging
+/// files count too, so an upload that was not cleaned up shows).
+async fn stored_objects(app: &TestApp) -> usize {
+    match app.file_store_url.strip_prefix("s3://") {
+        Some(bucket) => {
+            let endpoint = app.s3_endpoint.as_deref().unwrap();
+            let listing = reqwest::get(format!("{endpoint}/{bucket}?list-type=2"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            listing.matches("<Key>").count()
+        }
+        None => count_files(std::path::Path::new(&app.file_store_url)),
+    }
+}
+
+fn count_files(folder: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
+    entries
+        .map(|entry| entry.unwrap().path())
+        .map(|path| if path.is_dir() { count_files(&path) } else { 1 })
+        .sum()
+}
+
+async fn an_upload_is_stored_and_only_its_uploader_reads_it(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let photo = png(3000);
+    let notes = text_bytes(500);
+
+    let reply = upload(
+        &app,
+        &ana,
+        &[
+            Part::file("../../holiday/photo.png", "application/octet-stream", photo.clone()),
+            Part::file("notes.txt", "text/plain", notes.clone()),
+        ],
+    )
+    .await;
+
+    let stored = reply.data(StatusCode::CREATED)["files"].as_array().unwrap().clone();
+    let shape: Vec<(String, String, i64)> = stored
+        .iter()
+        .map(|file| {
+            (
+                text(&file["name"]),
+                text(&file["contentType"]),
+                file["size"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("photo.png".to_string(), "image/png".to_string(), 3000),
+            ("notes.txt".to_string(), "text/plain".to_string(), 500)
+        ]
+    );
+    let (photo_id, notes_id) = (text(&stored[0]["_id"]), text(&stored[1]["_id"]));
+    let (status, headers, bytes) = fetch(&app, &format!("/api/v1/file/{photo_id}"), Some(&ana.token), &[]).await;
+    assert_eq!((status, bytes), (StatusCode::OK, photo));
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert!(header(&headers, "content-security-policy").contains("sandbox"));
+    assert!(header(&headers, "content-disposition").starts_with("inline"));
+    let (status, headers, bytes) = fetch(&app, &format!("/api/v1/file/{notes_id}"), Some(&ana.token), &[]).await;
+    assert_eq!((status, bytes), (StatusCode::OK, notes));
+    assert!(header(&headers, "content-disposition").starts_with("attachment"));
+    assert!(header(&headers, "content-disposition").contains("notes.txt"));
+    // Nobody else reads it, and without credentials it is refused.
+    let (status, _, _) = fetch(&app, &format!("/api/v1/file/{photo_id}"), Some(&bo.token), &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = fetch(&app, &format!("/api/v1/file/{photo_id}"), None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn signed_links_work_without_a_header_until_altered(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let reply = upload(&app, &ana, &[Part::file("photo.png", "image/png", png(1000))]).await;
+    let file = reply.data(StatusCode::CREATED)["files"][0].clone();
+    let url = text(&file["url"]);
+
+    let (status, _, bytes) = fetch(&app, &url, None, &[]).await;
+
+    assert_eq!((status, bytes.len()), (StatusCode::OK, 1000));
+    let flipped = match url.chars().last().unwrap() {
+        '0' => format!("{}1", &url[..url.len() - 1]),
+        _ => format!("{}0", &url[..url.len() - 1]),
+    };
+    let (status, _, _) = fetch(&app, &flipped, None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an altered signature");
+    let for_bo = url.replace(&format!("user={}", ana.id), &format!("user={}", bo.id));
+    let (status, _, _) = fetch(&app, &for_bo, None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another user's name on Ana's signature");
+    let fresh = app
+        .post("/api/v1/file/urls", Some(&bo.token), &json!({"ids": [file["_id"]]}))
+        .await;
+    assert_eq!(fresh.data(StatusCode::OK)["urls"], json!({}), "Bo may not read it");
+    let fresh = app
+        .post("/api/v1/file/urls", Some(&ana.token), &json!({"ids": [file["_id"]]}))
+        .await;
+    let fresh_url = text(&fresh.data(StatusCode::OK)["urls"][text(&file["_id"])]);
+    let (status, _, _) = fetch(&app, &fresh_url, None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn an_expired_link_is_refused(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[("FILE_URL_TTL", "1")]).await;
+    let ana = app.register_user("Ana").await;
+    let reply = upload(&app, &ana, &[Part::file("photo.png", "image/png", png(1000))]).await;
+    let url = text(&reply.data(StatusCode::CREATED)["files"][0]["url"]);
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, _, _) = fetch(&app, &url, None, &[]).await;
+
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn downloads_honour_range_and_etag(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let content = text_bytes(1000);
+    let reply = upload(&app, &ana, &[Part::file("notes.txt", "text/plain", content.clone())]).await;
+    let path = format!(
+        "/api/v1/file/{}",
+        text(&reply.data(StatusCode::CREATED)["files"][0]["_id"])
+    );
+
+    let (status, headers, bytes) = fetch(&app, &path, Some(&ana.token), &[("range", "bytes=10-19")]).await;
+
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(bytes, content[10..20]);
+    assert_eq!(header(&headers, "content-range"), "bytes 10-19/1000");
+    let (status, _, bytes) = fetch(&app, &path, Some(&ana.token), &[("range", "bytes=-5")]).await;
+    assert_eq!((status, bytes), (StatusCode::PARTIAL_CONTENT, content[995..].to_vec()));
+    let (_, headers, _) = fetch(&app, &path, Some(&ana.token), &[]).await;
+    let etag = header(&headers, "etag").to_string();
+    assert!(!etag.is_empty());
+    let (status, _, bytes) = fetch(&app, &path, Some(&ana.token), &[("if-none-match", &etag)]).await;
+    assert_eq!((status, bytes.len()), (StatusCode::NOT_MODIFIED, 0));
+    let (status, _, bytes) = fetch(&app, &path, Some(&ana.token), &[("range", "bytes=5000-")]).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "range_not_satisfiable");
+}
+
+async fn refused_uploads_keep_nothing(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[("FILE_MAX_BYTES", "20000")]).await;
+    let ana = app.register_user("Ana").await;
+
+    let too_large = upload(&app, &ana, &[Part::file("big.txt", "text/plain", text_bytes(50_000))]).await;
+    let html = upload(
+        &app,
+        &ana,
+        &[Part::file(
+            "innocent.png",
+            "image/png",
+            b"<!DOCTYPE html><html><script>alert(1)</script></html>".to_vec(),
+        )],
+    )
+    .await;
+    let binary = upload(
+        &app,
+        &ana,
+        &[Part::file("tool.png", "image/png", b"\0\x01\x02\x03 bin".to_vec())],
+    )
+    .await;
+    let one_bad_of_two = upload(
+        &app,
+        &ana,
+        &[
+            Part::file("fine.png", "image/png", png(1000)),
+            Part::file("big.txt", "text/plain", text_bytes(50_000)),
+        ],
+    )
+    .await;
+    let empty = upload(&app, &ana, &[Part::file("empty.txt", "text/plain", Vec::new())]).await;
+    let no_file = upload(
+        &app,
+        &ana,
+        &[Part {
+            field: "caption",
+            file_name: "x",
+            content_type: "text/plain",
+            bytes: b"hello".to_vec(),
+        }],
+    )
+    .await;
+    let eleven: Vec<Part<'_>> = (0..11)
+        .map(|_| Part::file("a.txt", "text/plain", text_bytes(10)))
+        .collect();
+    let too_many = upload(&app, &ana, &eleven).await;
+    let not_multipart = app.post("/api/v1/file", Some(&ana.token), &json!({"file": "x"})).await;
+
+    too_large.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    html.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "file_type_not_allowed");
+    binary.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "file_type_not_allowed");
+    one_bad_of_two.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large");
+    empty.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    no_file.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    too_many.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    not_multipart.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_eq!(stored_objects(&app).await, 0, "nothing of a refused upload is kept");
+    // And the store still takes a good one.
+    upload(&app, &ana, &[Part::file("fine.png", "image/png", png(1000))])
+        .await
+        .data(StatusCode::CREATED);
+    assert_eq!(stored_objects(&app).await, 1);
+}
+
+async fn a_file_of_several_parts_streams_through(backend: Backend, files: FileBackend) {
+    // 12 MiB: more than two of the store's 5 MiB parts, so it goes up as a real multipart upload.
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let content = text_bytes(12 * 1024 * 1024 + 17);
+
+    let reply = upload(&app, &ana, &[Part::file("long.txt", "text/plain", content.clone())]).await;
+
+    let id = text(&reply.data(StatusCode::CREATED)["files"][0]["_id"]);
+    let (status, headers, bytes) = fetch(&app, &format!("/api/v1/file/{id}"), Some(&ana.token), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "content-length"), content.len().to_string());
+    assert!(bytes == content, "the same bytes came back");
+}
+
+every_store!(
+    an_upload_is_stored_and_only_its_uploader_reads_it,
+    signed_links_work_without_a_header_until_altered,
+    an_expired_link_is_refused,
+    downloads_honour_range_and_etag,
+    refused_uploads_keep_nothing,
+    a_file_of_several_parts_streams_through,
+);
