@@ -81,11 +81,16 @@ cargo_args=("$@")
 # --- S3-compatible server -----------------------------------------------------
 
 s3_pid=
+s3_log=
 stop_s3() {
     if [[ -n $s3_pid ]]; then
         kill "$s3_pid" 2>/dev/null || true
         wait "$s3_pid" 2>/dev/null || true
         s3_pid=
+    fi
+    if [[ -n $s3_log ]]; then
+        rm -f "$s3_log"
+        s3_log=
     fi
 }
 trap stop_s3 EXIT
@@ -93,7 +98,7 @@ trap stop_s3 EXIT
 if [[ -z ${TEST_S3_ENDPOINT:-} ]]; then
     if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
         log "Installing moto's S3 server from PyPI (pip install 'moto[server]')"
-        python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' ||
+        python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' ||
             die "could not install moto[server]; set TEST_S3_ENDPOINT to an S3-compatible server instead"
     fi
     s3_port=

@@ -88,6 +88,10 @@ pub struct FileSettings {
     pub rules: crate::files::UploadRules,
     /// How long a signed file link works.
     pub url_ttl: Duration,
+    /// Uploads no message carries are removed this long after their upload.
+    pub orphan_ttl: Duration,
+    /// The most bytes one user's files may take (`None`: unlimited).
+    pub quota_bytes: Option<u64>,
 }
 
 impl Config {
@@ -289,7 +293,11 @@ fn file_settings(
             max_bytes: positive(get, "FILE_MAX_BYTES", 25 * 1024 * 1024)?,
             allowed_types,
         },
-        url_ttl: Duration::from_secs(positive(get, "FILE_URL_TTL", 3600)?),
+        url_ttl: Duration::from_secs(at_most(get, "FILE_URL_TTL", 3600, 7 * 86_400)?),
+        orphan_ttl: Duration::from_secs(positive(get, "FILE_ORPHAN_TTL", 86_400)?),
+        quota_bytes: get("FILE_QUOTA_BYTES")
+            .map(|_| positive(get, "FILE_QUOTA_BYTES", 1))
+            .transpose()?,
     })
 }
 
@@ -327,6 +335,23 @@ fn limit_settings(get: &impl Fn(&str) -> Option<String>) -> Result<crate::limits
         rates,
         typing_min_interval: Duration::from_millis(parse(get, "TYPING_MIN_INTERVAL_MS", 1000)?),
     })
+}
+
+/// [`positive`], and at most `max`.
+fn at_most(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let value = positive(get, name, default)?;
+    if value > max {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be at most {max}"),
+        });
+    }
+    Ok(value)
 }
 
 fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {

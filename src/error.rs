@@ -108,6 +108,8 @@ error_codes! {
     FileTooLarge = "file_too_large",
     /// An upload's bytes are of a type `FILE_ALLOWED_TYPES` does not list.
     FileTypeNotAllowed = "file_type_not_allowed",
+    /// The caller's files would take more than `FILE_QUOTA_BYTES`.
+    QuotaExceeded = "quota_exceeded",
     /// A `Range` outside the file.
     RangeNotSatisfiable = "range_not_satisfiable",
 }
@@ -257,6 +259,7 @@ impl From<StoreError> for ApiError {
                 let list = |ids: &[uuid::Uuid]| ids.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>().join(", ");
                 let (field, problem) = match &invalid {
                     Invalid::UnknownUsers(ids) => ("participants", format!("unknown user id(s): {}", list(ids))),
+                    Invalid::UnknownFiles(ids) => ("files", format!("not files you uploaded: {}", list(ids))),
                     Invalid::OwnerRemoved => (
                         "participants",
                         "the owner cannot be removed (leave with DELETE instead)".into(),

@@ -74,6 +74,7 @@ impl Application {
             }
         })?;
         let files = crate::files::FileStore::open(&config.files.location, config.files.rules.clone())?;
+        let file_quota = config.files.quota_bytes;
         let file_links = crate::files::links::FileLinks::new(secret.as_bytes(), config.files.url_ttl);
         let auth = AuthService::new(
             store.clone(),
@@ -93,9 +94,15 @@ impl Application {
             keep_alive: config.sse_keep_alive,
             retry: config.sse_retry,
             presence_debounce: config.presence_debounce,
+            file_links: file_links.clone(),
         };
         let hub = Hub::start(store.clone(), settings, Uuid::now_v7()).await?;
         tokio::spawn(prune_events(store.clone(), config.event_retention));
+        tokio::spawn(sweep_orphan_files(
+            store.clone(),
+            files.clone(),
+            config.files.orphan_ttl,
+        ));
 
         let state = web::Data::new(AppState {
             trusted_proxies: config.trusted_proxies.clone(),
@@ -107,8 +114,9 @@ impl Application {
             hub: hub.clone(),
             auth: auth.clone(),
             production: config.production,
-            files,
+            files: files.clone(),
             file_links,
+            file_quota,
         });
         tokio::spawn(forget_idle_rate_limits(state.clone()));
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -211,6 +219,31 @@ async fn prune_events(store: Store, retention: Duration) {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "pruned ended sessions"),
             Err(error) => tracing::warn!(%error, "pruning sessions failed"),
+        }
+    }
+}
+
+/// Removes uploads that no message carries once `FILE_ORPHAN_TTL` has passed: their rows,
+/// then their bytes. Runs a few times per TTL (at most hourly, at least every second).
+async fn sweep_orphan_files(store: Store, files: crate::files::FileStore, ttl: Duration) {
+    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let age = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        // A bounded batch per tick: a backlog drains over the following ticks.
+        match store.forget_orphan_files(crate::store::now() - age, 500).await {
+            Ok(ids) => {
+                for id in &ids {
+                    if let Err(error) = files.delete(*id).await {
+                        tracing::warn!(%error, file = %id, "could not remove an orphan upload's bytes");
+                    }
+                }
+                if !ids.is_empty() {
+                    tracing::info!(removed = ids.len(), "removed uploads no message carries");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "sweeping orphan uploads failed"),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub files: crate::files::FileStore,
     /// Signs and checks the file links handed out in answers.
     pub file_links: crate::files::links::FileLinks,
+    /// `FILE_QUOTA_BYTES`: the most one user's files may take.
+    pub file_quota: Option<u64>,
 }
 
 impl AppState {
@@ -41,6 +43,12 @@ impl AppState {
             .limiter
             .check(address)
             .map_err(|wait| ApiError::rate_limited(wait).with_policy("auth", self.auth.limiter.per_minute_budget(), 60))
+    }
+
+    /// Signs file links for `reader`, valid from now for `FILE_URL_TTL`.
+    pub fn file_signer(&self, reader: uuid::Uuid) -> impl Fn(uuid::Uuid, &str) -> String + '_ {
+        let now = crate::store::now();
+        move |file, variant| self.file_links.path(file, variant, reader, now)
     }
 
     /// Counts one `action` by `user` against their budget: 429 past it.

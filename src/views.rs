@@ -91,9 +91,10 @@ pub struct MessageView {
     pub sender: SenderView,
     #[schema(example = "Hello!")]
     pub content: String,
-    /// Attachments (none yet: uploads come with a later release).
-    #[schema(value_type = Vec<Object>)]
-    pub files: Vec<serde_json::Value>,
+    /// Links to the attached files, in order (Chatify's shape): each attachment's `url`.
+    pub files: Vec<String>,
+    /// The attached files (none on a tombstone), with signed links for the reader.
+    pub attachments: Vec<FileView>,
     /// The sender's idempotency key, if one was given.
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -147,21 +148,33 @@ impl MessageView {
 
 /// A compact quote of the message replied to.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct QuoteView {
     #[serde(rename = "_id")]
     pub id: Uuid,
     pub sender: SenderView,
     pub content: String,
+    /// Whether the quoted message carries files, and the type of its first one (`null`:
+    /// none), so that a quote can say "Photo".
+    pub has_attachments: bool,
+    #[schema(example = "image/jpeg")]
+    pub attachment_type: Option<String>,
 }
 
 impl From<Message> for MessageView {
     fn from(message: Message) -> Self {
+        let attachments: Vec<FileView> = message
+            .attachments
+            .into_iter()
+            .map(|file| FileView::new(file, file_path))
+            .collect();
         Self {
             id: message.id,
             conversation: message.conversation_id,
             sender: message.sender.into(),
             content: message.content,
-            files: Vec::new(),
+            files: attachments.iter().map(|file| file.url.clone()).collect(),
+            attachments,
             client_id: message.client_id,
             created_at: message.created_at,
             edited_at: message.edited_at,
@@ -172,6 +185,8 @@ impl From<Message> for MessageView {
                     name: quote.sender.name,
                 },
                 content: quote.content,
+                has_attachments: quote.attachment_type.is_some(),
+                attachment_type: quote.attachment_type,
             }),
             // Stored as validated JSON; should it ever not parse, leave it out rather than fail.
             x: message.x.and_then(|x| serde_json::value::RawValue::from_string(x).ok()),
@@ -340,5 +355,54 @@ impl FileView {
             height: file.height,
             created_at: file.created_at,
         }
+    }
+}
+
+/// The unsigned path of file `id` (`variant`: `""` or `"/thumbnail"`), as views shared by
+/// several readers (stored event payloads) carry it until [`sign_file_links`] signs it for one.
+pub fn file_path(id: Uuid, variant: &str) -> String {
+    format!("/api/v1/file/{id}{variant}")
+}
+
+/// Signs, in `value`, every attachment's links with `sign(file, variant)` and sets each
+/// message's `files` to its attachments' links; whether there were any. One walk for every
+/// answer and event that shows messages, so no route can hand out an unsigned link by
+/// forgetting.
+pub fn sign_file_links(value: &mut serde_json::Value, sign: &dyn Fn(Uuid, &str) -> String) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |signed, item| sign_file_links(item, sign) | signed),
+        Value::Object(object) => {
+            let mut signed = false;
+            if let Some(Value::Array(attachments)) = object.get_mut("attachments") {
+                let mut urls = Vec::with_capacity(attachments.len());
+                for attachment in attachments.iter_mut() {
+                    let Some(id) = attachment
+                        .get("_id")
+                        .and_then(Value::as_str)
+                        .and_then(|id| id.parse().ok())
+                    else {
+                        continue;
+                    };
+                    let url = sign(id, "");
+                    attachment["url"] = Value::from(url.clone());
+                    if attachment.get("thumbnailUrl").is_some_and(Value::is_string) {
+                        attachment["thumbnailUrl"] = Value::from(sign(id, "/thumbnail"));
+                    }
+                    urls.push(Value::from(url));
+                }
+                if object.contains_key("files") {
+                    object.insert("files".into(), Value::Array(urls));
+                }
+                signed = true;
+            }
+            object
+                .iter_mut()
+                .filter(|(key, _)| key.as_str() != "attachments")
+                .fold(signed, |signed, (_, field)| sign_file_links(field, sign) | signed)
+        }
+        _ => false,
     }
 }

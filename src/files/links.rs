@@ -15,6 +15,16 @@ pub struct FileLinks {
     ttl: std::time::Duration,
 }
 
+/// Never prints the key.
+impl std::fmt::Debug for FileLinks {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FileLinks")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The query of a signed link.
 #[derive(Clone, Copy, Debug)]
 pub struct SignedQuery<'a> {
@@ -42,7 +52,9 @@ impl FileLinks {
 
     /// The path of `file` (or of its `variant`, e.g. `/thumbnail`) for `user`, valid for the TTL.
     pub fn path(&self, file: Uuid, variant: &str, user: Uuid, now: chrono::DateTime<chrono::Utc>) -> String {
-        let expires = now.timestamp() + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires = now
+            .timestamp()
+            .saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX));
         let signature = hex(&self.mac(file, user, expires).finalize().into_bytes());
         format!("/api/v1/file/{file}{variant}?expires={expires}&user={user}&signature={signature}")
     }

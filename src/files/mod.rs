@@ -142,7 +142,7 @@ impl FileStore {
         let key = self.key(id);
         let upload = self.objects.put_multipart(&key).await?;
         Ok(Upload {
-            writer: WriteMultipart::new(upload),
+            writer: Some(WriteMultipart::new(upload)),
             rules: self.rules.clone(),
             size: 0,
             head: Vec::with_capacity(sniff::SNIFF_BYTES),
@@ -168,10 +168,10 @@ impl FileStore {
     }
 }
 
-/// One file being stored. Dropped without [`Upload::finish`], the store's multipart upload is
-/// left for its own cleanup; call [`Upload::abort`] to remove it at once.
+/// One file being stored. Dropped unfinished (the client went away and the request's future
+/// with it), it aborts the store's multipart upload in the background.
 pub struct Upload {
-    writer: WriteMultipart,
+    writer: Option<WriteMultipart>,
     rules: Arc<UploadRules>,
     size: u64,
     head: Vec<u8>,
@@ -193,9 +193,13 @@ impl Upload {
                 self.decide_type()?;
             }
         }
+        let writer = self
+            .writer
+            .as_mut()
+            .expect("an upload writes until finished or aborted");
         // Bounded memory: wait while two parts are in flight.
-        self.writer.wait_for_capacity(2).await?;
-        self.writer.write(chunk);
+        writer.wait_for_capacity(2).await?;
+        writer.write(chunk);
         Ok(())
     }
 
@@ -220,7 +224,9 @@ impl Upload {
             return Err(error);
         }
         let content_type = self.content_type.take().unwrap_or_default();
-        self.writer.finish().await?;
+        if let Some(writer) = self.writer.take() {
+            writer.finish().await?;
+        }
         Ok(StoredBytes {
             size: self.size,
             content_type,
@@ -228,9 +234,79 @@ impl Upload {
     }
 
     /// Gives up the file and removes what was written.
-    pub async fn abort(self) {
-        if let Err(error) = self.writer.abort().await {
-            tracing::warn!(%error, "could not abort an upload");
+    pub async fn abort(mut self) {
+        if let Some(writer) = self.writer.take() {
+            abort_quietly(writer).await;
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(abort_quietly(writer));
+        }
+    }
+}
+
+async fn abort_quietly(writer: WriteMultipart) {
+    if let Err(error) = writer.abort().await {
+        tracing::warn!(%error, "could not abort an upload");
+    }
+}
+
+/// The files one request has stored so far: dropped before [`StoredSoFar::keep`] (a refusal,
+/// or the client gone mid-request), their bytes are removed in the background, so a refused
+/// or abandoned request leaves nothing behind.
+pub struct StoredSoFar {
+    store: FileStore,
+    ids: Vec<Uuid>,
+}
+
+impl StoredSoFar {
+    pub fn new(store: &FileStore) -> Self {
+        Self {
+            store: store.clone(),
+            ids: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, id: Uuid) {
+        self.ids.push(id);
+    }
+
+    /// They are recorded: keep them.
+    pub fn keep(mut self) {
+        self.ids.clear();
+    }
+
+    /// The request is refused: remove them now (the answer waits for it).
+    pub async fn discard(mut self) {
+        for id in std::mem::take(&mut self.ids) {
+            if let Err(error) = self.store.delete(id).await {
+                tracing::warn!(%error, file = %id, "could not remove the bytes of a refused upload");
+            }
+        }
+    }
+}
+
+impl Drop for StoredSoFar {
+    fn drop(&mut self) {
+        let ids = std::mem::take(&mut self.ids);
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for id in ids {
+                    if let Err(error) = store.delete(id).await {
+                        tracing::warn!(%error, file = %id, "could not remove the bytes of a refused upload");
+                    }
+                }
+            });
         }
     }
 }

@@ -5,8 +5,10 @@
 pub const SNIFF_BYTES: usize = 8192;
 
 /// `FILE_ALLOWED_TYPES` unless configured: common images, video, audio, PDF, office documents,
-/// zip and plain text. Not HTML, SVG or XML: served from the API's origin, they could run
-/// script (they are also served with a sandboxing CSP, but are refused first).
+/// zip and plain text. Not the HTML and XML that the magic numbers recognise. Text they do not
+/// recognise (an SVG, a page that does not start with a known tag) is stored as `text/plain`;
+/// what keeps it from running on the API's origin is how it is served: `text/plain`,
+/// `nosniff`, as an attachment, under a sandboxing CSP (`routes/files.rs`).
 pub const DEFAULT_ALLOWED_TYPES: &[&str] = &[
     "image/jpeg",
     "image/png",
@@ -77,7 +79,10 @@ pub fn shown_inline(content_type: &str) -> bool {
 /// client's name is for display only (keys in the store are ids).
 pub fn display_name(raw: Option<&str>) -> String {
     let base = raw.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    // Control characters, and the invisible ones that reorder or hide text (bidi overrides
+    // make "gpj.exe" read "exe.jpg").
+    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}');
+    let cleaned: String = base.chars().filter(|c| !c.is_control() && !invisible(*c)).collect();
     let trimmed = cleaned.trim().trim_start_matches('.');
     let mut name = String::new();
     for c in trimmed.chars() {
@@ -108,6 +113,7 @@ mod tests {
         assert_eq!(display_name(Some("C:\\Users\\ana\\photo.jpg")), "photo.jpg");
         assert_eq!(display_name(Some("a\u{0}b\nc.txt")), "abc.txt");
         assert_eq!(display_name(Some(".hidden")), "hidden");
+        assert_eq!(display_name(Some("photo\u{202E}gpj.exe")), "photogpj.exe");
         assert_eq!(display_name(None), "file");
         assert!(display_name(Some(&"é".repeat(300))).len() <= 255);
     }

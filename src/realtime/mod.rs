@@ -43,6 +43,8 @@ pub struct StreamSettings {
     pub retry: Duration,
     /// How long a user's last stream may be gone before they are announced offline.
     pub presence_debounce: Duration,
+    /// Signs the file links of each event for its recipient.
+    pub file_links: crate::files::links::FileLinks,
 }
 
 /// One event ready to write to streams, encoded once and shared by all its recipients.
@@ -206,6 +208,18 @@ impl Hub {
     /// Hands `frame` to every stream of `users` on this instance. A stream whose buffer is full
     /// is closed (its client will resume from the log), but an ephemeral frame is simply not
     /// sent to it: a typing indicator is not worth a reconnect.
+    /// Delivers a stored event to `users`: one frame shared by all, or, when it shows files,
+    /// one per user with the links signed for them.
+    fn deliver_stored(&self, users: impl IntoIterator<Item = Uuid>, event: &StoredEvent) {
+        if shows_files(&event.payload) {
+            for user in users {
+                self.deliver([user], &stored_frame_for(event, user, &self.settings.file_links));
+            }
+        } else {
+            self.deliver(users, &stored_frame(event, event.payload.clone()));
+        }
+    }
+
     fn deliver(&self, users: impl IntoIterator<Item = Uuid>, frame: &Frame) {
         let mut subscribers = self.lock();
         for user in users {
@@ -232,17 +246,41 @@ impl Hub {
     }
 }
 
-/// Encodes a stored event as an SSE frame (`id:` = its position).
-pub fn stored_frame(event: &StoredEvent) -> Frame {
+/// Encodes a stored event as an SSE frame (`id:` = its position), with `payload`.
+fn stored_frame(event: &StoredEvent, payload: String) -> Frame {
     let position = event.position();
     Frame {
         position: Some(position),
         event: sse::Event::Data(
-            sse::Data::new(event.payload.clone())
+            sse::Data::new(payload)
                 .event(event.kind.clone())
                 .id(position.to_string()),
         ),
     }
+}
+
+/// Does this stored payload show files? Their links are then signed per recipient.
+fn shows_files(payload: &str) -> bool {
+    payload.contains("\"attachments\":[{")
+}
+
+/// A stored event's payload as `user` receives it: the file links it shows signed for them
+/// (stored payloads are shared by every recipient and carry unsigned paths).
+pub fn payload_for(payload: &str, user: Uuid, links: &crate::files::links::FileLinks) -> String {
+    if !shows_files(payload) {
+        return payload.to_string();
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return payload.to_string();
+    };
+    let now = crate::store::now();
+    crate::views::sign_file_links(&mut value, &|file, variant| links.path(file, variant, user, now));
+    value.to_string()
+}
+
+/// A stored event as an SSE frame for `user`.
+pub fn stored_frame_for(event: &StoredEvent, user: Uuid, links: &crate::files::links::FileLinks) -> Frame {
+    stored_frame(event, payload_for(&event.payload, user, links))
 }
 
 /// The dispatcher: reads the log in order from `cursor` whenever told (or every second) and
@@ -317,10 +355,10 @@ async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store
                             // A member added after the event does not receive it (as in a replay).
                             let position = event.position();
                             let reached = users.iter().filter(|(_, joined)| position > *joined);
-                            hub.deliver(reached.map(|(user, _)| *user), &stored_frame(event));
+                            hub.deliver_stored(reached.map(|(user, _)| *user), event);
                         }
                     }
-                    (None, Some(user)) if connected.contains(&user) => hub.deliver([user], &stored_frame(event)),
+                    (None, Some(user)) if connected.contains(&user) => hub.deliver_stored([user], event),
                     _ => {}
                 }
             }
@@ -375,6 +413,7 @@ mod tests {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_secs(3),
             presence_debounce: Duration::from_millis(10),
+            file_links: crate::files::links::FileLinks::new(b"test-key", Duration::from_secs(60)),
         };
         (Hub::start(store, settings, Uuid::now_v7()).await.unwrap(), folder)
     }

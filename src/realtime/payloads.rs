@@ -337,6 +337,20 @@ fn show_current(value: &mut serde_json::Value, messages: &[(String, &Message)]) 
                         *shown = now;
                     }
                 }
+                // A tombstone shows no files either, nor does a quote of one.
+                if message.deleted {
+                    for (field, none) in [
+                        ("files", serde_json::json!([])),
+                        ("attachments", serde_json::json!([])),
+                        ("hasAttachments", serde_json::json!(false)),
+                        ("attachmentType", serde_json::Value::Null),
+                    ] {
+                        if let Some(shown) = object.get_mut(field) {
+                            changed |= *shown != none;
+                            *shown = none;
+                        }
+                    }
+                }
             }
             // A conversation repeats its latest message's text in `lastMessage`.
             if let Some(message) = value.get("latestMessage").and_then(found)

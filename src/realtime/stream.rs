@@ -18,7 +18,7 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use super::payloads::{RESET, ResetData};
-use super::{Hub, Subscription, stored_frame};
+use super::{Hub, Subscription, stored_frame_for};
 use crate::store::{BackendKind, EventPosition, Store, StoreResult};
 
 /// How many stored events a replay reads at a time.
@@ -89,6 +89,7 @@ const SESSION_CHECK: Duration = Duration::from_secs(30);
 
 struct StreamState {
     store: Store,
+    file_links: crate::files::links::FileLinks,
     user: Uuid,
     session: Uuid,
     subscription: Subscription,
@@ -122,6 +123,7 @@ pub async fn open(
     session_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = StreamState {
         store: hub.store().clone(),
+        file_links: hub.settings.file_links.clone(),
         user,
         session,
         subscription,
@@ -188,7 +190,12 @@ async fn replay_batch(state: &mut StreamState) -> StoreResult<()> {
         None => state.replaying = false,
         Some(last) => {
             state.last_sent = last.position();
-            state.ready.extend(batch.iter().map(|event| stored_frame(event).event));
+            let user = state.user;
+            state.ready.extend(
+                batch
+                    .iter()
+                    .map(|event| stored_frame_for(event, user, &state.file_links).event),
+            );
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::envelope::{Success, created, ok};
+use super::envelope::{Success, created, created_signed, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
@@ -181,7 +181,12 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
         )
         .await?;
     let data = ConversationData::new(ConversationView::seen_by(conversation, None, state.emails));
-    Ok(if was_created { created(data) } else { ok(data) })
+    let sign = state.file_signer(caller.user_id);
+    Ok(if was_created {
+        created_signed(data, &sign)
+    } else {
+        ok_signed(data, &sign)
+    })
 }
 
 async fn create_group(
@@ -267,14 +272,15 @@ pub async fn list_conversations(
             id: conversation.id,
         })
     });
-    Ok(ok(ConversationsData {
+    let data = ConversationsData {
         conversations: conversations
             .into_iter()
             .map(|conversation| ConversationView::seen_by(conversation, None, state.emails))
             .collect(),
         next_cursor,
         event_id,
-    }))
+    };
+    Ok(ok_signed(data, &state.file_signer(caller.user_id)))
 }
 
 /// One conversation.
@@ -300,11 +306,8 @@ pub async fn get_conversation(
 ) -> Result<HttpResponse, ApiError> {
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let conversation = state.store.conversation(&member).await?;
-    Ok(ok(ConversationData::new(ConversationView::seen_by(
-        conversation,
-        None,
-        state.emails,
-    ))))
+    let data = ConversationData::new(ConversationView::seen_by(conversation, None, state.emails));
+    Ok(ok_signed(data, &state.file_signer(caller.user_id)))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -644,12 +647,13 @@ pub async fn search_conversations(
         .store
         .search_conversations(caller.user_id, &name.into_inner(), limit)
         .await?;
-    Ok(ok(ConversationsFound {
+    let data = ConversationsFound {
         conversations: conversations
             .into_iter()
             .map(|conversation| ConversationView::seen_by(conversation, None, state.emails))
             .collect(),
-    }))
+    };
+    Ok(ok_signed(data, &state.file_signer(caller.user_id)))
 }
 
 #[derive(Serialize, ToSchema)]

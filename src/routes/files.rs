@@ -10,7 +10,7 @@ use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use super::extract::{FieldAliases, Json, Path, Query};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::files::links::SignedQuery;
-use crate::files::{FileError, sniff};
+use crate::files::{FileError, StoredSoFar, sniff};
 use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{self, StoredFile};
@@ -29,6 +29,10 @@ use crate::views::FileView;
 /// At most this many `file` parts in one upload, and this many parts of any name.
 const MAX_FILES_PER_UPLOAD: usize = 10;
 const MAX_PARTS_PER_UPLOAD: usize = 20;
+/// Fields other than `file` are skipped; each may hold at most this much.
+const MAX_OTHER_PART_BYTES: usize = 64 * 1024;
+/// An upload that sends nothing for this long is stopped.
+const UPLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The form of `POST /file` (documentation only: the body is read as a stream).
 #[derive(ToSchema)]
@@ -59,7 +63,8 @@ pub struct FilesData {
         (status = 201, description = "The stored files", body = Success<FilesData>),
         (status = 400, description = "A malformed multipart body (`invalid_body`)", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
-        (status = 413, description = "A file past `FILE_MAX_BYTES` (`file_too_large`)", body = ErrorEnvelope),
+        (status = 413, description = "A file past `FILE_MAX_BYTES` (`file_too_large`), or past the caller's `FILE_QUOTA_BYTES` (`quota_exceeded`)", body = ErrorEnvelope),
+        (status = 408, description = "Nothing arrived for 60 s", body = ErrorEnvelope),
         (status = 415, description = "Not `multipart/form-data` (`unsupported_media_type`), or a file of a type not allowed (`file_type_not_allowed`)", body = ErrorEnvelope),
         (status = 422, description = "No `file` part, more than 10, or an empty file (`validation_failed`)", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
@@ -72,77 +77,108 @@ pub async fn upload_files(
     parts: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Upload, caller.user_id)?;
-    let mut stored: Vec<StoredFile> = Vec::new();
-    let result = store_parts(&state, caller.user_id, parts, &mut stored).await;
-    let recorded = match result {
-        Ok(()) if stored.is_empty() => Err(ApiError::invalid_field("file", "send at least one `file` part")),
-        Ok(()) => record(&state, &stored).await,
+    let mut form = Form::new(&state.files);
+    let read = read_form(&state, caller.user_id, parts, "file", &mut form).await;
+    let recorded = match read {
+        Ok(()) if form.files.is_empty() => Err(ApiError::invalid_field("file", "send at least one `file` part")),
+        Ok(()) => state.store.insert_files(&form.files).await.map_err(ApiError::from),
         Err(error) => Err(error),
     };
     if let Err(error) = recorded {
-        // All or nothing: the bytes of the parts stored before the refusal go too.
-        for file in &stored {
-            if let Err(cleanup) = state.files.delete(file.id).await {
-                tracing::warn!(error = %cleanup, file = %file.id, "could not remove a refused upload");
-            }
-        }
+        form.kept.discard().await;
         return Err(error);
     }
-    let now = store::now();
+    form.kept.keep();
+    let sign = state.file_signer(caller.user_id);
     Ok(created(FilesData {
-        files: stored
-            .into_iter()
-            .map(|file| {
-                FileView::new(file, |id, variant| {
-                    state.file_links.path(id, variant, caller.user_id, now)
-                })
-            })
-            .collect(),
+        files: form.files.into_iter().map(|file| FileView::new(file, &sign)).collect(),
     }))
 }
 
-async fn record(state: &AppState, files: &[StoredFile]) -> Result<(), ApiError> {
-    for file in files {
-        state.store.insert_file(file).await?;
-    }
-    Ok(())
+/// A multipart form as read: the files of its file parts, stored (bytes in the store, not yet
+/// recorded), and its other fields as text.
+pub(super) struct Form {
+    pub files: Vec<StoredFile>,
+    pub fields: Vec<(String, String)>,
+    /// The stored bytes: removed when dropped, unless kept.
+    pub kept: StoredSoFar,
 }
 
-/// Streams each `file` part of `parts` to the store, pushing what was stored onto `stored`.
-async fn store_parts(
+impl Form {
+    pub fn new(files: &crate::files::FileStore) -> Self {
+        Self {
+            files: Vec::new(),
+            fields: Vec::new(),
+            kept: StoredSoFar::new(files),
+        }
+    }
+}
+
+/// Reads `parts` into `form`: each part named `file_field` streamed to the store, the others
+/// kept as text (at most 64 KiB each). On an error, what `form` holds is to be discarded.
+pub(super) async fn read_form(
     state: &AppState,
     owner: Uuid,
     mut parts: Multipart,
-    stored: &mut Vec<StoredFile>,
+    file_field: &str,
+    form: &mut Form,
 ) -> Result<(), ApiError> {
+    // What the caller may still store, under `FILE_QUOTA_BYTES`.
+    let mut quota_left = match state.file_quota {
+        None => None,
+        Some(quota) => {
+            let used = u64::try_from(state.store.bytes_stored_by(owner).await?).unwrap_or_default();
+            Some(quota.saturating_sub(used))
+        }
+    };
     let mut seen = 0;
-    while let Some(mut part) = parts.try_next().await.map_err(multipart_error)? {
+    while let Some(mut part) = next_within(parts.try_next()).await? {
         seen += 1;
         if seen > MAX_PARTS_PER_UPLOAD {
             return Err(ApiError::invalid_field(
-                "file",
+                file_field,
                 format!("at most {MAX_PARTS_PER_UPLOAD} parts"),
             ));
         }
-        if part.name() != Some("file") {
-            while part.try_next().await.map_err(multipart_error)?.is_some() {}
+        let name = part.name().unwrap_or_default().to_string();
+        if name != file_field {
+            let mut value = Vec::new();
+            while let Some(chunk) = next_within(part.try_next()).await? {
+                if value.len() + chunk.len() > MAX_OTHER_PART_BYTES {
+                    return Err(ApiError::invalid_field(
+                        &name,
+                        format!("a field other than `{file_field}` may hold at most {MAX_OTHER_PART_BYTES} bytes"),
+                    ));
+                }
+                value.extend_from_slice(&chunk);
+            }
+            let value = String::from_utf8(value).map_err(|_| ApiError::invalid_field(&name, "is not UTF-8 text"))?;
+            form.fields.push((name, value));
             continue;
         }
-        if stored.len() == MAX_FILES_PER_UPLOAD {
+        if form.files.len() == MAX_FILES_PER_UPLOAD {
             return Err(ApiError::invalid_field(
-                "file",
+                file_field,
                 format!("at most {MAX_FILES_PER_UPLOAD} files"),
             ));
         }
-        let name = sniff::display_name(
+        let display = sniff::display_name(
             part.content_disposition()
                 .and_then(|disposition| disposition.get_filename()),
         );
         let id = Uuid::now_v7();
         let mut upload = state.files.begin_upload(id).await.map_err(file_error)?;
         let written = async {
-            while let Some(chunk) = part.next().await {
-                let chunk = chunk.map_err(multipart_error)?;
+            while let Some(chunk) = next_within(part.try_next()).await? {
+                if let Some(left) = quota_left.as_mut() {
+                    *left = left.checked_sub(chunk.len() as u64).ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            ErrorCode::QuotaExceeded,
+                            "your files would take more than your storage quota",
+                        )
+                    })?;
+                }
                 upload.write(&chunk).await.map_err(file_error)?;
             }
             Ok::<_, ApiError>(())
@@ -153,10 +189,11 @@ async fn store_parts(
             return Err(error);
         }
         let bytes = upload.finish().await.map_err(file_error)?;
-        stored.push(StoredFile {
+        form.kept.push(id);
+        form.files.push(StoredFile {
             id,
             owner_id: owner,
-            name,
+            name: display,
             size: i64::try_from(bytes.size).unwrap_or(i64::MAX),
             content_type: bytes.content_type,
             width: None,
@@ -165,6 +202,24 @@ async fn store_parts(
         });
     }
     Ok(())
+}
+
+/// The next item of a multipart stream, unless the client sends nothing for
+/// [`UPLOAD_IDLE_TIMEOUT`] (408): a stalled upload holds a store upload and a buffer open.
+async fn next_within<T>(
+    next: impl std::future::Future<Output = Result<Option<T>, actix_multipart::MultipartError>>,
+) -> Result<Option<T>, ApiError> {
+    match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, next).await {
+        Ok(item) => item.map_err(multipart_error),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BadRequest,
+            format!(
+                "no bytes for {} s: the upload was stopped",
+                UPLOAD_IDLE_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 fn multipart_error(error: actix_multipart::MultipartError) -> ApiError {
@@ -280,7 +335,13 @@ async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Re
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        // Weak comparison, as If-None-Match asks: `W/"x"` matches `"x"`.
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .map(|tag| tag.trim().trim_start_matches("W/"))
+                .any(|tag| tag == etag || tag == "*")
+        });
     if unchanged {
         return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
     }
@@ -291,13 +352,20 @@ async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Re
     {
         None => None,
         Some(raw) => match byte_range(raw, size) {
-            Some(range) => Some(range),
-            None => {
-                return Err(ApiError::new(
+            Ranged::Whole => None,
+            Ranged::Part(range) => Some(range),
+            Ranged::Unsatisfiable => {
+                let refusal = ApiError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     ErrorCode::RangeNotSatisfiable,
                     format!("the file has {size} bytes"),
-                ));
+                );
+                let mut response = actix_web::ResponseError::error_response(&refusal);
+                response.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header::HeaderValue::from_str(&format!("bytes */{size}")).expect("an ASCII header"),
+                );
+                return Ok(response);
             }
         },
     };
@@ -351,20 +419,46 @@ async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Re
     Ok(response.streaming(stream))
 }
 
-/// One `bytes=` range of a `size`-byte file as `start..end`; `None` when it is malformed or
-/// outside the file (several ranges are not served: the first is).
-fn byte_range(raw: &str, size: u64) -> Option<std::ops::Range<u64>> {
-    let spec = raw.trim().strip_prefix("bytes=")?.split(',').next()?.trim();
-    let (start, end) = spec.split_once('-')?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let suffix: u64 = suffix.parse().ok()?;
-            (size.checked_sub(suffix.min(size))?, size)
-        }
-        (start, "") => (start.parse().ok()?, size),
-        (start, end) => (start.parse().ok()?, end.parse::<u64>().ok()?.checked_add(1)?.min(size)),
+/// What a `Range` header asks of a file.
+#[derive(Debug, PartialEq, Eq)]
+enum Ranged {
+    /// Nothing we serve by part (another unit, or a malformed header: RFC 9110 says ignore it).
+    Whole,
+    Part(std::ops::Range<u64>),
+    /// A byte range outside the file.
+    Unsatisfiable,
+}
+
+/// The first `bytes=` range of a `size`-byte file (several ranges are served as the first).
+fn byte_range(raw: &str, size: u64) -> Ranged {
+    let raw = raw.trim();
+    let Some(spec) = raw
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .map(|_| &raw[6..])
+    else {
+        return Ranged::Whole;
     };
-    (start < end && start < size).then_some(start..end)
+    let Some((start, end)) = spec.split(',').next().and_then(|first| first.trim().split_once('-')) else {
+        return Ranged::Whole;
+    };
+    let parsed = match (start.trim(), end.trim()) {
+        ("", "") => None,
+        ("", suffix) => suffix
+            .parse::<u64>()
+            .ok()
+            .map(|suffix| (size.saturating_sub(suffix), size, suffix > 0)),
+        (start, "") => start.parse::<u64>().ok().map(|start| (start, size, true)),
+        (start, end) => match (start.parse::<u64>(), end.parse::<u64>()) {
+            (Ok(start), Ok(end)) if end >= start => Some((start, end.saturating_add(1).min(size), true)),
+            _ => None,
+        },
+    };
+    match parsed {
+        None => Ranged::Whole,
+        Some((start, end, nonempty)) if nonempty && start < end && start < size => Ranged::Part(start..end),
+        Some(_) => Ranged::Unsatisfiable,
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -406,13 +500,10 @@ pub async fn file_urls(
         return Err(ApiError::invalid_field("ids", "at most 100"));
     }
     let files = state.store.readable_files(caller.user_id, &body.ids).await?;
-    let now = store::now();
+    let sign = state.file_signer(caller.user_id);
     let urls = files
         .iter()
-        .map(|file| {
-            let link = state.file_links.path(file.id, "", caller.user_id, now);
-            (file.id.to_string(), serde_json::Value::from(link))
-        })
+        .map(|file| (file.id.to_string(), serde_json::Value::from(sign(file.id, ""))))
         .collect();
     Ok(ok(FileUrlsData { urls }))
 }
@@ -423,14 +514,19 @@ mod tests {
 
     #[test]
     fn byte_ranges_are_read_as_http_says() {
-        assert_eq!(byte_range("bytes=0-9", 100), Some(0..10));
-        assert_eq!(byte_range("bytes=90-", 100), Some(90..100));
-        assert_eq!(byte_range("bytes=-10", 100), Some(90..100));
-        assert_eq!(byte_range("bytes=-500", 100), Some(0..100));
-        assert_eq!(byte_range("bytes=50-500", 100), Some(50..100));
-        assert_eq!(byte_range("bytes=100-", 100), None);
-        assert_eq!(byte_range("bytes=9-3", 100), None);
-        assert_eq!(byte_range("items=0-9", 100), None);
-        assert_eq!(byte_range("bytes=a-b", 100), None);
+        use super::Ranged::{Part, Unsatisfiable, Whole};
+        assert_eq!(byte_range("bytes=0-9", 100), Part(0..10));
+        assert_eq!(byte_range("Bytes=0-9", 100), Part(0..10));
+        assert_eq!(byte_range("bytes=90-", 100), Part(90..100));
+        assert_eq!(byte_range("bytes=-10", 100), Part(90..100));
+        assert_eq!(byte_range("bytes=-500", 100), Part(0..100));
+        assert_eq!(byte_range("bytes=50-500", 100), Part(50..100));
+        assert_eq!(byte_range("bytes=0-18446744073709551615", 100), Part(0..100));
+        assert_eq!(byte_range("bytes=0-9, 20-29", 100), Part(0..10));
+        assert_eq!(byte_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(byte_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(byte_range("bytes=9-3", 100), Whole);
+        assert_eq!(byte_range("items=0-9", 100), Whole);
+        assert_eq!(byte_range("bytes=a-b", 100), Whole);
     }
 }

@@ -1,12 +1,15 @@
 //! `/api/v1/message`: sending and reading messages.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::envelope::{Success, created, ok};
+use super::envelope::{Success, created_signed, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
+use super::files::{Form, read_form};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{ClientId, MessageText, page_limit};
@@ -21,9 +24,14 @@ use crate::views::MessageView;
 pub struct SendMessageRequest {
     /// The conversation. Aliases: `conversationId`, `convoId`, `cid`.
     pub convo_id: Uuid,
-    /// The text, 1 to 10,000 characters. Aliases: `text`, `body`.
+    /// The text, 1 to 10,000 characters; may be empty (or absent) when `files` are attached.
+    /// Aliases: `text`, `body`.
     #[schema(example = "Hello!")]
+    #[serde(default)]
     pub message: String,
+    /// Files the caller uploaded (`POST /file`) to attach, in order: at most 10.
+    #[serde(default)]
+    pub files: Vec<Uuid>,
     /// An idempotency key chosen by the client: a retried send with the same key returns
     /// the stored message (200) instead of storing it twice. Alias: `client_id`.
     #[serde(default, rename = "clientId")]
@@ -37,6 +45,19 @@ pub struct SendMessageRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub x: Option<serde_json::Value>,
+}
+
+/// Chatify's multipart send (documentation only: the body is read as a stream). Any other
+/// field of the JSON body may be given as a text part too (`x` as JSON text).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SendMessageForm {
+    pub convo_id: Uuid,
+    /// May be empty when files come along.
+    pub message: Option<String>,
+    /// Up to 10 files, each uploaded as `POST /file` would.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    pub files: Vec<Vec<u8>>,
 }
 
 /// The conversation's names in the seed APIs, for every body that names one.
@@ -90,11 +111,13 @@ pub struct MessageListQuery {
 /// Send a message.
 ///
 /// 201 with the stored message; 200 with the message stored earlier when `clientId` repeats
-/// an earlier send (a retry).
+/// an earlier send (a retry). JSON, or Chatify's `multipart/form-data` with `convo_id`,
+/// `message` and `files` parts: the files are uploaded as `POST /file` would and attached
+/// (a refused send keeps none of them).
 #[utoipa::path(
     post, path = "/api/v1/message", tag = "messages",
     security(("bearer" = [])),
-    request_body = SendMessageRequest,
+    request_body(content((SendMessageRequest = "application/json"), (SendMessageForm = "multipart/form-data"))),
     responses(
         (status = 201, description = "Stored", body = Success<MessageData>),
         (status = 200, description = "A retry: the message stored earlier with this clientId", body = Success<MessageData>),
@@ -102,9 +125,9 @@ pub struct MessageListQuery {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 403, description = "A chat request that does not take this message: the caller received it and has not accepted, or sent `CHAT_REQUEST_MAX_MESSAGES` already (`chat_request_pending`); or the recipient declined it (`chat_request_declined`)", body = ErrorEnvelope),
         (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
-        (status = 413, description = "Body too large", body = ErrorEnvelope),
-        (status = 415, description = "Not application/json", body = ErrorEnvelope),
-        (status = 422, description = "Missing or invalid field: text, clientId, `replyTo` not in this conversation, `x` not an object or over 4 KiB", body = ErrorEnvelope),
+        (status = 413, description = "Body too large; in a form, a file past `FILE_MAX_BYTES` (`file_too_large`) or the quota (`quota_exceeded`)", body = ErrorEnvelope),
+        (status = 415, description = "Neither application/json nor multipart/form-data; in a form, a file of a type not allowed (`file_type_not_allowed`)", body = ErrorEnvelope),
+        (status = 422, description = "Missing or invalid field: text, clientId, `replyTo` not in this conversation, `x` not an object or over 4 KiB, `files` over 10 or not files the caller uploaded", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
@@ -112,15 +135,93 @@ pub struct MessageListQuery {
 pub async fn send_message(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: Json<SendMessageRequest>,
-) -> Result<HttpResponse, ApiError> {
+    request: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
     state.check_rate_limit(Action::Send, caller.user_id)?;
-    let body = body.into_inner();
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if !multipart {
+        let body = Json::<SendMessageRequest>::from_request(&request, &mut payload.into_inner()).await?;
+        return Ok(send(&state, caller, body.into_inner()).await?);
+    }
+    // Chatify's form: `convo_id`, `message` and `files` parts in one request. The files are
+    // stored first, then sent; a refused send takes them back.
+    state.check_rate_limit(Action::Upload, caller.user_id)?;
+    let parts = Multipart::new(request.headers(), payload);
+    let mut form = Form::new(&state.files);
+    let outcome = async {
+        read_form(&state, caller.user_id, parts, "files", &mut form).await?;
+        let body = form_message(&form)?;
+        state.store.insert_files(&form.files).await?;
+        send(&state, caller, body).await
+    }
+    .await;
+    match outcome {
+        Ok(response) => {
+            form.kept.keep();
+            Ok(response)
+        }
+        Err(error) => {
+            let ids: Vec<Uuid> = form.files.iter().map(|file| file.id).collect();
+            if let Err(cleanup) = state.store.forget_files(caller.user_id, &ids).await {
+                tracing::warn!(error = %cleanup, "could not forget the files of a refused send");
+            }
+            form.kept.discard().await;
+            Err(error.into())
+        }
+    }
+}
+
+/// The send a multipart form asks for: its text fields as the JSON body would carry them
+/// (with the same names and aliases; `x` as JSON text), and its uploaded files.
+fn form_message(form: &Form) -> Result<SendMessageRequest, ApiError> {
+    let mut body = serde_json::Map::new();
+    for (name, value) in &form.fields {
+        let value = if name == "x" {
+            serde_json::from_str(value).map_err(|_| ApiError::invalid_field("x", "must be a JSON object"))?
+        } else {
+            serde_json::Value::from(value.as_str())
+        };
+        body.insert(name.clone(), value);
+    }
+    body.insert(
+        "files".into(),
+        form.files
+            .iter()
+            .map(|file| serde_json::Value::from(file.id.to_string()))
+            .collect(),
+    );
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    super::extract::parse_json(&bytes)
+}
+
+/// Stores and announces the message `body` asks for.
+async fn send(state: &AppState, caller: AuthUser, body: SendMessageRequest) -> Result<HttpResponse, ApiError> {
+    // The gate first: an outsider learns nothing, not even what is wrong with the body.
     let member = state.store.member_of(caller.user_id, body.convo_id).await?;
-    let (content, client_id, x) = collect_fields((
-        field("message", MessageText::parse(&body.message)),
+    let files = attached_files(&body.files);
+    let with_files = matches!(&files, Ok(files) if !files.is_empty());
+    let (content, client_id, x, files) = collect_fields((
+        field(
+            "message",
+            if with_files && body.message.trim().is_empty() {
+                Ok(String::new())
+            } else {
+                MessageText::parse(&body.message).map(MessageText::into_inner)
+            },
+        ),
         field("clientId", body.client_id.as_deref().map(ClientId::parse).transpose()),
         field("x", body.x.as_ref().map(custom_data).transpose()),
+        field("files", files),
     ))?;
     let sent = state
         .store
@@ -130,27 +231,51 @@ pub async fn send_message(
                 id: Uuid::now_v7(),
                 conversation_id: member.conversation(),
                 sender_id: member.user(),
-                content: content.into_inner(),
+                content,
                 client_id: client_id.map(ClientId::into_inner),
                 reply_to: body.reply_to,
                 x,
+                files,
                 created_at: store::now(),
             },
             payloads::message_created,
         )
         .await?;
     Ok(match sent {
-        Sent::Created(message) => created(MessageData {
-            message: MessageView::newly_sent(message),
-        }),
+        Sent::Created(message) => created_signed(
+            MessageData {
+                message: MessageView::newly_sent(message),
+            },
+            &state.file_signer(caller.user_id),
+        ),
         Sent::AlreadyStored(message) => {
             let positions = state.store.read_positions(&member).await?;
-            ok(MessageData {
-                message: with_read_state(message, &positions),
-            })
+            ok_signed(
+                MessageData {
+                    message: with_read_state(message, &positions),
+                },
+                &state.file_signer(caller.user_id),
+            )
         }
     })
 }
+
+/// At most [`MAX_FILES_PER_MESSAGE`] distinct files, in the order given (a repeat is dropped).
+fn attached_files(files: &[Uuid]) -> Result<Vec<Uuid>, String> {
+    let mut distinct: Vec<Uuid> = Vec::with_capacity(files.len().min(MAX_FILES_PER_MESSAGE));
+    for file in files {
+        if !distinct.contains(file) {
+            distinct.push(*file);
+        }
+        if distinct.len() > MAX_FILES_PER_MESSAGE {
+            return Err(format!("at most {MAX_FILES_PER_MESSAGE} files"));
+        }
+    }
+    Ok(distinct)
+}
+
+/// How many files one message carries at most.
+const MAX_FILES_PER_MESSAGE: usize = 10;
 
 /// A conversation's messages.
 ///
@@ -188,14 +313,15 @@ pub async fn list_messages(
     let mut messages = state.store.list_messages(&member, page).await?;
     let next_cursor = super::next_page(&mut messages, limit, |message| message.id.to_string());
     let positions = state.store.read_positions(&member).await?;
-    Ok(ok(MessagesData {
+    let data = MessagesData {
         messages: messages
             .into_iter()
             .map(|message| with_read_state(message, &positions))
             .collect(),
         next_cursor,
         event_id,
-    }))
+    };
+    Ok(ok_signed(data, &state.file_signer(caller.user_id)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -248,9 +374,10 @@ pub async fn edit_message(
             payloads::message_updated,
         )
         .await?;
-    Ok(ok(MessageData {
+    let data = MessageData {
         message: with_read_state(message, &read_positions),
-    }))
+    };
+    Ok(ok_signed(data, &state.file_signer(caller.user_id)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -331,7 +458,10 @@ pub async fn list_starred(
         .into_iter()
         .map(|(message, _)| MessageView::from(message))
         .collect();
-    Ok(ok(StarredMessagesData { messages, next_cursor }))
+    Ok(ok_signed(
+        StarredMessagesData { messages, next_cursor },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -636,8 +766,9 @@ async fn search(
         .search_messages(caller.user_id, within, words, limit + 1, query.before)
         .await?;
     let next_cursor = super::next_page(&mut found, limit, |message| message.id.to_string());
-    Ok(ok(FoundMessagesData {
+    let data = FoundMessagesData {
         messages: found.into_iter().map(MessageView::from).collect(),
         next_cursor,
-    }))
+    };
+    Ok(ok_signed(data, &state.file_signer(caller.user_id)))
 }

@@ -122,6 +122,7 @@ macro_rules! collect_fields_for_tuple {
 }
 collect_fields_for_tuple!(A, B);
 collect_fields_for_tuple!(A, B, C);
+collect_fields_for_tuple!(A, B, C, D);
 
 /// Cuts a page fetched with `limit + 1` rows down to `limit`, and returns the cursor of its
 /// last item when there was more (`None` on the last page).

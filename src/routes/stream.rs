@@ -229,7 +229,12 @@ pub async fn list_events(
             Ok(EventItem {
                 id: event.position().to_string(),
                 event: event.kind,
-                data: RawValue::from_string(event.payload).map_err(ApiError::internal)?,
+                data: RawValue::from_string(crate::realtime::payload_for(
+                    &event.payload,
+                    caller.user_id,
+                    &state.file_links,
+                ))
+                .map_err(ApiError::internal)?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;

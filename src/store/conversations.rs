@@ -8,11 +8,11 @@ use uuid::Uuid;
 use crate::domain::MessagePolicy;
 
 use super::sql::{direct_key, push_ids, unread_count, user_columns};
-use super::tx::{commit_with_events, conversation_in_tx, invite_to_group, users_by_id};
+use super::tx::{attach_files, commit_with_events, conversation_in_tx, invite_to_group, users_by_id};
 use super::{
     ChatRequest, Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect,
-    Forbidden, GroupCreated, Invalid, Member, MessageReference, NewEvent, NewGroup, ParticipantRow, Store, StoreError,
-    StoreResult, User, with_backend, with_writer,
+    Forbidden, GroupCreated, Invalid, Member, Message, MessageReference, NewEvent, NewGroup, ParticipantRow, Store,
+    StoreError, StoreResult, User, with_backend, with_writer,
 };
 
 /// Conversations as participant `$1` sees them, with their last message. `$filter` is added
@@ -42,7 +42,9 @@ macro_rules! select_conversations {
             $crate::store::sql::unread_count!(),
             " AS unread_count,
                 r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
-                r.content AS reply_content
+                r.content AS reply_content, ",
+            $crate::store::sql::reply_attachment_type!(),
+            "
              FROM page p
              JOIN conversations c ON c.id = p.conversation_id
              LEFT JOIN messages m ON m.id = c.last_message_id
@@ -541,6 +543,21 @@ impl Store {
             builder.push(" ORDER BY p.joined_at, u.id");
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })?;
-        Ok(assemble(rows, participants))
+        let mut conversations = assemble(rows, participants);
+        // Each conversation's latest message with its files, in one query.
+        let mut latest: Vec<Message> = conversations
+            .iter_mut()
+            .filter_map(|conversation| conversation.last_message.take())
+            .collect();
+        with_backend!(self, |pool| attach_files!(pool, &mut latest))?;
+        for conversation in &mut conversations {
+            if let Some(at) = latest
+                .iter()
+                .position(|message| message.conversation_id == conversation.id)
+            {
+                conversation.last_message = Some(latest.swap_remove(at));
+            }
+        }
+        Ok(conversations)
     }
 }

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreResult, with_backend, with_writer};
+use super::sql::push_ids;
+use super::{Dialect, Store, StoreResult, with_backend, with_writer};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct StoredFile {
@@ -19,33 +20,39 @@ pub struct StoredFile {
     pub created_at: DateTime<Utc>,
 }
 
-const FILE_COLUMNS: &str = "f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.created_at";
+/// A file of a message, as `tx::attach_files!` reads it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttachmentRow {
+    pub message_id: Uuid,
+    #[sqlx(flatten)]
+    pub file: StoredFile,
+}
 
-/// Rows of `files f` that user `$2` may read.
-const READABLE_BY: &str = "f.state = 'ready' AND (f.owner_id = $2 OR EXISTS (
-        SELECT 1 FROM message_files mf
-        JOIN messages m ON m.id = mf.message_id AND m.deleted_at IS NULL
-        JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $2
-        WHERE mf.file_id = f.id))";
+pub(crate) const FILE_COLUMNS: &str =
+    "f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.created_at";
 
 impl Store {
-    /// Records a file whose bytes are stored and checked.
-    pub async fn insert_file(&self, file: &StoredFile) -> StoreResult<()> {
+    /// Records files whose bytes are stored and checked, all or none.
+    pub async fn insert_files(&self, files: &[StoredFile]) -> StoreResult<()> {
         with_writer!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO files (id, owner_id, name, size, content_type, width, height, state, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'ready', $8)",
-            )
-            .bind(file.id)
-            .bind(file.owner_id)
-            .bind(&file.name)
-            .bind(file.size)
-            .bind(&file.content_type)
-            .bind(file.width)
-            .bind(file.height)
-            .bind(file.created_at)
-            .execute(pool)
-            .await?;
+            let mut tx = pool.begin_write().await?;
+            for file in files {
+                sqlx::query(
+                    "INSERT INTO files (id, owner_id, name, size, content_type, width, height, state, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'ready', $8)",
+                )
+                .bind(file.id)
+                .bind(file.owner_id)
+                .bind(&file.name)
+                .bind(file.size)
+                .bind(&file.content_type)
+                .bind(file.width)
+                .bind(file.height)
+                .bind(file.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -55,22 +62,85 @@ impl Store {
         Ok(self.readable_files(user, &[id]).await?.pop())
     }
 
-    /// Those of `ids` that `user` may read (at most as many as `ids`; callers bound the list).
+    /// Those of `ids` that `user` may read, in one query (callers bound the list).
     pub async fn readable_files(&self, user: Uuid, ids: &[Uuid]) -> StoreResult<Vec<StoredFile>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         with_backend!(self, |pool| {
-            let mut found = Vec::with_capacity(ids.len());
-            // One indexed lookup per id: lists are at most 100 long.
-            for id in ids {
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "SELECT {FILE_COLUMNS} FROM files f WHERE f.id = $1 AND {READABLE_BY}"
-                ));
-                let file: Option<StoredFile> = sqlx::query_as(sql).bind(id).bind(user).fetch_optional(pool).await?;
-                found.extend(file);
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT {FILE_COLUMNS} FROM files f WHERE f.state = 'ready' AND f.id IN "
+            ));
+            push_ids(&mut builder, ids.iter().copied());
+            builder.push(" AND (f.owner_id = ");
+            builder.push_bind(user);
+            builder.push(
+                " OR EXISTS (SELECT 1 FROM message_files mf
+                   JOIN messages m ON m.id = mf.message_id AND m.deleted_at IS NULL
+                   JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = ",
+            );
+            builder.push_bind(user);
+            builder.push(" WHERE mf.file_id = f.id))");
+            Ok(builder.build_query_as().fetch_all(pool).await?)
+        })
+    }
+
+    /// How many bytes `owner`'s files take (for `FILE_QUOTA_BYTES`).
+    pub async fn bytes_stored_by(&self, owner: Uuid) -> StoreResult<i64> {
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE owner_id = $1",
+            )
+            .bind(owner)
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+
+    /// Up to `limit` files uploaded before `before` that no message carries: forgets each and
+    /// returns their ids, for their bytes to be removed. A file attached meanwhile stays.
+    pub async fn forget_orphan_files(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>> {
+        with_writer!(self, |pool| {
+            let candidates: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM files f WHERE f.created_at < $1
+                   AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = f.id)
+                 ORDER BY f.created_at LIMIT $2",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            let mut forgotten = Vec::with_capacity(candidates.len());
+            for id in candidates {
+                let deleted = sqlx::query(
+                    "DELETE FROM files WHERE id = $1
+                       AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = $1)",
+                )
+                .bind(id)
+                .execute(pool)
+                .await?;
+                if deleted.rows_affected() > 0 {
+                    forgotten.push(id);
+                }
             }
-            Ok(found)
+            Ok(forgotten)
+        })
+    }
+
+    /// Forgets `owner`'s files `ids` (a send that stored them was refused); their bytes are the
+    /// caller's to remove.
+    pub async fn forget_files(&self, owner: Uuid, ids: &[Uuid]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        with_writer!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new("DELETE FROM files WHERE owner_id = ");
+            builder.push_bind(owner);
+            builder.push(" AND id IN ");
+            push_ids(&mut builder, ids.iter().copied());
+            builder.push(" AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = files.id)");
+            builder.build().execute(pool).await?;
+            Ok(())
         })
     }
 }

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::push_ids;
-use super::tx::{commit_with_events, insert_message, lock_conversation, require_participant, rewrite_events_showing};
+use super::tx::{
+    attach_files, attach_new_files, commit_with_events, insert_message, lock_conversation, require_participant,
+    rewrite_events_showing,
+};
 use super::{
     Conflict, DeleteScope, Dialect, Forbidden, Invalid, Member, Message, MessagePage, MessageReference, MessageRow,
     NewEvent, NewMessage, PayloadRewrite, Quote, Store, StoreError, StoreResult, VisibleMessage, is_unique_violation,
@@ -15,12 +18,16 @@ use super::{
 
 macro_rules! select_messages {
     () => {
-        "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at,
+        concat!(
+            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, u.name AS sender_name, m.content, m.client_id, m.created_at,
                 m.edited_at, m.x, m.deleted_at, r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
-                r.content AS reply_content
+                r.content AS reply_content, ",
+            $crate::store::sql::reply_attachment_type!(),
+            "
          FROM messages m JOIN users u ON u.id = m.sender_id
          LEFT JOIN messages r ON r.id = m.reply_to
          LEFT JOIN users ru ON ru.id = r.sender_id"
+        )
     };
 }
 
@@ -94,12 +101,13 @@ impl Store {
             let quote = match new.reply_to {
                 None => None,
                 Some(reply_to) => {
-                    let quote = sqlx::query_as::<_, Quote>(
+                    let quote = sqlx::query_as::<_, Quote>(concat!(
                         "SELECT r.id AS reply_id, r.sender_id AS reply_sender_id, ru.name AS reply_sender_name,
-                                r.content AS reply_content
-                         FROM messages r JOIN users ru ON ru.id = r.sender_id
-                         WHERE r.id = $1 AND r.conversation_id = $2",
-                    )
+                                r.content AS reply_content, ",
+                        super::sql::reply_attachment_type!(),
+                        " FROM messages r JOIN users ru ON ru.id = r.sender_id
+                         WHERE r.id = $1 AND r.conversation_id = $2"
+                    ))
                     .bind(reply_to)
                     .bind(new.conversation_id)
                     .fetch_optional(&mut *tx)
@@ -112,7 +120,8 @@ impl Store {
                     Ok(Attempt::LostClientIdRace)
                 }
                 Err(error) => Err(error),
-                Ok(message) => {
+                Ok(mut message) => {
+                    message.attachments = attach_new_files!(tx, new)?;
                     commit_with_events!(self, tx, events(&message), new.created_at)?;
                     Ok(Attempt::Stored(Box::new(message)))
                 }
@@ -176,11 +185,12 @@ impl Store {
                 return Err(StoreError::Conflict(Conflict::MessageDeleted));
             }
             require_participant!(tx, conversation, message.member().user())?;
-            let edited: Message = sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
+            let mut edited: Message = sqlx::query_as::<_, MessageRow>(concat!(select_messages!(), " WHERE m.id = $1"))
                 .bind(message.id())
                 .fetch_one(&mut *tx)
                 .await?
                 .into();
+            attach_files!(&mut *tx, std::slice::from_mut(&mut edited))?;
             let read_positions: Vec<(Uuid, i64)> =
                 sqlx::query_as("SELECT user_id, last_read_seq FROM participants WHERE conversation_id = $1")
                     .bind(conversation)
@@ -250,10 +260,18 @@ impl Store {
             .fetch_all(pool)
             .await?)
         })?;
-        Ok(rows
+        let (messages, starred_at): (Vec<Message>, Vec<DateTime<Utc>>) = rows
             .into_iter()
             .map(|row| (Message::from(row.message), row.starred_at))
-            .collect())
+            .unzip();
+        let messages = self.with_attachments(messages).await?;
+        Ok(messages.into_iter().zip(starred_at).collect())
+    }
+
+    /// `messages` with their attachments loaded.
+    pub(super) async fn with_attachments(&self, mut messages: Vec<Message>) -> StoreResult<Vec<Message>> {
+        with_backend!(self, |pool| attach_files!(pool, &mut messages))?;
+        Ok(messages)
     }
 
     /// Deletes messages `ids` of the member's conversation for them (scope `Me`: hidden for
@@ -345,7 +363,10 @@ impl Store {
             .fetch_optional(pool)
             .await?)
         })?;
-        Ok(row.map(Message::from))
+        Ok(self
+            .with_attachments(row.map(Message::from).into_iter().collect())
+            .await?
+            .pop())
     }
 
     /// A page of the member's conversation: newest first, or oldest first when `page.after`
@@ -385,7 +406,8 @@ impl Store {
                 .fetch_all(pool)
                 .await?)
         })?;
-        Ok(rows.into_iter().map(Message::from).collect())
+        self.with_attachments(rows.into_iter().map(Message::from).collect())
+            .await
     }
 
     /// The position of `message` in `conversation`; `Invalid` (about `reference`) when it is
@@ -420,7 +442,8 @@ impl Store {
         })?;
         let mut by_id: std::collections::HashMap<Uuid, Message> =
             rows.into_iter().map(|row| (row.id, Message::from(row))).collect();
-        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+        self.with_attachments(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+            .await
     }
 }
 

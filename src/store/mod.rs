@@ -13,7 +13,7 @@ mod access;
 mod chat_requests;
 mod conversations;
 mod event_log;
-mod files;
+pub(crate) mod files;
 mod groups;
 mod messages;
 pub mod models;
@@ -77,6 +77,8 @@ pub enum Conflict {
 pub enum Invalid {
     /// New members that are not users.
     UnknownUsers(Vec<Uuid>),
+    /// Files that do not exist, are not ready, or were not uploaded by the sender.
+    UnknownFiles(Vec<Uuid>),
     /// A group change that would remove its owner.
     OwnerRemoved,
     /// A group change asked of a direct conversation.

@@ -112,6 +112,9 @@ pub struct Message {
     pub x: Option<String>,
     /// Deleted for everyone: a tombstone without text or custom data.
     pub deleted: bool,
+    /// The files it carries, in order (none on a tombstone). Loaded with
+    /// `tx::attach_files!` wherever messages are read.
+    pub attachments: Vec<super::StoredFile>,
 }
 
 /// For whom messages are deleted.
@@ -185,6 +188,8 @@ pub struct NewMessage {
     pub reply_to: Option<Uuid>,
     /// Custom data: a serialised JSON object, stored and returned untouched.
     pub x: Option<String>,
+    /// Files the sender uploaded, to attach in this order (`Invalid` on `files` otherwise).
+    pub files: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -197,6 +202,9 @@ pub struct Quote {
     pub sender: QuoteSender,
     #[sqlx(rename = "reply_content")]
     pub content: String,
+    /// The content type of its first file, if it carries any.
+    #[sqlx(rename = "reply_attachment_type")]
+    pub attachment_type: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -236,6 +244,7 @@ pub(super) struct MessageRow {
     pub reply_sender_id: Option<Uuid>,
     pub reply_sender_name: Option<String>,
     pub reply_content: Option<String>,
+    pub reply_attachment_type: Option<String>,
 }
 
 /// The quote of a replied-to message from the four nullable columns a LEFT JOIN gives.
@@ -244,12 +253,14 @@ fn quote(
     sender_id: Option<Uuid>,
     sender_name: Option<String>,
     content: Option<String>,
+    attachment_type: Option<String>,
 ) -> Option<Quote> {
     match (id, sender_id, sender_name, content) {
         (Some(id), Some(sender_id), Some(name), Some(content)) => Some(Quote {
             id,
             sender: QuoteSender { id: sender_id, name },
             content,
+            attachment_type,
         }),
         _ => None,
     }
@@ -274,9 +285,11 @@ impl From<MessageRow> for Message {
                 row.reply_sender_id,
                 row.reply_sender_name,
                 row.reply_content,
+                row.reply_attachment_type,
             ),
             x: row.x,
             deleted: row.deleted_at.is_some(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -310,6 +323,7 @@ pub(crate) struct ConversationRow {
     pub reply_sender_id: Option<Uuid>,
     pub reply_sender_name: Option<String>,
     pub reply_content: Option<String>,
+    pub reply_attachment_type: Option<String>,
 }
 
 impl ConversationRow {
@@ -340,9 +354,11 @@ impl ConversationRow {
                         self.reply_sender_id,
                         self.reply_sender_name,
                         self.reply_content,
+                        self.reply_attachment_type,
                     ),
                     x: self.last_message_x,
                     deleted: self.last_message_deleted_at.is_some(),
+                    attachments: Vec::new(),
                 })
             }
             _ => None,

@@ -26,6 +26,16 @@ macro_rules! user_columns {
 }
 pub(crate) use user_columns;
 
+/// The content type of the first file of replied-to message `r` (none once it is deleted for
+/// everyone), so that a quote can say "Photo".
+macro_rules! reply_attachment_type {
+    () => {
+        "(SELECT f.content_type FROM message_files mf JOIN files f ON f.id = mf.file_id
+          WHERE mf.message_id = r.id AND r.deleted_at IS NULL ORDER BY mf.position LIMIT 1) AS reply_attachment_type"
+    };
+}
+pub(crate) use reply_attachment_type;
+
 /// The unread count of participant row `p` in conversation `c`: the messages after the read
 /// position, less those deleted for everyone and those the participant hid. The one place it
 /// is computed. Never negative: both subtracted sets are disjoint subsets of the messages

@@ -174,6 +174,95 @@ macro_rules! group_seats_taken {
 }
 pub(crate) use group_seats_taken;
 
+/// Loads the attachments of `$messages` (a `&mut [Message]`) through `$executor` (a pool, or
+/// `&mut *tx`), in one query; tombstones keep none.
+macro_rules! attach_files {
+    ($executor:expr, $messages:expr) => {
+        $crate::store::tx::store_body(async {
+            let messages: &mut [$crate::store::Message] = $messages;
+            let ids: Vec<uuid::Uuid> = messages
+                .iter()
+                .filter(|message| !message.deleted)
+                .map(|message| message.id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut builder = sqlx::QueryBuilder::new(
+                "SELECT mf.message_id, f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.created_at
+                 FROM message_files mf JOIN files f ON f.id = mf.file_id WHERE mf.message_id IN ",
+            );
+            $crate::store::sql::push_ids(&mut builder, ids);
+            builder.push(" ORDER BY mf.message_id, mf.position");
+            let rows: Vec<$crate::store::files::AttachmentRow> = builder.build_query_as().fetch_all($executor).await?;
+            for row in rows {
+                if let Some(message) = messages.iter_mut().find(|message| message.id == row.message_id) {
+                    message.attachments.push(row.file);
+                }
+            }
+            Ok(())
+        })
+        .await
+    };
+}
+pub(crate) use attach_files;
+
+/// Attaches `$new`'s files (a `&NewMessage`'s, just inserted) to it inside `$tx`: each must be
+/// one its sender uploaded (`Invalid::UnknownFiles` otherwise). Evaluates to them, in order.
+macro_rules! attach_new_files {
+    ($tx:ident, $new:expr) => {
+        $crate::store::tx::store_body(async {
+            let new: &$crate::store::NewMessage = $new;
+            if new.files.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT {} FROM files f WHERE f.state = 'ready' AND f.owner_id = ",
+                $crate::store::files::FILE_COLUMNS
+            ));
+            builder.push_bind(new.sender_id);
+            builder.push(" AND f.id IN ");
+            $crate::store::sql::push_ids(&mut builder, new.files.iter().copied());
+            let found: Vec<$crate::store::StoredFile> = builder.build_query_as().fetch_all(&mut *$tx).await?;
+            let mut attached = Vec::with_capacity(new.files.len());
+            let mut unknown = Vec::new();
+            for id in &new.files {
+                match found.iter().find(|file| file.id == *id) {
+                    Some(file) => attached.push(file.clone()),
+                    None => unknown.push(*id),
+                }
+            }
+            if !unknown.is_empty() {
+                return Err($crate::store::StoreError::Invalid(
+                    $crate::store::Invalid::UnknownFiles(unknown),
+                ));
+            }
+            for (position, file) in attached.iter().enumerate() {
+                let inserted =
+                    sqlx::query("INSERT INTO message_files (message_id, file_id, position) VALUES ($1, $2, $3)")
+                        .bind(new.id)
+                        .bind(file.id)
+                        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                        .execute(&mut *$tx)
+                        .await;
+                match inserted {
+                    Ok(_) => {}
+                    // Swept as an orphan between the read above and this insert.
+                    Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                        return Err($crate::store::StoreError::Invalid(
+                            $crate::store::Invalid::UnknownFiles(vec![file.id]),
+                        ));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Ok(attached)
+        })
+        .await
+    };
+}
+pub(crate) use attach_new_files;
+
 /// Loads users by id inside `$tx`, ordered by id, as the participant lists are.
 macro_rules! users_by_id {
     ($tx:ident, $ids:expr) => {
@@ -280,6 +369,7 @@ macro_rules! insert_message {
                 reply_to: $quote,
                 x: new.x.clone(),
                 deleted: false,
+                attachments: Vec::new(),
             })
         })
         .await
@@ -303,6 +393,7 @@ macro_rules! append_system_message {
                 client_id: None,
                 reply_to: None,
                 x: Some(change.x(user.id, &user.name)),
+                files: Vec::new(),
                 created_at: $now,
             };
             let seq: i64 = sqlx::query_scalar(

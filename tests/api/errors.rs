@@ -182,7 +182,13 @@ async fn json_of_the_wrong_shape_gets_422_validation_failed(backend: Backend) {
             MESSAGE,
             json!({ "convo_id": "abc", "message": "hi" }),
         ),
-        ("message without its text", MESSAGE, json!({ "convo_id": conversation })),
+        // (A message without its text is no longer a shape error: files may stand in for it.
+        // Its 422 comes after the membership check, in messages::invalid_sends_are_refused_with_422.)
+        (
+            "message, files not a list",
+            MESSAGE,
+            json!({ "convo_id": conversation, "message": "hi", "files": "photo.jpg" }),
+        ),
     ];
     for (case, path, body) in cases {
         // Act

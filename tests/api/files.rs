@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::every_store;
 use crate::helpers::{Backend, FileBackend, Reply, TestApp, TestUser, spawn_app_with_files, text};
+use crate::sse::Auth;
 
 /// A PNG's signature and header chunk, then filler: enough for the type to be sniffed.
 fn png(size: usize) -> Vec<u8> {
@@ -32,6 +33,21 @@ struct Part<'a> {
 }
 
 impl<'a> Part<'a> {
+    /// A text field.
+    fn text(field: &'a str, value: &str) -> Self {
+        Self {
+            field,
+            file_name: "",
+            content_type: "",
+            bytes: value.as_bytes().to_vec(),
+        }
+    }
+
+    /// This part under another field name.
+    fn named(self, field: &'a str) -> Self {
+        Self { field, ..self }
+    }
+
     fn file(file_name: &'a str, content_type: &'a str, bytes: Vec<u8>) -> Self {
         Self {
             field: "file",
@@ -47,13 +63,18 @@ const BOUNDARY: &str = "chat-api-test-boundary-7MA4YWxkTrZu0gW";
 fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for part in parts {
-        body.extend_from_slice(
+        let head = if part.file_name.is_empty() {
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n",
+                part.field
+            )
+        } else {
             format!(
                 "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
                 part.field, part.file_name, part.content_type
             )
-            .as_bytes(),
-        );
+        };
+        body.extend_from_slice(head.as_bytes());
         body.extend_from_slice(&part.bytes);
         body.extend_from_slice(b"\r\n");
     }
@@ -62,9 +83,13 @@ fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
 }
 
 async fn upload(app: &TestApp, user: &TestUser, parts: &[Part<'_>]) -> Reply {
+    post_form(app, user, "/api/v1/file", parts).await
+}
+
+async fn post_form(app: &TestApp, user: &TestUser, path: &str, parts: &[Part<'_>]) -> Reply {
     let response = app
         .client
-        .post(app.url("/api/v1/file"))
+        .post(app.url(path))
         .bearer_auth(&user.token)
         .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
         .body(multipart(parts))
@@ -329,7 +354,259 @@ async fn a_file_of_several_parts_streams_through(backend: Backend, files: FileBa
     assert!(bytes == content, "the same bytes came back");
 }
 
+/// Ana uploads a photo and returns its id.
+async fn uploaded_photo(app: &TestApp, user: &TestUser) -> String {
+    let reply = upload(app, user, &[Part::file("photo.png", "image/png", png(2000))]).await;
+    text(&reply.data(StatusCode::CREATED)["files"][0]["_id"])
+}
+
+async fn send_files(app: &TestApp, user: &TestUser, conversation: &str, message: &str, files: &[&str]) -> Reply {
+    app.post(
+        "/api/v1/message",
+        Some(&user.token),
+        &json!({"convo_id": conversation, "message": message, "files": files}),
+    )
+    .await
+}
+
+/// The first attachment's link works without a header, and was signed for `user`.
+async fn assert_link_works_for(app: &TestApp, message: &Value, user: &TestUser) {
+    let url = text(&message["attachments"][0]["url"]);
+    assert_eq!(message["files"], json!([url]), "files repeats the links: {message}");
+    assert!(
+        url.contains(&format!("user={}", user.id)),
+        "signed for its reader: {url}"
+    );
+    let (status, _, bytes) = fetch(app, &url, None, &[]).await;
+    assert_eq!((status, bytes.len()), (StatusCode::OK, 2000));
+}
+
+async fn a_photo_in_a_message_reaches_the_other_participant_and_nobody_else(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let cy = app.register_user("Cy").await;
+    let chat = app.direct_conversation(&ana, &bo).await;
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    let photo = uploaded_photo(&app, &ana).await;
+    let path = format!("/api/v1/file/{photo}");
+    let (status, _, _) = fetch(&app, &path, Some(&bo.token), &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not Bo's before it is sent to him");
+
+    let sent = send_files(&app, &ana, &chat, "", &[&photo]).await;
+
+    let message = sent.data(StatusCode::CREATED)["message"].clone();
+    assert_eq!(message["content"], "");
+    assert_eq!(text(&message["attachments"][0]["_id"]), photo);
+    assert_eq!(message["attachments"][0]["contentType"], "image/png");
+    assert_link_works_for(&app, &message, &ana).await;
+    let live = bo_stream.next_of("message.created").await.data;
+    assert_link_works_for(&app, &live, &bo).await;
+    let listed = app.list_messages(&bo.token, &chat, "").await;
+    assert_link_works_for(&app, &listed.data(StatusCode::OK)["messages"][0], &bo).await;
+    let conversations = app.list_conversations(&bo.token, "").await;
+    let latest = conversations.data(StatusCode::OK)["conversations"][0]["latestMessage"].clone();
+    assert_link_works_for(&app, &latest, &bo).await;
+    let polled = app
+        .stored_events_once(&bo.token, |events| {
+            events.iter().any(|event| event["event"] == "message.created")
+        })
+        .await;
+    let polled = polled.iter().find(|event| event["event"] == "message.created").unwrap();
+    assert_link_works_for(&app, &polled["data"], &bo).await;
+    let (status, _, _) = fetch(&app, &path, Some(&bo.token), &[]).await;
+    assert_eq!(status, StatusCode::OK, "Bo is in the conversation it was sent to");
+    let (status, _, _) = fetch(&app, &path, Some(&cy.token), &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "Cy is not");
+    let borrowed = text(&live["attachments"][0]["url"]).replace(&bo.id, &cy.id);
+    let (status, _, _) = fetch(&app, &borrowed, None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "Bo's link does not become Cy's");
+    let reply = app
+        .post(
+            "/api/v1/message",
+            Some(&bo.token),
+            &json!({"convo_id": chat, "message": "nice!", "replyTo": message["_id"]}),
+        )
+        .await;
+    let quote = reply.data(StatusCode::CREATED)["message"]["replyTo"].clone();
+    assert_eq!(
+        (quote["hasAttachments"].clone(), quote["attachmentType"].clone()),
+        (json!(true), json!("image/png")),
+        "a quote can say Photo"
+    );
+}
+
+async fn only_ones_own_uploads_can_be_attached(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let chat = app.direct_conversation(&ana, &bo).await;
+    let bos = uploaded_photo(&app, &bo).await;
+    let mine = uploaded_photo(&app, &ana).await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let eleven: Vec<String> = (0..11).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+
+    let foreign = send_files(&app, &ana, &chat, "look", &[&mine, &bos]).await;
+    let made_up = send_files(&app, &ana, &chat, "look", &[&unknown]).await;
+    let too_many = send_files(&app, &ana, &chat, "look", &eleven).await;
+    let nothing = send_files(&app, &ana, &chat, "", &[]).await;
+
+    for refused in [&foreign, &made_up, &too_many] {
+        refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(refused.body["error"]["fields"]["files"].is_string(), "{}", refused.body);
+    }
+    nothing.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let listed = app.list_messages(&ana.token, &chat, "").await;
+    assert_eq!(listed.data(StatusCode::OK)["messages"], json!([]), "nothing was sent");
+    let (status, _, _) = fetch(&app, &format!("/api/v1/file/{bos}"), Some(&ana.token), &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused send gave Ana nothing of Bo's"
+    );
+}
+
+async fn deleting_for_everyone_takes_the_files_from_the_others(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let chat = app.direct_conversation(&ana, &bo).await;
+    let photo = uploaded_photo(&app, &ana).await;
+    let sent = send_files(&app, &ana, &chat, "our trip", &[&photo]).await;
+    let message = text(&sent.data(StatusCode::CREATED)["message"]["_id"]);
+    let path = format!("/api/v1/file/{photo}");
+    let (status, _, _) = fetch(&app, &path, Some(&bo.token), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+
+    app.delete_message(&ana, &message, "all").await.data(StatusCode::OK);
+
+    let (status, _, _) = fetch(&app, &path, Some(&bo.token), &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "gone for Bo");
+    let (status, _, _) = fetch(&app, &path, Some(&ana.token), &[]).await;
+    assert_eq!(status, StatusCode::OK, "still the uploader's");
+    let listed = app.list_messages(&bo.token, &chat, "").await;
+    let tombstone = listed.data(StatusCode::OK)["messages"][0].clone();
+    assert_eq!(
+        (tombstone["attachments"].clone(), tombstone["files"].clone()),
+        (json!([]), json!([]))
+    );
+    let events = app
+        .stored_events_once(&bo.token, |events| {
+            events.iter().any(|event| event["event"] == "message.deleted")
+        })
+        .await;
+    let created = events.iter().find(|event| event["event"] == "message.created").unwrap();
+    assert_eq!(created["data"]["attachments"], json!([]), "the log no longer shows it");
+}
+
+async fn uploads_no_message_carries_are_removed_after_the_orphan_ttl(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[("FILE_ORPHAN_TTL", "3")]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let chat = app.direct_conversation(&ana, &bo).await;
+    let kept = uploaded_photo(&app, &ana).await;
+    send_files(&app, &ana, &chat, "", &[&kept])
+        .await
+        .data(StatusCode::CREATED);
+    let orphan = uploaded_photo(&app, &ana).await;
+
+    let mut swept = false;
+    for _ in 0..100 {
+        let (status, _, _) = fetch(&app, &format!("/api/v1/file/{orphan}"), Some(&ana.token), &[]).await;
+        if status == StatusCode::NOT_FOUND {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    assert!(swept, "the orphan upload was removed");
+    let (status, _, _) = fetch(&app, &format!("/api/v1/file/{kept}"), Some(&bo.token), &[]).await;
+    assert_eq!(status, StatusCode::OK, "the sent one stays");
+    let mut objects = stored_objects(&app).await;
+    for _ in 0..50 {
+        if objects == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        objects = stored_objects(&app).await;
+    }
+    assert_eq!(objects, 1, "the orphan's bytes went too");
+}
+
+async fn the_quota_counts_every_upload(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[("FILE_QUOTA_BYTES", "5000")]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+
+    let first = upload(&app, &ana, &[Part::file("a.txt", "text/plain", text_bytes(3000))]).await;
+    let second = upload(&app, &ana, &[Part::file("b.txt", "text/plain", text_bytes(3000))]).await;
+    let small = upload(&app, &ana, &[Part::file("c.txt", "text/plain", text_bytes(1500))]).await;
+    let others = upload(&app, &bo, &[Part::file("d.txt", "text/plain", text_bytes(3000))]).await;
+
+    first.data(StatusCode::CREATED);
+    second.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded");
+    small.data(StatusCode::CREATED);
+    others.data(StatusCode::CREATED);
+    assert_eq!(stored_objects(&app).await, 3, "the refused one left nothing");
+}
+
+async fn a_chatify_form_sends_text_and_files_in_one_request(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let cy = app.register_user("Cy").await;
+    let chat = app.direct_conversation(&ana, &bo).await;
+    let others = app.direct_conversation(&bo, &cy).await;
+
+    let sent = post_form(
+        &app,
+        &ana,
+        "/api/v1/message",
+        &[
+            Part::text("convo_id", &chat),
+            Part::text("message", "the contract"),
+            Part {
+                field: "files",
+                file_name: "contract.pdf",
+                content_type: "application/pdf",
+                bytes: b"%PDF-1.7\n1 0 obj\n".repeat(100),
+            },
+        ],
+    )
+    .await;
+    let into_a_stranger_chat = post_form(
+        &app,
+        &ana,
+        "/api/v1/message",
+        &[
+            Part::text("convo_id", &others),
+            Part::file("photo.png", "image/png", png(2000)).named("files"),
+        ],
+    )
+    .await;
+
+    let message = sent.data(StatusCode::CREATED)["message"].clone();
+    assert_eq!(message["content"], "the contract");
+    assert_eq!(message["attachments"][0]["contentType"], "application/pdf");
+    assert_eq!(message["attachments"][0]["name"], "contract.pdf");
+    let listed = app.list_messages(&bo.token, &chat, "").await;
+    let url = text(&listed.data(StatusCode::OK)["messages"][0]["attachments"][0]["url"]);
+    let (status, headers, _) = fetch(&app, &url, None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header(&headers, "content-disposition").starts_with("attachment"));
+    into_a_stranger_chat.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(stored_objects(&app).await, 1, "the refused send kept nothing");
+}
+
 every_store!(
+    a_chatify_form_sends_text_and_files_in_one_request,
+    uploads_no_message_carries_are_removed_after_the_orphan_ttl,
+    the_quota_counts_every_upload,
+    a_photo_in_a_message_reaches_the_other_participant_and_nobody_else,
+    only_ones_own_uploads_can_be_attached,
+    deleting_for_everyone_takes_the_files_from_the_others,
     an_upload_is_stored_and_only_its_uploader_reads_it,
     signed_links_work_without_a_header_until_altered,
     an_expired_link_is_refused,

@@ -161,7 +161,10 @@ async fn a_reply_carries_a_compact_quote_of_the_message_it_answers(backend: Back
         .await;
 
     let answer = reply.data(StatusCode::CREATED)["message"].clone();
-    let quote = json!({"_id": question, "sender": {"_id": ana.id, "name": "Ana"}, "content": "Lunch?"});
+    let quote = json!({
+        "_id": question, "sender": {"_id": ana.id, "name": "Ana"}, "content": "Lunch?",
+        "hasAttachments": false, "attachmentType": null,
+    });
     assert_eq!(answer["replyTo"], quote);
     // (A stream opened without a position may first repeat events from just before it opened.)
     ana_stream.next_until(|event| event.data == answer).await;

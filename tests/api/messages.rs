@@ -80,6 +80,7 @@ async fn sending_a_message_returns_201_with_the_stored_message(backend: Backend)
         keys(message),
         [
             "_id",
+            "attachments",
             "clientId",
             "content",
             "conversation",
@@ -261,9 +262,9 @@ async fn invalid_sends_are_refused_with_422(backend: Backend) {
             Names::Field("message"),
         ),
         (
-            "message missing",
+            "message missing (and no files)",
             json!({ "convo_id": conversation }),
-            Names::InMessage("`message`"),
+            Names::Field("message"),
         ),
         (
             "message not text",
