@@ -92,6 +92,8 @@ pub struct FileSettings {
     pub orphan_ttl: Duration,
     /// The most bytes one user's files may take (`None`: unlimited).
     pub quota_bytes: Option<u64>,
+    /// How many uploads one user may have running at once (per instance).
+    pub max_concurrent_uploads: usize,
 }
 
 impl Config {
@@ -295,6 +297,7 @@ fn file_settings(
         },
         url_ttl: Duration::from_secs(at_most(get, "FILE_URL_TTL", 3600, 7 * 86_400)?),
         orphan_ttl: Duration::from_secs(positive(get, "FILE_ORPHAN_TTL", 86_400)?),
+        max_concurrent_uploads: positive(get, "FILE_MAX_CONCURRENT_UPLOADS", 3)? as usize,
         quota_bytes: get("FILE_QUOTA_BYTES")
             .map(|_| positive(get, "FILE_QUOTA_BYTES", 1))
             .transpose()?,

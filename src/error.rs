@@ -207,6 +207,14 @@ impl ApiError {
         }
     }
 
+    /// The same error, told in other words.
+    pub fn with_message(self, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..self
+        }
+    }
+
     /// Names the budget a 429 used up: `quota` requests per `window_seconds`, sent as the
     /// IETF `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers).
     pub fn with_policy(self, name: &'static str, quota: u32, window_seconds: u64) -> Self {

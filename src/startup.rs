@@ -117,6 +117,7 @@ impl Application {
             files: files.clone(),
             file_links,
             file_quota,
+            upload_slots: crate::files::UploadSlots::new(config.files.max_concurrent_uploads),
         });
         tokio::spawn(forget_idle_rate_limits(state.clone()));
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

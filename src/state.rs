@@ -30,6 +30,8 @@ pub struct AppState {
     pub file_links: crate::files::links::FileLinks,
     /// `FILE_QUOTA_BYTES`: the most one user's files may take.
     pub file_quota: Option<u64>,
+    /// `FILE_MAX_CONCURRENT_UPLOADS`, per user.
+    pub upload_slots: crate::files::UploadSlots,
 }
 
 impl AppState {
@@ -49,6 +51,15 @@ impl AppState {
     pub fn file_signer(&self, reader: uuid::Uuid) -> impl Fn(uuid::Uuid, &str) -> String + '_ {
         let now = crate::store::now();
         move |file, variant| self.file_links.path(file, variant, reader, now)
+    }
+
+    /// A slot for one more upload of `user`'s: 429 while they have
+    /// `FILE_MAX_CONCURRENT_UPLOADS` running. Hold it for the upload.
+    pub fn upload_slot(&self, user: uuid::Uuid) -> Result<crate::files::UploadSlot, ApiError> {
+        self.upload_slots.try_take(user).ok_or_else(|| {
+            ApiError::rate_limited(1)
+                .with_message("you have as many uploads running as allowed; wait for one to finish")
+        })
     }
 
     /// Counts one `action` by `user` against their budget: 429 past it.

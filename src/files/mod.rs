@@ -310,3 +310,52 @@ impl Drop for StoredSoFar {
         }
     }
 }
+
+/// How many uploads each user may have running at once (`FILE_MAX_CONCURRENT_UPLOADS`): each
+/// holds a store upload and up to three 5 MiB buffers, so a user may not open hundreds.
+#[derive(Clone)]
+pub struct UploadSlots {
+    max: usize,
+    taken: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>,
+}
+
+/// One running upload of a user's; the slot frees itself when dropped.
+pub struct UploadSlot {
+    user: Uuid,
+    taken: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>,
+}
+
+impl UploadSlots {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            taken: Arc::default(),
+        }
+    }
+
+    /// A slot for `user`, unless they have `max` uploads running.
+    pub fn try_take(&self, user: Uuid) -> Option<UploadSlot> {
+        let mut taken = self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = taken.entry(user).or_default();
+        if *running >= self.max {
+            return None;
+        }
+        *running += 1;
+        Some(UploadSlot {
+            user,
+            taken: self.taken.clone(),
+        })
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut taken = self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(running) = taken.get_mut(&self.user) {
+            *running -= 1;
+            if *running == 0 {
+                taken.remove(&self.user);
+            }
+        }
+    }
+}

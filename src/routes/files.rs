@@ -67,7 +67,7 @@ pub struct FilesData {
         (status = 408, description = "Nothing arrived for 60 s", body = ErrorEnvelope),
         (status = 415, description = "Not `multipart/form-data` (`unsupported_media_type`), or a file of a type not allowed (`file_type_not_allowed`)", body = ErrorEnvelope),
         (status = 422, description = "No `file` part, more than 10, or an empty file (`validation_failed`)", body = ErrorEnvelope),
-        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`), or `FILE_MAX_CONCURRENT_UPLOADS` of theirs running", body = ErrorEnvelope),
     )
 )]
 #[post("")]
@@ -77,6 +77,7 @@ pub async fn upload_files(
     parts: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Upload, caller.user_id)?;
+    let _slot = state.upload_slot(caller.user_id)?;
     let mut form = Form::new(&state.files);
     let read = read_form(&state, caller.user_id, parts, "file", &mut form).await;
     let recorded = match read {

@@ -156,6 +156,7 @@ pub async fn send_message(
     // Chatify's form: `convo_id`, `message` and `files` parts in one request. The files are
     // stored first, then sent; a refused send takes them back.
     state.check_rate_limit(Action::Upload, caller.user_id)?;
+    let _slot = state.upload_slot(caller.user_id)?;
     let parts = Multipart::new(request.headers(), payload);
     let mut form = Form::new(&state.files);
     let outcome = async {

@@ -600,7 +600,56 @@ async fn a_chatify_form_sends_text_and_files_in_one_request(backend: Backend, fi
     assert_eq!(stored_objects(&app).await, 1, "the refused send kept nothing");
 }
 
+async fn a_user_has_a_bounded_number_of_uploads_running(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[("FILE_MAX_CONCURRENT_UPLOADS", "1")]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    // Ana's first upload sends its head and some bytes, then waits.
+    let body = multipart(&[Part::file("slow.txt", "text/plain", text_bytes(20_000))]);
+    let (head, rest) = body.split_at(10_000);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    sender.send(Ok(head.to_vec())).await.unwrap();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let slow = app
+        .client
+        .post(app.url("/api/v1/file"))
+        .bearer_auth(&ana.token)
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send();
+    let slow = tokio::spawn(slow);
+    // Give the first time to reach the handler (a second sent before would take the slot).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!slow.is_finished(), "the first upload is still running");
+    let mut refused = None;
+    for _ in 0..100 {
+        let second = upload(&app, &ana, &[Part::file("b.txt", "text/plain", text_bytes(100))]).await;
+        if second.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(second);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    refused
+        .expect("a second upload is refused while the first runs")
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    upload(&app, &bo, &[Part::file("c.txt", "text/plain", text_bytes(100))])
+        .await
+        .data(StatusCode::CREATED);
+    sender.send(Ok(rest.to_vec())).await.unwrap();
+    drop(sender);
+    let finished = slow.await.unwrap().unwrap();
+    assert_eq!(finished.status(), StatusCode::CREATED);
+    upload(&app, &ana, &[Part::file("d.txt", "text/plain", text_bytes(100))])
+        .await
+        .data(StatusCode::CREATED);
+}
+
 every_store!(
+    a_user_has_a_bounded_number_of_uploads_running,
     a_chatify_form_sends_text_and_files_in_one_request,
     uploads_no_message_carries_are_removed_after_the_orphan_ttl,
     the_quota_counts_every_upload,
