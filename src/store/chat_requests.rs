@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::sql::direct_key;
 use super::tx::{
-    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, lock_conversation,
+    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, join_group, lock_conversation,
     require_participant, users_by_id,
 };
 use super::{
@@ -296,24 +296,7 @@ impl Store {
                 return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
             }
             let joined = if accept {
-                sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
-                    .bind(group)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_tx, joined_id)
-                     VALUES ($1, $2, 'member', $3, {join_position})
-                     ON CONFLICT DO NOTHING",
-                    join_position = pool.join_position()
-                ));
-                let inserted = sqlx::query(sql)
-                    .bind(group)
-                    .bind(user)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if inserted.rows_affected() == 0 {
+                if !join_group!(tx, pool, group, user, now)? {
                     // A member already (added another way): nothing to join.
                     return Err(StoreError::Conflict(Conflict::ChatRequestAnswered));
                 }

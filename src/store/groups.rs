@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::chat_requests::SELECT_INVITATIONS;
 use super::sql::user_columns;
 use super::tx::{
-    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, invite_to_group,
+    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, invite_to_group, join_group,
     lock_conversation, require_participant, users_by_id,
 };
 use super::{
@@ -140,26 +140,7 @@ impl Store {
                     continue;
                 }
                 // Added outright (their policy allows it now): an old invitation is moot.
-                sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
-                    .bind(conversation)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                // They read the group's events from here on, not its past (the history stays
-                // readable through the message routes).
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_tx, joined_id)
-                     VALUES ($1, $2, 'member', $3, {join_position})
-                     ON CONFLICT DO NOTHING",
-                    join_position = pool.join_position()
-                ));
-                let inserted = sqlx::query(sql)
-                    .bind(conversation)
-                    .bind(user)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if inserted.rows_affected() > 0 {
+                if join_group!(tx, pool, conversation, *user, now)? {
                     added.push(found);
                 }
             }

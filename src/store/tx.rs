@@ -263,6 +263,36 @@ macro_rules! attach_new_files {
 }
 pub(crate) use attach_new_files;
 
+/// Makes `$user` a member of group `$group` inside `$tx` (whose pool is `$pool`), reading the
+/// group's events from now on (the history stays readable through the message routes); an
+/// invitation of theirs goes. Whether they were not a member before.
+macro_rules! join_group {
+    ($tx:ident, $pool:ident, $group:expr, $user:expr, $now:expr) => {
+        $crate::store::tx::store_body(async {
+            sqlx::query("DELETE FROM group_invitations WHERE conversation_id = $1 AND user_id = $2")
+                .bind($group)
+                .bind($user)
+                .execute(&mut *$tx)
+                .await?;
+            let sql = sqlx::AssertSqlSafe(format!(
+                "INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_tx, joined_id)
+                 VALUES ($1, $2, 'member', $3, {join_position})
+                 ON CONFLICT DO NOTHING",
+                join_position = $pool.join_position()
+            ));
+            let inserted = sqlx::query(sql)
+                .bind($group)
+                .bind($user)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            Ok(inserted.rows_affected() > 0)
+        })
+        .await
+    };
+}
+pub(crate) use join_group;
+
 /// Loads users by id inside `$tx`, ordered by id, as the participant lists are.
 macro_rules! users_by_id {
     ($tx:ident, $ids:expr) => {
