@@ -294,6 +294,14 @@ fn file_settings(
         rules: UploadRules {
             max_bytes: positive(get, "FILE_MAX_BYTES", 25 * 1024 * 1024)?,
             allowed_types,
+            images: crate::files::images::ImageLimits {
+                max_pixels: positive(
+                    get,
+                    "IMAGE_MAX_PIXELS",
+                    crate::files::images::ImageLimits::default().max_pixels,
+                )?,
+                ..crate::files::images::ImageLimits::default()
+            },
         },
         url_ttl: Duration::from_secs(at_most(get, "FILE_URL_TTL", 3600, 7 * 86_400)?),
         orphan_ttl: Duration::from_secs(positive(get, "FILE_ORPHAN_TTL", 86_400)?),

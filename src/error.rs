@@ -112,6 +112,13 @@ error_codes! {
     QuotaExceeded = "quota_exceeded",
     /// A `Range` outside the file.
     RangeNotSatisfiable = "range_not_satisfiable",
+    /// A picture with more pixels than `IMAGE_MAX_PIXELS`, or needing more memory to decode
+    /// (a decompression bomb): refused, nothing kept.
+    ImageTooLarge = "image_too_large",
+    /// A two-step upload whose bytes have not (all) arrived at its `uploadUrl` yet.
+    UploadIncomplete = "upload_incomplete",
+    /// Bytes sent for a two-step upload that is complete already.
+    UploadComplete = "upload_complete",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -118,6 +118,7 @@ impl Application {
             file_links,
             file_quota,
             upload_slots: crate::files::UploadSlots::new(config.files.max_concurrent_uploads),
+            upload_url_ttl: config.files.url_ttl.min(config.files.orphan_ttl / 2),
         });
         tokio::spawn(forget_idle_rate_limits(state.clone()));
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

@@ -32,6 +32,10 @@ pub struct AppState {
     pub file_quota: Option<u64>,
     /// `FILE_MAX_CONCURRENT_UPLOADS`, per user.
     pub upload_slots: crate::files::UploadSlots,
+    /// How long a two-step upload's `uploadUrl` works: `FILE_URL_TTL`, but never past
+    /// `FILE_ORPHAN_TTL` (the announced file is swept then, and bytes arriving later would
+    /// belong to no one).
+    pub upload_url_ttl: std::time::Duration,
 }
 
 impl AppState {

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::MessagePolicy;
-use crate::store::{Conversation, Message, StoredFile, User, UserRef};
+use crate::store::{Conversation, Message, MessageLink, StoredFile, User, UserRef};
 
 /// Whose email a reader sees: their own always, other people's only where the deployment
 /// shows them to everyone (`USER_EMAILS_VISIBLE`, for company directories). Every view of a
@@ -91,10 +91,18 @@ pub struct MessageView {
     pub sender: SenderView,
     #[schema(example = "Hello!")]
     pub content: String,
-    /// Links to the attached files, in order (Chatify's shape): each attachment's `url`.
+    /// Links to the uploaded files attached, in order (Chatify's shape): each file
+    /// attachment's `url`.
     pub files: Vec<String>,
-    /// The attached files (none on a tombstone), with signed links for the reader.
-    pub attachments: Vec<FileView>,
+    /// What it carries (nothing on a tombstone): the uploaded files, in order, with links
+    /// signed for the reader (`kind: "file"`), then the URLs it points at (`kind: "image_url"`
+    /// or `"link"`).
+    pub attachments: Vec<AttachmentView>,
+    /// The image URL sent as `imageUrl` (the chat-requests API's field); `null` if none.
+    #[schema(example = "https://example.com/cat.jpg")]
+    pub image_url: Option<String>,
+    /// The page URL sent as `linkPreviewUrl`; `null` if none. The server fetches neither.
+    pub link_preview_url: Option<String>,
     /// The sender's idempotency key, if one was given.
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -163,18 +171,35 @@ pub struct QuoteView {
 
 impl From<Message> for MessageView {
     fn from(message: Message) -> Self {
-        let attachments: Vec<FileView> = message
+        let files = message.attachments.iter().map(|file| file_path(file.id, "")).collect();
+        let link = |kind: &str| {
+            message
+                .links
+                .iter()
+                .find(|link| link.kind == kind)
+                .map(|link| link.url.clone())
+        };
+        let (image_url, link_preview_url) = (link(MessageLink::IMAGE), link(MessageLink::LINK));
+        let attachments = message
             .attachments
             .into_iter()
-            .map(|file| FileView::new(file, file_path))
+            .map(|file| AttachmentView::File(FileView::new(file, file_path)))
+            .chain(message.links.into_iter().map(|link| {
+                AttachmentView::Url(UrlAttachmentView {
+                    kind: link.kind,
+                    url: link.url,
+                })
+            }))
             .collect();
         Self {
             id: message.id,
             conversation: message.conversation_id,
             sender: message.sender.into(),
             content: message.content,
-            files: attachments.iter().map(|file| file.url.clone()).collect(),
+            files,
             attachments,
+            image_url,
+            link_preview_url,
             client_id: message.client_id,
             created_at: message.created_at,
             edited_at: message.edited_at,
@@ -316,10 +341,31 @@ impl From<crate::store::ChatRequest> for ChatRequestView {
     }
 }
 
+/// One thing a message carries: an uploaded file, or a URL.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AttachmentView {
+    File(FileView),
+    Url(UrlAttachmentView),
+}
+
+/// A URL a message points at, as sent (the server fetches nothing).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct UrlAttachmentView {
+    /// `image_url` (sent as `imageUrl`) or `link` (sent as `linkPreviewUrl`).
+    #[schema(example = "image_url")]
+    pub kind: String,
+    #[schema(example = "https://example.com/cat.jpg")]
+    pub url: String,
+}
+
 /// An uploaded file, with links signed for the reader.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileView {
+    /// Always `file` (beside the URL kinds of a message's `attachments`).
+    #[schema(example = "file")]
+    pub kind: &'static str,
     #[serde(rename = "_id")]
     pub id: Uuid,
     /// For display: the uploaded name without folders or control characters.
@@ -345,8 +391,9 @@ impl FileView {
     /// `file` with links from `sign(file id, variant)` (`""`: the file itself).
     pub fn new(file: StoredFile, sign: impl Fn(Uuid, &str) -> String) -> Self {
         Self {
+            kind: "file",
             url: sign(file.id, ""),
-            thumbnail_url: None,
+            thumbnail_url: file.thumbnail_type.as_ref().map(|_| sign(file.id, "/thumbnail")),
             id: file.id,
             name: file.name,
             size: file.size,

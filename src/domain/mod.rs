@@ -127,6 +127,44 @@ impl MessageText {
     }
 }
 
+/// A URL a message points at (`imageUrl`, `linkPreviewUrl`): absolute `http://` or
+/// `https://` with a host, at most 2,048 bytes, no white space or control characters. Only
+/// stored and shown, never fetched by the server; the scheme check keeps `javascript:` and
+/// `data:` links out of the `href`s and `src`s that clients build from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalUrl(String);
+
+impl ExternalUrl {
+    pub const MAX_BYTES: usize = 2048;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() > Self::MAX_BYTES {
+            return Err(format!("must be at most {} bytes", Self::MAX_BYTES));
+        }
+        let lowered = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+        let rest = if lowered.starts_with("https://") {
+            &raw[8..]
+        } else if lowered.starts_with("http://") {
+            &raw[7..]
+        } else {
+            return Err("must be an http:// or https:// URL".into());
+        };
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = host.rsplit('@').next().unwrap_or_default();
+        if host.is_empty() || host.starts_with(':') {
+            return Err("must name a host".into());
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 /// A client's idempotency key for a send: 1 to 100 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientId(String);
@@ -231,6 +269,30 @@ mod tests {
         assert!(Name::parse(&"é".repeat(100)).is_ok());
         assert!(Name::parse(&"é".repeat(101)).is_err());
         assert!(Name::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn external_urls_are_http_with_a_host() {
+        for good in [
+            "https://example.com/a.jpg",
+            "HTTP://example.com",
+            "https://u@h:8080/p?q#f",
+        ] {
+            assert!(ExternalUrl::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "https://",
+            "https:///path",
+            "https://:80/",
+            "https://exa mple.com",
+            "ftp://example.com",
+            "//example.com",
+        ] {
+            assert!(ExternalUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ExternalUrl::parse(&format!("https://h/{}", "a".repeat(2048))).is_err());
     }
 
     #[test]

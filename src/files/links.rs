@@ -25,6 +25,15 @@ impl std::fmt::Debug for FileLinks {
     }
 }
 
+/// What a signed link allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// `GET` the file or its thumbnail.
+    Read,
+    /// `PUT` the bytes of a two-step upload.
+    Upload,
+}
+
 /// The query of a signed link.
 #[derive(Clone, Copy, Debug)]
 pub struct SignedQuery<'a> {
@@ -44,23 +53,63 @@ impl FileLinks {
         }
     }
 
-    fn mac(&self, file: Uuid, user: Uuid, expires: i64) -> HmacSha256 {
+    /// Over the file, the user, the expiry and what the link lets one do: a download link
+    /// (`Purpose::Read`) can never pass as an upload link.
+    fn mac(&self, purpose: Purpose, file: Uuid, user: Uuid, expires: i64) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(format!("{file}:{user}:{expires}").as_bytes());
+        match purpose {
+            Purpose::Read => mac.update(format!("{file}:{user}:{expires}").as_bytes()),
+            Purpose::Upload => mac.update(format!("upload:{file}:{user}:{expires}").as_bytes()),
+        }
         mac
+    }
+
+    fn expiry(now: chrono::DateTime<chrono::Utc>, ttl: std::time::Duration) -> i64 {
+        now.timestamp()
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Where `user` `PUT`s the bytes of their two-step upload `file` (a local store), valid
+    /// for `ttl`; and when it stops working.
+    pub fn upload_path(
+        &self,
+        file: Uuid,
+        user: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: std::time::Duration,
+    ) -> (String, i64) {
+        let expires = Self::expiry(now, ttl);
+        let signature = hex(&self.mac(Purpose::Upload, file, user, expires).finalize().into_bytes());
+        (
+            format!("/api/v1/file/{file}/content?expires={expires}&user={user}&signature={signature}"),
+            expires,
+        )
     }
 
     /// The path of `file` (or of its `variant`, e.g. `/thumbnail`) for `user`, valid for the TTL.
     pub fn path(&self, file: Uuid, variant: &str, user: Uuid, now: chrono::DateTime<chrono::Utc>) -> String {
-        let expires = now
-            .timestamp()
-            .saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX));
-        let signature = hex(&self.mac(file, user, expires).finalize().into_bytes());
+        let expires = Self::expiry(now, self.ttl);
+        let signature = hex(&self.mac(Purpose::Read, file, user, expires).finalize().into_bytes());
         format!("/api/v1/file/{file}{variant}?expires={expires}&user={user}&signature={signature}")
     }
 
     /// Does `query` sign `file` for its user, and has it not expired?
     pub fn verify(&self, file: Uuid, query: SignedQuery<'_>, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.verify_for(Purpose::Read, file, query, now)
+    }
+
+    /// Is `query` a valid upload link for `file`?
+    pub fn verify_upload(&self, file: Uuid, query: SignedQuery<'_>, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.verify_for(Purpose::Upload, file, query, now)
+    }
+
+    fn verify_for(
+        &self,
+        purpose: Purpose,
+        file: Uuid,
+        query: SignedQuery<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
         if query.expires < now.timestamp() {
             return false;
         }
@@ -68,7 +117,7 @@ impl FileLinks {
             return false;
         };
         // Constant-time comparison.
-        self.mac(file, query.user, query.expires)
+        self.mac(purpose, file, query.user, query.expires)
             .verify_slice(&signature)
             .is_ok()
     }
@@ -128,5 +177,19 @@ mod tests {
             ..signed
         };
         assert!(!links.verify(file, tampered, now), "a later expiry");
+        assert!(
+            !links.verify_upload(file, signed, now),
+            "a download link is no upload link"
+        );
+        let (upload, _) = links.upload_path(file, user, now, std::time::Duration::from_secs(60));
+        let upload_signature = upload.rsplit_once("signature=").unwrap().1;
+        let upload_expires = upload.split("expires=").nth(1).unwrap().split('&').next().unwrap();
+        let upload = SignedQuery {
+            expires: upload_expires.parse().unwrap(),
+            user,
+            signature: upload_signature,
+        };
+        assert!(links.verify_upload(file, upload, now));
+        assert!(!links.verify(file, upload, now), "an upload link is no download link");
     }
 }

@@ -8,6 +8,7 @@
 //! upload of 5 MiB parts, at most two in flight), so memory does not grow with the file's size,
 //! and the size limit stops it the moment it is passed, aborting what was written.
 
+pub mod images;
 pub mod links;
 pub mod sniff;
 
@@ -59,6 +60,8 @@ pub struct UploadRules {
     pub max_bytes: u64,
     /// Sniffed content types that are accepted.
     pub allowed_types: Vec<String>,
+    /// How photos are read for their size and thumbnail.
+    pub images: images::ImageLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,8 @@ pub enum FileError {
     TypeNotAllowed(String),
     #[error("the file is empty")]
     Empty,
+    #[error(transparent)]
+    ImageTooLarge(images::ImageError),
     #[error("the file store failed: {0}")]
     Storage(#[from] object_store::Error),
     #[error("cannot open the file store: {0}")]
@@ -85,20 +90,29 @@ pub struct StoredBytes {
 #[derive(Clone)]
 pub struct FileStore {
     objects: Arc<dyn ObjectStore>,
+    /// S3's: presigned URLs for the two-step upload (`None` for a local folder).
+    signer: Option<Arc<dyn object_store::signer::Signer>>,
     prefix: Option<String>,
     rules: Arc<UploadRules>,
+    /// Photo decodes running on this instance (see [`images`]).
+    decodes: Arc<tokio::sync::Semaphore>,
 }
 
 impl FileStore {
     pub fn open(location: &Location, rules: UploadRules) -> Result<Self, FileError> {
-        let (objects, prefix): (Arc<dyn ObjectStore>, Option<String>) = match location {
+        type Opened = (
+            Arc<dyn ObjectStore>,
+            Option<Arc<dyn object_store::signer::Signer>>,
+            Option<String>,
+        );
+        let (objects, signer, prefix): Opened = match location {
             Location::Local(folder) => {
                 std::fs::create_dir_all(folder)
                     .map_err(|error| FileError::Open(format!("{}: {error}", folder.display())))?;
                 let local = object_store::local::LocalFileSystem::new_with_prefix(folder)
                     .map_err(|error| FileError::Open(error.to_string()))?
                     .with_automatic_cleanup(true);
-                (Arc::new(local), None)
+                (Arc::new(local), None, None)
             }
             Location::S3(s3) => {
                 let mut builder = object_store::aws::AmazonS3Builder::new()
@@ -112,16 +126,19 @@ impl FileStore {
                 if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
                     builder = builder.with_access_key_id(id).with_secret_access_key(secret);
                 }
-                let store = builder.build().map_err(|error| FileError::Open(error.to_string()))?;
+                let store = Arc::new(builder.build().map_err(|error| FileError::Open(error.to_string()))?);
                 (
-                    Arc::new(store),
+                    store.clone(),
+                    Some(store),
                     Some(s3.prefix.clone()).filter(|prefix| !prefix.is_empty()),
                 )
             }
         };
         Ok(Self {
             objects,
+            signer,
             prefix,
+            decodes: Arc::new(tokio::sync::Semaphore::new(rules.images.concurrent.max(1))),
             rules: Arc::new(rules),
         })
     }
@@ -130,19 +147,71 @@ impl FileStore {
         &self.rules
     }
 
-    fn key(&self, id: Uuid) -> ObjectPath {
+    /// Where the bytes of file `id` (`Variant::Original`) or its thumbnail are.
+    fn key(&self, id: Uuid, variant: Variant) -> ObjectPath {
+        let folder = match variant {
+            Variant::Original => "files",
+            Variant::Thumbnail => "thumbnails",
+        };
         match &self.prefix {
-            Some(prefix) => ObjectPath::from(format!("{prefix}/files/{id}")),
-            None => ObjectPath::from(format!("files/{id}")),
+            Some(prefix) => ObjectPath::from(format!("{prefix}/{folder}/{id}")),
+            None => ObjectPath::from(format!("{folder}/{id}")),
         }
     }
 
-    /// Starts storing the bytes of file `id`.
+    /// The size and a thumbnail of file `id`, of `size` bytes and sniffed as `content_type`,
+    /// if it is a photo we read: the thumbnail is stored, and the facts returned. `None` for
+    /// other files, photos too big to read, and pictures that do not decode (they stay plain
+    /// files). A picture past the pixel or memory limits is refused.
+    pub async fn describe_image(
+        &self,
+        id: Uuid,
+        content_type: &str,
+        size: u64,
+    ) -> Result<Option<images::ImageFacts>, FileError> {
+        let Some(format) = images::format_of(content_type) else {
+            return Ok(None);
+        };
+        if size > images::MAX_DECODED_FILE_BYTES {
+            return Ok(None);
+        }
+        let _decode = self
+            .decodes
+            .acquire()
+            .await
+            .map_err(|_| FileError::Open("the image decoder is shut down".into()))?;
+        let bytes = self.read(id, None).await?.bytes().await?;
+        let limits = self.rules.images;
+        let facts = tokio::task::spawn_blocking(move || images::inspect(&bytes, format, &limits))
+            .await
+            .map_err(|error| FileError::Open(format!("the image decoder failed: {error}")))?;
+        match facts {
+            Ok(facts) => {
+                self.objects
+                    .put(&self.key(id, Variant::Thumbnail), facts.thumbnail.bytes.clone().into())
+                    .await?;
+                Ok(Some(facts))
+            }
+            Err(refused @ images::ImageError::TooLarge { .. }) => Err(FileError::ImageTooLarge(refused)),
+            Err(images::ImageError::Unreadable(reason)) => {
+                tracing::debug!(file = %id, %reason, "a photo without thumbnail");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Starts storing the bytes of file `id`, at most `FILE_MAX_BYTES` of them.
     pub async fn begin_upload(&self, id: Uuid) -> Result<Upload, FileError> {
-        let key = self.key(id);
+        self.begin_upload_at_most(id, self.rules.max_bytes).await
+    }
+
+    /// Starts storing the bytes of file `id`, at most `limit` of them.
+    pub async fn begin_upload_at_most(&self, id: Uuid, limit: u64) -> Result<Upload, FileError> {
+        let key = self.key(id, Variant::Original);
         let upload = self.objects.put_multipart(&key).await?;
         Ok(Upload {
             writer: Some(WriteMultipart::new(upload)),
+            limit: limit.min(self.rules.max_bytes),
             rules: self.rules.clone(),
             size: 0,
             head: Vec::with_capacity(sniff::SNIFF_BYTES),
@@ -152,26 +221,112 @@ impl FileStore {
 
     /// The bytes of file `id`, or the `range` of them.
     pub async fn read(&self, id: Uuid, range: Option<std::ops::Range<u64>>) -> Result<GetResult, FileError> {
+        self.read_variant(id, Variant::Original, range).await
+    }
+
+    /// The bytes of file `id`'s `variant`, or the `range` of them.
+    pub async fn read_variant(
+        &self,
+        id: Uuid,
+        variant: Variant,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<GetResult, FileError> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        Ok(self.objects.get_opts(&self.key(id), options).await?)
+        Ok(self.objects.get_opts(&self.key(id, variant), options).await?)
     }
 
-    /// Removes the bytes of file `id` (gone already is fine).
-    pub async fn delete(&self, id: Uuid) -> Result<(), FileError> {
-        match self.objects.delete(&self.key(id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+    /// For a two-step upload of file `id` with S3: a presigned `PUT`, valid for `expires_in`.
+    /// S3 cannot bind the length to the signature (object_store reserves `Content-Length`), so
+    /// the size is checked once the bytes arrived ([`FileStore::check_arrived`]). `None` with a
+    /// local folder: the client then `PUT`s to this server, which checks as it reads.
+    pub async fn presigned_put(&self, id: Uuid, expires_in: std::time::Duration) -> Result<Option<String>, FileError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let url = signer
+            .signed_url(
+                object_store::signer::Method::PUT,
+                &self.key(id, Variant::Original),
+                expires_in,
+            )
+            .await?;
+        Ok(Some(url.to_string()))
     }
+
+    /// The bytes a two-step upload of file `id` put in the store, checked against the
+    /// `declared` size and the upload rules. Bytes that do not pass are removed.
+    pub async fn check_arrived(&self, id: Uuid, declared: u64) -> Result<Arrived, FileError> {
+        let size = match self.size_of(id, Variant::Original).await {
+            Ok(size) => size,
+            Err(FileError::Storage(object_store::Error::NotFound { .. })) => return Ok(Arrived::Nothing),
+            Err(error) => return Err(error),
+        };
+        if size != declared {
+            self.delete(id).await?;
+            return Ok(Arrived::WrongSize(size));
+        }
+        let head_bytes = (sniff::SNIFF_BYTES as u64).min(size);
+        let head = self.read(id, Some(0..head_bytes)).await?.bytes().await?;
+        let content_type = sniff::content_type(&head);
+        if !self.rules.allowed_types.contains(&content_type) {
+            self.delete(id).await?;
+            return Err(FileError::TypeNotAllowed(content_type));
+        }
+        let image = match self.describe_image(id, &content_type, size).await {
+            Ok(image) => image,
+            Err(error) => {
+                self.delete(id).await?;
+                return Err(error);
+            }
+        };
+        Ok(Arrived::Complete(StoredBytes { size, content_type }, image))
+    }
+
+    /// How many bytes file `id`'s `variant` holds.
+    pub async fn size_of(&self, id: Uuid, variant: Variant) -> Result<u64, FileError> {
+        Ok(self.objects.head(&self.key(id, variant)).await?.size)
+    }
+
+    /// Removes the bytes of file `id` and its thumbnail (gone already is fine).
+    pub async fn delete(&self, id: Uuid) -> Result<(), FileError> {
+        for variant in [Variant::Original, Variant::Thumbnail] {
+            match self.objects.delete(&self.key(id, variant)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`FileStore::check_arrived`] found.
+#[derive(Debug)]
+pub enum Arrived {
+    /// No bytes yet.
+    Nothing,
+    /// Bytes of another size than declared (removed; the client may send them again).
+    WrongSize(u64),
+    /// All of them, of an allowed type; a photo's facts too.
+    Complete(StoredBytes, Option<images::ImageFacts>),
+}
+
+/// Which bytes of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Original,
+    /// Of a photo: [`images::THUMBNAIL_SIDE`] px, re-encoded without metadata.
+    Thumbnail,
 }
 
 /// One file being stored. Dropped unfinished (the client went away and the request's future
 /// with it), it aborts the store's multipart upload in the background.
 pub struct Upload {
     writer: Option<WriteMultipart>,
+    /// The most bytes it may hold.
+    limit: u64,
     rules: Arc<UploadRules>,
     size: u64,
     head: Vec<u8>,
@@ -183,8 +338,8 @@ impl Upload {
     /// first bytes show a type that is not allowed.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), FileError> {
         self.size += chunk.len() as u64;
-        if self.size > self.rules.max_bytes {
-            return Err(FileError::TooLarge(self.rules.max_bytes));
+        if self.size > self.limit {
+            return Err(FileError::TooLarge(self.limit));
         }
         if self.content_type.is_none() {
             let wanted = sniff::SNIFF_BYTES.saturating_sub(self.head.len()).min(chunk.len());

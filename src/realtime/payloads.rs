@@ -342,6 +342,8 @@ fn show_current(value: &mut serde_json::Value, messages: &[(String, &Message)]) 
                     for (field, none) in [
                         ("files", serde_json::json!([])),
                         ("attachments", serde_json::json!([])),
+                        ("imageUrl", serde_json::Value::Null),
+                        ("linkPreviewUrl", serde_json::Value::Null),
                         ("hasAttachments", serde_json::json!(false)),
                         ("attachmentType", serde_json::Value::Null),
                     ] {

@@ -9,7 +9,7 @@
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, put, web};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,10 +20,10 @@ use super::extract::{FieldAliases, Json, Path, Query};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::files::links::SignedQuery;
-use crate::files::{FileError, StoredSoFar, sniff};
+use crate::files::{Arrived, FileError, StoredSoFar, Variant, sniff};
 use crate::limits::Action;
 use crate::state::AppState;
-use crate::store::{self, StoredFile};
+use crate::store::{self, FileState, StoredFile};
 use crate::views::FileView;
 
 /// At most this many `file` parts in one upload, and this many parts of any name.
@@ -82,7 +82,11 @@ pub async fn upload_files(
     let read = read_form(&state, caller.user_id, parts, "file", &mut form).await;
     let recorded = match read {
         Ok(()) if form.files.is_empty() => Err(ApiError::invalid_field("file", "send at least one `file` part")),
-        Ok(()) => state.store.insert_files(&form.files).await.map_err(ApiError::from),
+        Ok(()) => state
+            .store
+            .insert_files(&form.files, FileState::Ready)
+            .await
+            .map_err(ApiError::from),
         Err(error) => Err(error),
     };
     if let Err(error) = recorded {
@@ -172,13 +176,7 @@ pub(super) async fn read_form(
         let written = async {
             while let Some(chunk) = next_within(part.try_next()).await? {
                 if let Some(left) = quota_left.as_mut() {
-                    *left = left.checked_sub(chunk.len() as u64).ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            ErrorCode::QuotaExceeded,
-                            "your files would take more than your storage quota",
-                        )
-                    })?;
+                    *left = left.checked_sub(chunk.len() as u64).ok_or_else(quota_exceeded)?;
                 }
                 upload.write(&chunk).await.map_err(file_error)?;
             }
@@ -191,18 +189,28 @@ pub(super) async fn read_form(
         }
         let bytes = upload.finish().await.map_err(file_error)?;
         form.kept.push(id);
+        let image = state
+            .files
+            .describe_image(id, &bytes.content_type, bytes.size)
+            .await
+            .map_err(file_error)?;
         form.files.push(StoredFile {
             id,
             owner_id: owner,
             name: display,
             size: i64::try_from(bytes.size).unwrap_or(i64::MAX),
             content_type: bytes.content_type,
-            width: None,
-            height: None,
+            width: image.as_ref().map(|image| pixels(image.width)),
+            height: image.as_ref().map(|image| pixels(image.height)),
+            thumbnail_type: image.map(|image| image.thumbnail.content_type.to_string()),
             created_at: store::now(),
         });
     }
     Ok(())
+}
+
+fn pixels(side: u32) -> i32 {
+    i32::try_from(side).unwrap_or(i32::MAX)
 }
 
 /// The next item of a multipart stream, unless the client sends nothing for
@@ -210,8 +218,16 @@ pub(super) async fn read_form(
 async fn next_within<T>(
     next: impl std::future::Future<Output = Result<Option<T>, actix_multipart::MultipartError>>,
 ) -> Result<Option<T>, ApiError> {
+    next_chunk_within(next, multipart_error).await
+}
+
+/// [`next_within`] for any stream of a body, its errors mapped by `on_error`.
+async fn next_chunk_within<T, E>(
+    next: impl std::future::Future<Output = Result<Option<T>, E>>,
+    on_error: impl FnOnce(E) -> ApiError,
+) -> Result<Option<T>, ApiError> {
     match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, next).await {
-        Ok(item) => item.map_err(multipart_error),
+        Ok(item) => item.map_err(on_error),
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             ErrorCode::BadRequest,
@@ -248,6 +264,11 @@ fn file_error(error: FileError) -> ApiError {
             format!("files of type {kind} are not accepted"),
         ),
         FileError::Empty => ApiError::invalid_field("file", "is empty"),
+        FileError::ImageTooLarge(refused) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImageTooLarge,
+            refused.to_string(),
+        ),
         other => ApiError::internal(other),
     }
 }
@@ -295,7 +316,50 @@ pub async fn download_file(
     id: Path<Uuid>,
     query: Query<SignedLinkQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let file = readable(&state, &request, id.into_inner(), &query).await?;
+    serve(&state, &request, &file, Variant::Original).await
+}
+
+/// Download a photo's thumbnail.
+///
+/// The same access as `GET /file/{id}` (Bearer, or a signed link: the `thumbnailUrl` of an
+/// answer). At most 320 px on its longest side, upright, re-encoded as JPEG (PNG when it has
+/// transparency) without EXIF or any other metadata. 404 for files without one (not a photo,
+/// or one that could not be decoded: `thumbnailUrl` is then `null`).
+#[utoipa::path(
+    get, path = "/api/v1/file/{id}/thumbnail", tag = "files",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The file's id"), SignedLinkQuery),
+    responses(
+        (status = 200, description = "The thumbnail", content_type = "image/jpeg"),
+        (status = 206, description = "The requested range of it"),
+        (status = 304, description = "Unchanged (`If-None-Match`)"),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "No signed link and no valid access token", body = ErrorEnvelope),
+        (status = 403, description = "A signed link that expired or was altered", body = ErrorEnvelope),
+        (status = 404, description = "No such file, not one the caller may read, or one without a thumbnail", body = ErrorEnvelope),
+        (status = 416, description = "A `Range` outside the thumbnail (`range_not_satisfiable`)", body = ErrorEnvelope),
+    )
+)]
+#[get("/{id}/thumbnail")]
+pub async fn download_thumbnail(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: Path<Uuid>,
+    query: Query<SignedLinkQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let file = readable(&state, &request, id.into_inner(), &query).await?;
+    serve(&state, &request, &file, Variant::Thumbnail).await
+}
+
+/// File `id`, if the reader may read it: the user a valid signed link names, else the Bearer
+/// token's. An expired or altered link is 403; a file they may not read, 404.
+async fn readable(
+    state: &AppState,
+    request: &HttpRequest,
+    id: Uuid,
+    query: &SignedLinkQuery,
+) -> Result<StoredFile, ApiError> {
     let reader = match (&query.expires, &query.user, &query.signature) {
         (Some(expires), Some(user), Some(signature)) => {
             let signed = SignedQuery {
@@ -310,21 +374,42 @@ pub async fn download_file(
             }
             *user
         }
-        _ => AuthUser::extract(&request).await?.user_id,
+        _ => AuthUser::extract(request).await?.user_id,
     };
-    let file = state
+    state
         .store
         .readable_file(reader, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("file"))?;
-    serve(&state, &request, &file).await
+        .ok_or_else(|| ApiError::not_found("file"))
 }
 
-/// The bytes of `file`, honouring `If-None-Match` and `Range`.
-async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Result<HttpResponse, ApiError> {
-    // A file's bytes never change: its id is a strong validator.
-    let etag = format!("\"{}\"", file.id.simple());
-    let size = u64::try_from(file.size).unwrap_or_default();
+/// The bytes of `file` (or of its thumbnail), honouring `If-None-Match` and `Range`.
+async fn serve(
+    state: &AppState,
+    request: &HttpRequest,
+    file: &StoredFile,
+    variant: Variant,
+) -> Result<HttpResponse, ApiError> {
+    let missing = |error: FileError| match error {
+        FileError::Storage(object_store::Error::NotFound { .. }) => ApiError::not_found("file"),
+        other => ApiError::internal(other),
+    };
+    // A file's bytes never change: its id (and the variant) is a strong validator.
+    let (etag, size, content_type) = match variant {
+        Variant::Original => (
+            format!("\"{}\"", file.id.simple()),
+            u64::try_from(file.size).unwrap_or_default(),
+            file.content_type.as_str(),
+        ),
+        Variant::Thumbnail => {
+            let content_type = file
+                .thumbnail_type
+                .as_deref()
+                .ok_or_else(|| ApiError::not_found("thumbnail"))?;
+            let size = state.files.size_of(file.id, variant).await.map_err(missing)?;
+            (format!("\"{}-thumbnail\"", file.id.simple()), size, content_type)
+        }
+    };
     let mut response = HttpResponse::build(StatusCode::OK);
     response
         .insert_header((header::ETAG, etag.clone()))
@@ -372,12 +457,9 @@ async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Re
     };
     let body = state
         .files
-        .read(file.id, range.clone())
+        .read_variant(file.id, variant, range.clone())
         .await
-        .map_err(|error| match error {
-            FileError::Storage(object_store::Error::NotFound { .. }) => ApiError::not_found("file"),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(missing)?;
     if let Some(range) = &range {
         response.status(StatusCode::PARTIAL_CONTENT).insert_header((
             header::CONTENT_RANGE,
@@ -385,11 +467,7 @@ async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Re
         ));
     }
     let length = range.as_ref().map_or(size, |range| range.end - range.start);
-    let content_type = match file.content_type.as_str() {
-        "text/plain" => "text/plain; charset=utf-8",
-        other => other,
-    };
-    let disposition = if sniff::shown_inline(&file.content_type) {
+    let disposition = if sniff::shown_inline(content_type) {
         DispositionType::Inline
     } else {
         DispositionType::Attachment
@@ -400,6 +478,10 @@ async fn serve(state: &AppState, request: &HttpRequest, file: &StoredFile) -> Re
         .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
         .filter(|c| *c != '"' && *c != '\\')
         .collect();
+    let content_type = match content_type {
+        "text/plain" => "text/plain; charset=utf-8",
+        other => other,
+    };
     response
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header(ContentDisposition {
@@ -460,6 +542,323 @@ fn byte_range(raw: &str, size: u64) -> Ranged {
         Some((start, end, nonempty)) if nonempty && start < end && start < size => Ranged::Part(start..end),
         Some(_) => Ranged::Unsatisfiable,
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UploadUrlsRequest {
+    /// The files to be sent, 1 to 10.
+    pub files: Vec<DeclaredFile>,
+}
+
+impl FieldAliases for UploadUrlsRequest {}
+
+/// A file a client is about to send, as it declares it.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeclaredFile {
+    /// For display (sanitised as an upload's name is).
+    #[schema(example = "holiday.mp4")]
+    pub name: String,
+    /// In bytes, 1 to `FILE_MAX_BYTES`: the bytes sent must be exactly this many.
+    pub size: u64,
+    /// What the client believes it is; must be one `FILE_ALLOWED_TYPES` lists. The type is
+    /// decided again from the bytes once they arrived. Alias: `content_type`.
+    #[serde(alias = "content_type")]
+    #[schema(example = "video/mp4")]
+    pub content_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadTicketView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Where to send the bytes, with `PUT` and exactly `size` of them. With S3 a presigned URL
+    /// of the bucket; with a local store a signed path on this server. No other header needed.
+    pub upload_url: String,
+    #[schema(example = "PUT")]
+    pub upload_method: &'static str,
+    /// When `uploadUrl` stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UploadUrlsData {
+    pub files: Vec<UploadTicketView>,
+}
+
+/// Start a two-step upload (SAMA's upload URLs).
+///
+/// For large files and clients that send straight to S3: declare the files, `PUT` each one's
+/// bytes to its `uploadUrl` (no header besides `Content-Length`; the URL is the credential),
+/// then `POST /file/{id}/complete` (sending a message with the file completes it too). Until
+/// then the file is pending: usable by no one, and swept after `FILE_ORPHAN_TTL` if its bytes
+/// never come. Declared sizes count toward `FILE_QUOTA_BYTES` at once.
+#[utoipa::path(
+    post, path = "/api/v1/file/upload-url", tag = "files",
+    security(("bearer" = [])),
+    request_body = UploadUrlsRequest,
+    responses(
+        (status = 201, description = "A pending file and its upload URL per declared file", body = Success<UploadUrlsData>),
+        (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 413, description = "A size past `FILE_MAX_BYTES` (`file_too_large`), or past the caller's `FILE_QUOTA_BYTES` (`quota_exceeded`)", body = ErrorEnvelope),
+        (status = 415, description = "A declared type `FILE_ALLOWED_TYPES` does not list (`file_type_not_allowed`)", body = ErrorEnvelope),
+        (status = 422, description = "No files, more than 10, or a size of 0 (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's upload budget (`rate_limited`)", body = ErrorEnvelope),
+    )
+)]
+#[post("/upload-url")]
+pub async fn create_upload_urls(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: Json<UploadUrlsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Upload, caller.user_id)?;
+    let declared = &body.files;
+    if declared.is_empty() || declared.len() > MAX_FILES_PER_UPLOAD {
+        return Err(ApiError::invalid_field(
+            "files",
+            format!("declare 1 to {MAX_FILES_PER_UPLOAD} files"),
+        ));
+    }
+    let rules = state.files.rules();
+    for file in declared {
+        if file.size == 0 {
+            return Err(ApiError::invalid_field("size", "must be at least 1"));
+        }
+        if file.size > rules.max_bytes {
+            return Err(file_error(FileError::TooLarge(rules.max_bytes)));
+        }
+        if !rules.allowed_types.contains(&file.content_type) {
+            return Err(file_error(FileError::TypeNotAllowed(file.content_type.clone())));
+        }
+    }
+    let total: u64 = declared.iter().map(|file| file.size).sum();
+    if let Some(quota) = state.file_quota {
+        let used = u64::try_from(state.store.bytes_stored_by(caller.user_id).await?).unwrap_or_default();
+        if used.saturating_add(total) > quota {
+            return Err(quota_exceeded());
+        }
+    }
+    let now = store::now();
+    let files: Vec<StoredFile> = declared
+        .iter()
+        .map(|file| StoredFile {
+            id: Uuid::now_v7(),
+            owner_id: caller.user_id,
+            name: sniff::display_name(Some(&file.name)),
+            size: i64::try_from(file.size).unwrap_or(i64::MAX),
+            content_type: file.content_type.clone(),
+            width: None,
+            height: None,
+            thumbnail_type: None,
+            created_at: now,
+        })
+        .collect();
+    state.store.insert_files(&files, FileState::Pending).await?;
+    let ttl = state.upload_url_ttl;
+    let mut tickets = Vec::with_capacity(files.len());
+    for file in files {
+        let size = u64::try_from(file.size).unwrap_or_default();
+        let (upload_url, expires) = match state.files.presigned_put(file.id, ttl).await {
+            Ok(Some(url)) => (url, now.timestamp().saturating_add(ttl.as_secs() as i64)),
+            Ok(None) => state.file_links.upload_path(file.id, caller.user_id, now, ttl),
+            Err(error) => return Err(ApiError::internal(error)),
+        };
+        tickets.push(UploadTicketView {
+            id: file.id,
+            name: file.name,
+            size,
+            content_type: file.content_type,
+            upload_url,
+            upload_method: "PUT",
+            expires_at: chrono::DateTime::from_timestamp(expires, 0).unwrap_or(now),
+        });
+    }
+    Ok(created(UploadUrlsData { files: tickets }))
+}
+
+/// Send the bytes of a two-step upload (local store).
+///
+/// The `uploadUrl` of `POST /file/upload-url` when files are kept on this server: `PUT` the
+/// raw bytes, exactly the declared size. The signed link is the credential (no header). The
+/// bytes are checked as an upload's are (size while reading, type from the first bytes);
+/// then `POST /file/{id}/complete`. Sending again replaces what was sent.
+#[utoipa::path(
+    put, path = "/api/v1/file/{id}/content", tag = "files",
+    params(("id" = Uuid, Path, description = "The pending file's id"), SignedLinkQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 204, description = "Stored; complete the upload next"),
+        (status = 403, description = "A missing, expired or altered upload link", body = ErrorEnvelope),
+        (status = 404, description = "No such pending file", body = ErrorEnvelope),
+        (status = 409, description = "The upload is complete already (`upload_complete`)", body = ErrorEnvelope),
+        (status = 413, description = "More bytes than declared (`file_too_large`)", body = ErrorEnvelope),
+        (status = 415, description = "Bytes of a type not allowed (`file_type_not_allowed`)", body = ErrorEnvelope),
+        (status = 429, description = "`FILE_MAX_CONCURRENT_UPLOADS` of the user's running", body = ErrorEnvelope),
+    )
+)]
+#[put("/{id}/content")]
+pub async fn put_content(
+    state: web::Data<AppState>,
+    id: Path<Uuid>,
+    query: Query<SignedLinkQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let invalid = || ApiError::forbidden("this upload link has expired or is not valid; ask for a new one");
+    let (Some(expires), Some(user), Some(signature)) = (query.expires, query.user, query.signature.as_deref()) else {
+        return Err(invalid());
+    };
+    let signed = SignedQuery {
+        expires,
+        user,
+        signature,
+    };
+    if !state.file_links.verify_upload(id, signed, store::now()) {
+        return Err(invalid());
+    }
+    let (file, file_state) = state
+        .store
+        .own_file(user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    if file_state == FileState::Ready {
+        return Err(ApiError::conflict(
+            ErrorCode::UploadComplete,
+            "this upload is complete already",
+        ));
+    }
+    let _slot = state.upload_slot(user)?;
+    let declared = u64::try_from(file.size).unwrap_or_default();
+    let mut upload = state
+        .files
+        .begin_upload_at_most(id, declared)
+        .await
+        .map_err(file_error)?;
+    let written = async {
+        let broken = |error: actix_web::error::PayloadError| {
+            ApiError::bad_request(ErrorCode::InvalidBody, format!("the body broke off: {error}"))
+        };
+        while let Some(chunk) = next_chunk_within(payload.try_next(), broken).await? {
+            upload.write(&chunk).await.map_err(|error| match error {
+                FileError::TooLarge(_) => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::FileTooLarge,
+                    format!("{declared} bytes were declared; send exactly that many"),
+                ),
+                other => file_error(other),
+            })?;
+        }
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(error) = written {
+        upload.abort().await;
+        return Err(error);
+    }
+    upload.finish().await.map_err(file_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileData {
+    pub file: FileView,
+}
+
+/// Complete a two-step upload.
+///
+/// Checks the bytes sent to the `uploadUrl`: exactly the declared size, of an allowed type
+/// (sniffed now, and shown as `contentType`); a photo gets its size and thumbnail. Then the
+/// file is ready to be attached. Completing a ready file answers it again. Bytes of the wrong
+/// size are removed (send them again while the URL works); bytes of a refused type remove
+/// the file.
+#[utoipa::path(
+    post, path = "/api/v1/file/{id}/complete", tag = "files",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The pending file's id")),
+    responses(
+        (status = 200, description = "The ready file", body = Success<FileData>),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such file of the caller's", body = ErrorEnvelope),
+        (status = 409, description = "No bytes have arrived yet (`upload_incomplete`)", body = ErrorEnvelope),
+        (status = 415, description = "Bytes of a type not allowed (`file_type_not_allowed`); the file is removed", body = ErrorEnvelope),
+        (status = 422, description = "Another size than declared (`validation_failed` on `size`), or a picture past `IMAGE_MAX_PIXELS` (`image_too_large`; removed)", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/complete")]
+pub async fn complete_upload(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (file, file_state) = state
+        .store
+        .own_file(caller.user_id, id.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let file = match file_state {
+        FileState::Ready => file,
+        FileState::Pending => complete_pending(&state, file).await?,
+    };
+    Ok(ok(FileData {
+        file: FileView::new(file, &state.file_signer(caller.user_id)),
+    }))
+}
+
+/// Checks the bytes that arrived for pending `file` and makes it ready: as
+/// `POST /file/{id}/complete` answers, and on first use (a send that attaches it).
+pub(super) async fn complete_pending(state: &AppState, mut file: StoredFile) -> Result<StoredFile, ApiError> {
+    let declared = u64::try_from(file.size).unwrap_or_default();
+    let arrived = state.files.check_arrived(file.id, declared).await;
+    let (bytes, image) = match arrived {
+        Ok(Arrived::Complete(bytes, image)) => (bytes, image),
+        Ok(Arrived::Nothing) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::UploadIncomplete,
+                format!(
+                    "no bytes have arrived for file {} yet: PUT them to its uploadUrl first",
+                    file.id
+                ),
+            ));
+        }
+        Ok(Arrived::WrongSize(size)) => {
+            return Err(ApiError::invalid_field(
+                "size",
+                format!("{size} bytes arrived but {declared} were declared; send them again"),
+            ));
+        }
+        Err(error @ (FileError::TypeNotAllowed(_) | FileError::ImageTooLarge(_))) => {
+            state.store.forget_files(file.owner_id, &[file.id]).await?;
+            return Err(file_error(error));
+        }
+        Err(error) => return Err(file_error(error)),
+    };
+    file.content_type = bytes.content_type;
+    file.width = image.as_ref().map(|image| pixels(image.width));
+    file.height = image.as_ref().map(|image| pixels(image.height));
+    file.thumbnail_type = image.map(|image| image.thumbnail.content_type.to_string());
+    if state.store.complete_file(&file).await? {
+        return Ok(file);
+    }
+    // Completed by a concurrent call meanwhile (or swept): answer what is there now.
+    match state.store.own_file(file.owner_id, file.id).await? {
+        Some((current, FileState::Ready)) => Ok(current),
+        _ => Err(ApiError::not_found("file")),
+    }
+}
+
+fn quota_exceeded() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::QuotaExceeded,
+        "your files would take more than your storage quota",
+    )
 }
 
 #[derive(Deserialize, ToSchema)]

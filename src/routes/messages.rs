@@ -9,15 +9,15 @@ use uuid::Uuid;
 
 use super::envelope::{Success, created_signed, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
-use super::files::{Form, read_form};
+use super::files::{Form, complete_pending, read_form};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
-use crate::domain::{ClientId, MessageText, page_limit};
+use crate::domain::{ClientId, ExternalUrl, MessageText, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::limits::Action;
 use crate::realtime::payloads;
 use crate::state::AppState;
-use crate::store::{self, DeleteScope, Member, Message, MessagePage, NewMessage, Sent};
+use crate::store::{self, DeleteScope, FileState, Member, Message, MessageLink, MessagePage, NewMessage, Sent};
 use crate::views::MessageView;
 
 #[derive(Deserialize, ToSchema)]
@@ -45,6 +45,16 @@ pub struct SendMessageRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub x: Option<serde_json::Value>,
+    /// An image to show with the message (the chat-requests API's field): an `http(s)://`
+    /// URL, kept as an attachment of kind `image_url`; the server never fetches it. Alias:
+    /// `image_url`.
+    #[serde(default, rename = "imageUrl")]
+    #[schema(example = "https://example.com/cat.jpg")]
+    pub image_url: Option<String>,
+    /// A page the message links to, kept as an attachment of kind `link` (not fetched: the
+    /// client draws any preview). Alias: `link_preview_url`.
+    #[serde(default, rename = "linkPreviewUrl")]
+    pub link_preview_url: Option<String>,
 }
 
 /// Chatify's multipart send (documentation only: the body is read as a stream). Any other
@@ -77,6 +87,8 @@ impl FieldAliases for SendMessageRequest {
         Alias::new("clientId", "client_id"),
         Alias::new("replyTo", "reply_to"),
         Alias::new("replyTo", "reply"),
+        Alias::new("imageUrl", "image_url"),
+        Alias::new("linkPreviewUrl", "link_preview_url"),
     ];
 }
 
@@ -162,7 +174,7 @@ pub async fn send_message(
     let outcome = async {
         read_form(&state, caller.user_id, parts, "files", &mut form).await?;
         let body = form_message(&form)?;
-        state.store.insert_files(&form.files).await?;
+        state.store.insert_files(&form.files, FileState::Ready).await?;
         send(&state, caller, body).await
     }
     .await;
@@ -210,11 +222,22 @@ async fn send(state: &AppState, caller: AuthUser, body: SendMessageRequest) -> R
     // The gate first: an outsider learns nothing, not even what is wrong with the body.
     let member = state.store.member_of(caller.user_id, body.convo_id).await?;
     let files = attached_files(&body.files);
-    let with_files = matches!(&files, Ok(files) if !files.is_empty());
-    let (content, client_id, x, files) = collect_fields((
+    if let Ok(files) = &files {
+        // Two-step uploads not completed yet are completed on first use.
+        for pending in state.store.pending_files(caller.user_id, files).await? {
+            complete_pending(state, pending).await?;
+        }
+    }
+    let url = |raw: &Option<String>| raw.as_deref().map(ExternalUrl::parse).transpose();
+    let (image_url, link_preview_url) = (url(&body.image_url), url(&body.link_preview_url));
+    // Something to show besides text: then the text may be empty.
+    let carries = matches!(&files, Ok(files) if !files.is_empty())
+        || matches!(&image_url, Ok(Some(_)))
+        || matches!(&link_preview_url, Ok(Some(_)));
+    let (content, client_id, x, files, image_url, link_preview_url) = collect_fields((
         field(
             "message",
-            if with_files && body.message.trim().is_empty() {
+            if carries && body.message.trim().is_empty() {
                 Ok(String::new())
             } else {
                 MessageText::parse(&body.message).map(MessageText::into_inner)
@@ -223,7 +246,18 @@ async fn send(state: &AppState, caller: AuthUser, body: SendMessageRequest) -> R
         field("clientId", body.client_id.as_deref().map(ClientId::parse).transpose()),
         field("x", body.x.as_ref().map(custom_data).transpose()),
         field("files", files),
+        field("imageUrl", image_url),
+        field("linkPreviewUrl", link_preview_url),
     ))?;
+    let links = [(MessageLink::IMAGE, image_url), (MessageLink::LINK, link_preview_url)]
+        .into_iter()
+        .filter_map(|(kind, url)| {
+            url.map(|url| MessageLink {
+                kind: kind.to_string(),
+                url: url.into_inner(),
+            })
+        })
+        .collect();
     let sent = state
         .store
         .create_message(
@@ -237,6 +271,7 @@ async fn send(state: &AppState, caller: AuthUser, body: SendMessageRequest) -> R
                 reply_to: body.reply_to,
                 x,
                 files,
+                links,
                 created_at: store::now(),
             },
             payloads::message_created,

@@ -48,7 +48,15 @@ route_table! {
     root: [health::health, health::ready],
     "/api/v1": {
         "/auth": [auth::register, auth::login, auth::refresh_token, auth::logout],
-        "/file": [files::upload_files, files::file_urls, files::download_file],
+        "/file": [
+            files::upload_files,
+            files::file_urls,
+            files::create_upload_urls,
+            files::complete_upload,
+            files::put_content,
+            files::download_thumbnail,
+            files::download_file,
+        ],
         "/user": [users::get_me, users::update_me, users::last_activity, users::search_users, users::get_user],
         "/conversation": [
             conversations::create_conversation,
@@ -123,6 +131,8 @@ macro_rules! collect_fields_for_tuple {
 collect_fields_for_tuple!(A, B);
 collect_fields_for_tuple!(A, B, C);
 collect_fields_for_tuple!(A, B, C, D);
+collect_fields_for_tuple!(A, B, C, D, E);
+collect_fields_for_tuple!(A, B, C, D, E, F);
 
 /// Cuts a page fetched with `limit + 1` rows down to `limit`, and returns the cursor of its
 /// last item when there was more (`None` on the last page).

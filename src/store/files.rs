@@ -17,6 +17,8 @@ pub struct StoredFile {
     pub content_type: String,
     pub width: Option<i32>,
     pub height: Option<i32>,
+    /// Of a photo's thumbnail (`None`: it has none).
+    pub thumbnail_type: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -28,18 +30,52 @@ pub(crate) struct AttachmentRow {
     pub file: StoredFile,
 }
 
+/// A link of a message, as `tx::attach_files!` reads it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LinkRow {
+    pub message_id: Uuid,
+    #[sqlx(flatten)]
+    pub link: super::MessageLink,
+}
+
 pub(crate) const FILE_COLUMNS: &str =
-    "f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.created_at";
+    "f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.thumbnail_type, f.created_at";
+
+/// Where a file is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// Announced by a two-step upload; its bytes are not checked yet (size and type are the
+    /// client's declaration). Usable by no one.
+    Pending,
+    /// Bytes complete and checked.
+    Ready,
+}
+
+impl FileState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OwnFileRow {
+    #[sqlx(flatten)]
+    file: StoredFile,
+    state: String,
+}
 
 impl Store {
-    /// Records files whose bytes are stored and checked, all or none.
-    pub async fn insert_files(&self, files: &[StoredFile]) -> StoreResult<()> {
+    /// Records files (all or none): uploaded ones `Ready`, announced ones `Pending`.
+    pub async fn insert_files(&self, files: &[StoredFile], state: FileState) -> StoreResult<()> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             for file in files {
                 sqlx::query(
-                    "INSERT INTO files (id, owner_id, name, size, content_type, width, height, state, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'ready', $8)",
+                    "INSERT INTO files (id, owner_id, name, size, content_type, width, height, thumbnail_type, state, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(file.id)
                 .bind(file.owner_id)
@@ -48,12 +84,73 @@ impl Store {
                 .bind(&file.content_type)
                 .bind(file.width)
                 .bind(file.height)
+                .bind(&file.thumbnail_type)
+                .bind(state.as_str())
                 .bind(file.created_at)
                 .execute(&mut *tx)
                 .await?;
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// `owner`'s file `id`, in whatever state.
+    pub async fn own_file(&self, owner: Uuid, id: Uuid) -> StoreResult<Option<(StoredFile, FileState)>> {
+        let row: Option<OwnFileRow> = with_backend!(self, |pool| {
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {FILE_COLUMNS}, f.state FROM files f WHERE f.id = $1 AND f.owner_id = $2"
+            )))
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(pool)
+            .await?)
+        })?;
+        Ok(row.map(|row| {
+            let state = if row.state == "pending" {
+                FileState::Pending
+            } else {
+                FileState::Ready
+            };
+            (row.file, state)
+        }))
+    }
+
+    /// Makes pending file `file` ready with what its checked bytes showed (`file`'s type,
+    /// size, dimensions and thumbnail). `false` if it was not pending (completed meanwhile,
+    /// or swept).
+    pub async fn complete_file(&self, file: &StoredFile) -> StoreResult<bool> {
+        with_writer!(self, |pool| {
+            let updated = sqlx::query(
+                "UPDATE files SET state = 'ready', size = $2, content_type = $3, width = $4, height = $5,
+                        thumbnail_type = $6
+                 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(file.id)
+            .bind(file.size)
+            .bind(&file.content_type)
+            .bind(file.width)
+            .bind(file.height)
+            .bind(&file.thumbnail_type)
+            .execute(pool)
+            .await?;
+            Ok(updated.rows_affected() > 0)
+        })
+    }
+
+    /// Those of `ids` that are `owner`'s pending files.
+    pub async fn pending_files(&self, owner: Uuid, ids: &[Uuid]) -> StoreResult<Vec<StoredFile>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT {FILE_COLUMNS} FROM files f WHERE f.state = 'pending' AND f.owner_id = "
+            ));
+            builder.push_bind(owner);
+            builder.push(" AND f.id IN ");
+            push_ids(&mut builder, ids.iter().copied());
+            Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
 

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::sql::push_ids;
 use super::tx::{
-    attach_files, attach_new_files, commit_with_events, insert_message, lock_conversation, require_participant,
-    rewrite_events_showing,
+    attach_files, attach_new_files, commit_with_events, insert_links, insert_message, lock_conversation,
+    require_participant, rewrite_events_showing,
 };
 use super::{
     Conflict, DeleteScope, Dialect, Forbidden, Invalid, Member, Message, MessagePage, MessageReference, MessageRow,
@@ -122,6 +122,7 @@ impl Store {
                 Err(error) => Err(error),
                 Ok(mut message) => {
                     message.attachments = attach_new_files!(tx, new)?;
+                    message.links = insert_links!(tx, new)?;
                     commit_with_events!(self, tx, events(&message), new.created_at)?;
                     Ok(Attempt::Stored(Box::new(message)))
                 }

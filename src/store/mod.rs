@@ -29,7 +29,7 @@ mod users;
 
 pub use access::{Member, RequestState, VisibleMessage};
 pub use chat_requests::{ChatRequest, DIRECT_REQUEST, GROUP_INVITATION, InvitationAnswer, RequestFilter};
-pub use files::StoredFile;
+pub use files::{FileState, StoredFile};
 pub use groups::{GroupChanges, GroupCreated, GroupUpdate, Left};
 pub use messages::Sent;
 

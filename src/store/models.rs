@@ -115,6 +115,23 @@ pub struct Message {
     /// The files it carries, in order (none on a tombstone). Loaded with
     /// `tx::attach_files!` wherever messages are read.
     pub attachments: Vec<super::StoredFile>,
+    /// The URLs it points at (`imageUrl`, `linkPreviewUrl`), loaded with the files.
+    pub links: Vec<MessageLink>,
+}
+
+/// A URL a message points at, kept as given: the server never fetches it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageLink {
+    /// [`MessageLink::IMAGE`] or [`MessageLink::LINK`].
+    pub kind: String,
+    pub url: String,
+}
+
+impl MessageLink {
+    /// An image to show (the chat-requests API's `imageUrl`).
+    pub const IMAGE: &'static str = "image_url";
+    /// A page to preview (`linkPreviewUrl`).
+    pub const LINK: &'static str = "link";
 }
 
 /// For whom messages are deleted.
@@ -190,6 +207,8 @@ pub struct NewMessage {
     pub x: Option<String>,
     /// Files the sender uploaded, to attach in this order (`Invalid` on `files` otherwise).
     pub files: Vec<Uuid>,
+    /// URLs to keep with it, at most one of each kind.
+    pub links: Vec<MessageLink>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -290,6 +309,7 @@ impl From<MessageRow> for Message {
             x: row.x,
             deleted: row.deleted_at.is_some(),
             attachments: Vec::new(),
+            links: Vec::new(),
         }
     }
 }
@@ -359,6 +379,7 @@ impl ConversationRow {
                     x: self.last_message_x,
                     deleted: self.last_message_deleted_at.is_some(),
                     attachments: Vec::new(),
+                    links: Vec::new(),
                 })
             }
             _ => None,

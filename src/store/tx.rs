@@ -175,7 +175,7 @@ macro_rules! group_seats_taken {
 pub(crate) use group_seats_taken;
 
 /// Loads the attachments of `$messages` (a `&mut [Message]`) through `$executor` (a pool, or
-/// `&mut *tx`), in one query; tombstones keep none.
+/// `&mut *tx`), and their links, in two queries; tombstones keep none.
 macro_rules! attach_files {
     ($executor:expr, $messages:expr) => {
         $crate::store::tx::store_body(async {
@@ -188,16 +188,26 @@ macro_rules! attach_files {
             if ids.is_empty() {
                 return Ok(());
             }
-            let mut builder = sqlx::QueryBuilder::new(
-                "SELECT mf.message_id, f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.created_at
-                 FROM message_files mf JOIN files f ON f.id = mf.file_id WHERE mf.message_id IN ",
-            );
-            $crate::store::sql::push_ids(&mut builder, ids);
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT mf.message_id, {} FROM message_files mf JOIN files f ON f.id = mf.file_id WHERE mf.message_id IN ",
+                $crate::store::files::FILE_COLUMNS
+            ));
+            $crate::store::sql::push_ids(&mut builder, ids.iter().copied());
             builder.push(" ORDER BY mf.message_id, mf.position");
             let rows: Vec<$crate::store::files::AttachmentRow> = builder.build_query_as().fetch_all($executor).await?;
             for row in rows {
                 if let Some(message) = messages.iter_mut().find(|message| message.id == row.message_id) {
                     message.attachments.push(row.file);
+                }
+            }
+            let mut builder =
+                sqlx::QueryBuilder::new("SELECT message_id, kind, url FROM message_links WHERE message_id IN ");
+            $crate::store::sql::push_ids(&mut builder, ids);
+            builder.push(" ORDER BY message_id, kind");
+            let rows: Vec<$crate::store::files::LinkRow> = builder.build_query_as().fetch_all($executor).await?;
+            for row in rows {
+                if let Some(message) = messages.iter_mut().find(|message| message.id == row.message_id) {
+                    message.links.push(row.link);
                 }
             }
             Ok(())
@@ -262,6 +272,26 @@ macro_rules! attach_new_files {
     };
 }
 pub(crate) use attach_new_files;
+
+/// Stores `$new`'s links (a `&NewMessage`'s, just inserted) inside `$tx`; evaluates to them.
+macro_rules! insert_links {
+    ($tx:ident, $new:expr) => {
+        $crate::store::tx::store_body(async {
+            let new: &$crate::store::NewMessage = $new;
+            for link in &new.links {
+                sqlx::query("INSERT INTO message_links (message_id, kind, url) VALUES ($1, $2, $3)")
+                    .bind(new.id)
+                    .bind(&link.kind)
+                    .bind(&link.url)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            Ok(new.links.clone())
+        })
+        .await
+    };
+}
+pub(crate) use insert_links;
 
 /// Makes `$user` a member of group `$group` inside `$tx` (whose pool is `$pool`), reading the
 /// group's events from now on (the history stays readable through the message routes); an
@@ -400,6 +430,7 @@ macro_rules! insert_message {
                 x: new.x.clone(),
                 deleted: false,
                 attachments: Vec::new(),
+                links: Vec::new(),
             })
         })
         .await
@@ -424,6 +455,7 @@ macro_rules! append_system_message {
                 reply_to: None,
                 x: Some(change.x(user.id, &user.name)),
                 files: Vec::new(),
+                links: Vec::new(),
                 created_at: $now,
             };
             let seq: i64 = sqlx::query_scalar(

@@ -16,7 +16,7 @@ fn png(size: usize) -> Vec<u8> {
 }
 
 /// `size` bytes of plain text.
-fn text_bytes(size: usize) -> Vec<u8> {
+pub(crate) fn text_bytes(size: usize) -> Vec<u8> {
     "the quick brown fox jumps over the lazy dog\n"
         .bytes()
         .cycle()
@@ -25,7 +25,7 @@ fn text_bytes(size: usize) -> Vec<u8> {
 }
 
 /// A part of a multipart body: form field name, file name, the client's content type, bytes.
-struct Part<'a> {
+pub(crate) struct Part<'a> {
     field: &'a str,
     file_name: &'a str,
     content_type: &'a str,
@@ -48,7 +48,7 @@ impl<'a> Part<'a> {
         Self { field, ..self }
     }
 
-    fn file(file_name: &'a str, content_type: &'a str, bytes: Vec<u8>) -> Self {
+    pub(crate) fn file(file_name: &'a str, content_type: &'a str, bytes: Vec<u8>) -> Self {
         Self {
             field: "file",
             file_name,
@@ -82,7 +82,7 @@ fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
     body
 }
 
-async fn upload(app: &TestApp, user: &TestUser, parts: &[Part<'_>]) -> Reply {
+pub(crate) async fn upload(app: &TestApp, user: &TestUser, parts: &[Part<'_>]) -> Reply {
     post_form(app, user, "/api/v1/file", parts).await
 }
 
@@ -100,7 +100,7 @@ async fn post_form(app: &TestApp, user: &TestUser, path: &str, parts: &[Part<'_>
 }
 
 /// `GET path` with optional Bearer and extra headers: status, headers, bytes.
-async fn fetch(
+pub(crate) async fn fetch(
     app: &TestApp,
     path: &str,
     token: Option<&str>,
@@ -118,13 +118,13 @@ async fn fetch(
     (status, headers, response.bytes().await.unwrap().to_vec())
 }
 
-fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
+pub(crate) fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
     headers.get(name).map_or("", |value| value.to_str().unwrap())
 }
 
 /// How many objects the app's file store holds (finished uploads; a local store's staging
 /// files count too, so an upload that was not cleaned up shows).
-async fn stored_objects(app: &TestApp) -> usize {
+pub(crate) async fn stored_objects(app: &TestApp) -> usize {
     match app.file_store_url.strip_prefix("s3://") {
         Some(bucket) => {
             let endpoint = app.s3_endpoint.as_deref().unwrap();
@@ -360,7 +360,13 @@ async fn uploaded_photo(app: &TestApp, user: &TestUser) -> String {
     text(&reply.data(StatusCode::CREATED)["files"][0]["_id"])
 }
 
-async fn send_files(app: &TestApp, user: &TestUser, conversation: &str, message: &str, files: &[&str]) -> Reply {
+pub(crate) async fn send_files(
+    app: &TestApp,
+    user: &TestUser,
+    conversation: &str,
+    message: &str,
+    files: &[&str],
+) -> Reply {
     app.post(
         "/api/v1/message",
         Some(&user.token),

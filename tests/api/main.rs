@@ -19,6 +19,7 @@ mod failures;
 mod files;
 mod groups;
 mod health;
+mod media;
 mod message_changes;
 mod message_policy;
 mod messages;
