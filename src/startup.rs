@@ -118,7 +118,11 @@ impl Application {
             file_links,
             file_quota,
             upload_slots: crate::files::UploadSlots::new(config.files.max_concurrent_uploads),
-            upload_url_ttl: config.files.url_ttl.min(config.files.orphan_ttl / 2),
+            upload_url_ttl: config
+                .files
+                .url_ttl
+                .min(config.files.orphan_ttl / 2)
+                .max(std::time::Duration::from_secs(60)),
         });
         tokio::spawn(forget_idle_rate_limits(state.clone()));
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

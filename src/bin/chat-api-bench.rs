@@ -6,7 +6,9 @@
 //! - memory: the server's resident memory with K idle streams open;
 //! - group: the time to deliver one message to every online member of a G-member group;
 //! - history: conversation list and search on a large history;
-//! - flood: the latency run again while one account floods sends (rate limits at work).
+//! - flood: the latency run again while one account floods sends (rate limits at work);
+//! - files: upload and download throughput against the disk itself, the server's peak memory
+//!   while ten 100 MiB uploads run at once, and what a photo's thumbnail costs.
 //!
 //! `cargo build --release --features bench && ./target/release/chat-api-bench --help`
 //! Every loop is bounded in count and time; the server and its database are removed at the end.
@@ -27,9 +29,10 @@ const USAGE: &str = "usage: chat-api-bench [options]
   --backend sqlite|postgres   database of the server under test (default sqlite)
   --postgres-url URL          admin URL used to create and drop the bench database
                               (default postgres://postgres@127.0.0.1:5432/postgres)
-  --only LIST                 comma-separated: throughput,latency,memory,group,history,flood
+  --only LIST                 comma-separated: throughput,latency,memory,group,history,flood,files
                               (default: all but history, which fills a large history first,
-                              and flood, which measures latency twice)
+                              flood, which measures latency twice, and files, which writes
+                              about 1.5 GiB to the temporary folder)
   --senders N                 concurrent senders for throughput (default 16)
   --messages N                messages for throughput (default 10000)
   --receivers N               receivers for latency (default 100)
@@ -170,6 +173,9 @@ impl Server {
             // The other scenarios measure the server flat out; flood measures the limits.
             .env("RATE_LIMITS", if options.runs("flood") { "on" } else { "off" })
             .env("DATABASE_MAX_CONNECTIONS", "20")
+            // Room for the files scenario's 100 MiB uploads, ten at once.
+            .env("FILE_MAX_BYTES", (FILE_BENCH_BYTES + 1024 * 1024).to_string())
+            .env("FILE_MAX_CONCURRENT_UPLOADS", "10")
             .env("RUST_LOG", "warn")
             .current_dir(&folder)
             .stdout(Stdio::null())
@@ -200,14 +206,7 @@ impl Server {
 
     /// Resident memory of the server process, in KiB (Linux).
     fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        rss_of(self.child.id())
     }
 
     async fn stop(mut self, keep: bool) {
@@ -806,6 +805,228 @@ async fn fill_history(database_url: &str, owner: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The size of the files scenario's uploads.
+const FILE_BENCH_BYTES: usize = 100 * 1024 * 1024;
+const BOUNDARY: &str = "chat-api-bench-boundary";
+
+/// A multipart body of one `file` part holding `bytes`.
+fn multipart_body(name: &str, bytes: &[u8]) -> actix_web::web::Bytes {
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let mut body = Vec::with_capacity(head.len() + bytes.len() + tail.len());
+    body.extend_from_slice(head.as_bytes());
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(tail.as_bytes());
+    body.into()
+}
+
+impl Api {
+    /// Uploads `body` (a [`multipart_body`]); the stored file's id.
+    async fn upload(&self, user: &User, body: actix_web::web::Bytes) -> Result<String, String> {
+        let reply = self
+            .client
+            .post(format!("{}/api/v1/file", self.base))
+            .bearer_auth(&user.token)
+            .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(reqwest::Body::from(body))
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = reply.status();
+        let data: Value = reply.json().await.map_err(|error| error.to_string())?;
+        if status != reqwest::StatusCode::CREATED {
+            return Err(format!("upload: {status} {data}"));
+        }
+        Ok(data["data"]["files"][0]["_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Downloads file `id` whole, counting its bytes as they come.
+    async fn download(&self, user: &User, id: &str) -> Result<usize, String> {
+        let mut reply = self
+            .client
+            .get(format!("{}/api/v1/file/{id}", self.base))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut total = 0;
+        while let Some(chunk) = reply.chunk().await.map_err(|error| error.to_string())? {
+            total += chunk.len();
+        }
+        Ok(total)
+    }
+}
+
+fn mib_per_s(bytes: usize, seconds: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / seconds
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
+}
+
+/// Issue 10: uploads and downloads against the disk alone (the same bytes written and read in
+/// the same folder, in 5 MiB chunks as the local store writes them), the server's memory while
+/// ten 100 MiB uploads run at once (it must not grow with the files), and a photo's cost.
+async fn files(api: &Api, server: &Server) -> Result<Vec<(String, String)>, String> {
+    const ROUNDS: usize = 3;
+    let users = api.register_many(10, "uploader").await?;
+    // A zip's signature, then bytes that look like nothing else.
+    let mut bytes = b"PK\x03\x04".to_vec();
+    bytes.extend((0..FILE_BENCH_BYTES - 4).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let body = multipart_body("bench.zip", &bytes);
+
+    let (mut disk_writes, mut disk_reads, mut uploads, mut downloads) = (vec![], vec![], vec![], vec![]);
+    let mut stored = String::new();
+    for round in 0..ROUNDS {
+        let path = server.folder.join(format!("disk-baseline-{round}"));
+        let (write, read) = disk_baseline(&path, &bytes)?;
+        disk_writes.push(write);
+        disk_reads.push(read);
+        let started = Instant::now();
+        stored = api.upload(&users[0], body.clone()).await?;
+        uploads.push(mib_per_s(FILE_BENCH_BYTES, started.elapsed().as_secs_f64()));
+        let started = Instant::now();
+        let got = api.download(&users[0], &stored).await?;
+        if got != FILE_BENCH_BYTES {
+            return Err(format!("downloaded {got} bytes of {FILE_BENCH_BYTES}"));
+        }
+        downloads.push(mib_per_s(got, started.elapsed().as_secs_f64()));
+    }
+    let _ = stored;
+    let (disk_write, disk_read) = (median(disk_writes), median(disk_reads));
+    let (upload, download) = (median(uploads), median(downloads));
+
+    // Ten at once, one per user, while the server's memory is sampled.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kib().unwrap_or(0);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (sampling, pid) = (sampling.clone(), server.child.id());
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while sampling.load(Ordering::Relaxed) {
+                peak = peak.max(rss_of(pid).unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    let all = join_all(users.iter().map(|user| api.upload(user, body.clone()))).await;
+    let together = started.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let peak = sampler.await.map_err(|error| error.to_string())?;
+    for result in all {
+        result?;
+    }
+
+    // A 12-megapixel photo against a file of the same size that gets no thumbnail.
+    let photo = tokio::task::spawn_blocking(|| {
+        let picture = image::RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 256) as u8])
+        });
+        let mut jpeg = Vec::new();
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85);
+        picture.write_with_encoder(encoder).map(|()| jpeg)
+    })
+    .await
+    .map_err(|error| error.to_string())?
+    .map_err(|error| error.to_string())?;
+    let mut plain = b"PK\x03\x04".to_vec();
+    plain.resize(photo.len(), 7);
+    let (photo_body, plain_body) = (
+        multipart_body("photo.jpg", &photo),
+        multipart_body("same-size.zip", &plain),
+    );
+    let (mut photo_ms, mut plain_ms) = (vec![], vec![]);
+    for _ in 0..5 {
+        let started = Instant::now();
+        api.upload(&users[1], photo_body.clone()).await?;
+        photo_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let started = Instant::now();
+        api.upload(&users[1], plain_body.clone()).await?;
+        plain_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (photo_ms, plain_ms) = (median(photo_ms), median(plain_ms));
+
+    Ok(vec![
+        (
+            format!("files: upload of 100 MiB, median of {ROUNDS} (disk write alone)"),
+            format!(
+                "{upload:.0} MiB/s ({disk_write:.0} MiB/s; {:.0}% of the disk)",
+                100.0 * upload / disk_write
+            ),
+        ),
+        (
+            format!("files: download of 100 MiB, median of {ROUNDS} (disk read alone)"),
+            format!(
+                "{download:.0} MiB/s ({disk_read:.0} MiB/s; {:.0}% of the disk)",
+                100.0 * download / disk_read
+            ),
+        ),
+        (
+            "files: server RSS, peak during 10 concurrent 100 MiB uploads (idle before)".into(),
+            format!(
+                "{:.0} MiB ({:.0} MiB; 1,000 MiB uploaded in {together:.1} s)",
+                peak as f64 / 1024.0,
+                before as f64 / 1024.0
+            ),
+        ),
+        (
+            format!(
+                "files: upload of a 12 MP JPEG ({:.1} MiB) with its thumbnail, median of 5 (same size, no thumbnail)",
+                photo.len() as f64 / (1024.0 * 1024.0)
+            ),
+            format!("{photo_ms:.0} ms ({plain_ms:.0} ms)"),
+        ),
+    ])
+}
+
+/// Resident memory of process `pid`, in KiB (Linux).
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Writes `bytes` to `path` in 5 MiB chunks and reads them back: MiB/s of each. The file is
+/// removed after.
+fn disk_baseline(path: &std::path::Path, bytes: &[u8]) -> Result<(f64, f64), String> {
+    use std::io::{Read, Write};
+    let failed = |error: std::io::Error| error.to_string();
+    let started = Instant::now();
+    let mut file = std::fs::File::create(path).map_err(failed)?;
+    for chunk in bytes.chunks(5 * 1024 * 1024) {
+        file.write_all(chunk).map_err(failed)?;
+    }
+    file.flush().map_err(failed)?;
+    drop(file);
+    let write = mib_per_s(bytes.len(), started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let mut buffer = vec![0; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let read = file.read(&mut buffer).map_err(failed)?;
+        if read == 0 {
+            break;
+        }
+        total += read;
+    }
+    let read = mib_per_s(total, started.elapsed().as_secs_f64());
+    std::fs::remove_file(path).map_err(failed)?;
+    Ok((write, read))
+}
+
 #[tokio::main]
 async fn main() {
     let options = match Options::parse() {
@@ -828,7 +1049,7 @@ async fn main() {
     };
     let mut rows = Vec::new();
     let mut failure = None;
-    for name in ["throughput", "latency", "group", "memory", "history", "flood"] {
+    for name in ["throughput", "latency", "group", "memory", "history", "flood", "files"] {
         if !options.runs(name) {
             continue;
         }
@@ -839,6 +1060,7 @@ async fn main() {
             "group" => group(&api, &options).await,
             "history" => history(&api, &server, &options).await,
             "flood" => flood(&api, &options).await,
+            "files" => files(&api, &server).await,
             _ => memory(&api, &server, &options).await,
         };
         match result {

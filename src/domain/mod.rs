@@ -149,8 +149,12 @@ impl ExternalUrl {
         } else {
             return Err("must be an http:// or https:// URL".into());
         };
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain spaces or control characters".into());
+        // RFC 3986's characters only (anything else percent-encoded): no spaces, quotes,
+        // angle brackets, backslashes (which browsers read as `/`, so the host would not be
+        // the one checked here), nor invisible or bidi characters.
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+        if !raw.chars().all(allowed) {
+            return Err("may hold only URL characters (percent-encode the others)".into());
         }
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         let host = host.rsplit('@').next().unwrap_or_default();
@@ -287,6 +291,10 @@ mod tests {
             "https:///path",
             "https://:80/",
             "https://exa mple.com",
+            "https://trusted.example\\@evil.example/",
+            "https://example.com/\u{202e}gpj.exe",
+            "https://example.com/\"onerror=\"x",
+            "https://example.com/<script>",
             "ftp://example.com",
             "//example.com",
         ] {

@@ -63,6 +63,9 @@ pub enum ImageError {
     /// Declares more pixels than allowed, or needs more memory to decode: refused.
     #[error("the image is {width} x {height} pixels; at most {max_pixels} pixels are accepted")]
     TooLarge { width: u32, height: u32, max_pixels: u64 },
+    /// Past a decoder's limit before its size was known: refused.
+    #[error("the image needs more memory to decode than is allowed: {0}")]
+    TooBig(String),
     /// Not decodable (truncated, corrupt, a variant the decoder lacks): kept without thumbnail.
     #[error("the image cannot be decoded: {0}")]
     Unreadable(String),
@@ -88,22 +91,29 @@ pub fn inspect(bytes: &[u8], format: ImageFormat, limits: &ImageLimits) -> Resul
     reader.limits(decoder_limits);
     let mut decoder = reader.into_decoder().map_err(|error| refusal(error, None, limits))?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(ImageError::TooLarge {
-            width,
-            height,
-            max_pixels: limits.max_pixels,
-        });
+    let too_large = || ImageError::TooLarge {
+        width,
+        height,
+        max_pixels: limits.max_pixels,
+    };
+    // The pixel count, and what the decoded picture takes: `from_decoder` allocates that at
+    // once, and the decoders only hold themselves to `max_alloc` for their own buffers.
+    if u64::from(width) * u64::from(height) > limits.max_pixels || decoder.total_bytes() > limits.max_alloc {
+        return Err(too_large());
     }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut picture =
-        DynamicImage::from_decoder(decoder).map_err(|error| refusal(error, Some((width, height)), limits))?;
-    picture.apply_orientation(orientation);
-    let (width, height) = (picture.width(), picture.height());
-    let small = picture.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
+    let picture = DynamicImage::from_decoder(decoder).map_err(|error| refusal(error, Some((width, height)), limits))?;
+    // Small first, then upright: turning the full picture would copy it whole.
+    let mut small = picture.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
     drop(picture);
+    small.apply_orientation(orientation);
+    use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+    let (width, height) = match orientation {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (height, width),
+        _ => (width, height),
+    };
     Ok(ImageFacts {
         width,
         height,
@@ -131,16 +141,14 @@ fn encode(small: &DynamicImage) -> Result<Thumbnail, ImageError> {
 /// A decoder's error as ours: past a limit is a refusal, anything else leaves the photo
 /// without a thumbnail.
 fn refusal(error: image::ImageError, size: Option<(u32, u32)>, limits: &ImageLimits) -> ImageError {
-    match error {
-        image::ImageError::Limits(_) => {
-            let (width, height) = size.unwrap_or_default();
-            ImageError::TooLarge {
-                width,
-                height,
-                max_pixels: limits.max_pixels,
-            }
-        }
-        other => ImageError::Unreadable(other.to_string()),
+    match (error, size) {
+        (image::ImageError::Limits(_), Some((width, height))) => ImageError::TooLarge {
+            width,
+            height,
+            max_pixels: limits.max_pixels,
+        },
+        (image::ImageError::Limits(limit), None) => ImageError::TooBig(limit.to_string()),
+        (other, _) => ImageError::Unreadable(other.to_string()),
     }
 }
 
@@ -181,6 +189,38 @@ mod tests {
             })
         ));
         assert!(inspect(&png(10, 10), ImageFormat::Png, &limits).is_ok());
+    }
+
+    #[test]
+    fn a_picture_needing_more_memory_than_allowed_is_refused() {
+        let limits = ImageLimits {
+            // 100 x 100 RGB is 30,000 bytes decoded.
+            max_alloc: 29_999,
+            ..ImageLimits::default()
+        };
+        let refused = inspect(&png(100, 100), ImageFormat::Png, &limits);
+        assert!(matches!(refused, Err(ImageError::TooLarge { .. })), "{refused:?}");
+    }
+
+    #[test]
+    fn a_sideways_photo_is_measured_and_thumbnailed_upright() {
+        let mut bytes = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new(&mut bytes);
+        let mut exif = b"II\x2a\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        exif.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]);
+        image::ImageEncoder::set_exif_metadata(&mut encoder, exif).unwrap();
+        image::ImageEncoder::write_image(
+            encoder,
+            &vec![0; 640 * 320 * 3],
+            640,
+            320,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+        let facts = inspect(&bytes, ImageFormat::Jpeg, &ImageLimits::default()).unwrap();
+        assert_eq!((facts.width, facts.height), (320, 640));
+        let thumbnail = image::load_from_memory(&facts.thumbnail.bytes).unwrap();
+        assert_eq!((thumbnail.width(), thumbnail.height()), (160, 320));
     }
 
     #[test]

@@ -152,6 +152,7 @@ impl FileStore {
         let folder = match variant {
             Variant::Original => "files",
             Variant::Thumbnail => "thumbnails",
+            Variant::Staging => "uploads",
         };
         match &self.prefix {
             Some(prefix) => ObjectPath::from(format!("{prefix}/{folder}/{id}")),
@@ -161,8 +162,9 @@ impl FileStore {
 
     /// The size and a thumbnail of file `id`, of `size` bytes and sniffed as `content_type`,
     /// if it is a photo we read: the thumbnail is stored, and the facts returned. `None` for
-    /// other files, photos too big to read, and pictures that do not decode (they stay plain
-    /// files). A picture past the pixel or memory limits is refused.
+    /// other files, photos too big to read, pictures that do not decode, and when the decoder
+    /// is busy for [`DECODE_WAIT`] or the thumbnail cannot be stored (they stay plain files).
+    /// A picture past the pixel or memory limits is refused.
     pub async fn describe_image(
         &self,
         id: Uuid,
@@ -175,26 +177,42 @@ impl FileStore {
         if size > images::MAX_DECODED_FILE_BYTES {
             return Ok(None);
         }
-        let _decode = self
-            .decodes
-            .acquire()
-            .await
-            .map_err(|_| FileError::Open("the image decoder is shut down".into()))?;
-        let bytes = self.read(id, None).await?.bytes().await?;
+        // Owned, and moved into the decode: a request dropped mid-decode (the client went
+        // away) keeps its slot until the decode really ends.
+        let Ok(Ok(decode)) = tokio::time::timeout(DECODE_WAIT, self.decodes.clone().acquire_owned()).await else {
+            tracing::warn!(file = %id, "the image decoder stayed busy: a photo without thumbnail");
+            return Ok(None);
+        };
+        let bytes = self.read(id, Some(0..size)).await?.bytes().await?;
         let limits = self.rules.images;
-        let facts = tokio::task::spawn_blocking(move || images::inspect(&bytes, format, &limits))
-            .await
-            .map_err(|error| FileError::Open(format!("the image decoder failed: {error}")))?;
-        match facts {
-            Ok(facts) => {
-                self.objects
-                    .put(&self.key(id, Variant::Thumbnail), facts.thumbnail.bytes.clone().into())
-                    .await?;
-                Ok(Some(facts))
+        let decoded = tokio::task::spawn_blocking(move || {
+            let facts = images::inspect(&bytes, format, &limits);
+            drop(decode);
+            facts
+        })
+        .await;
+        let facts = match decoded {
+            Ok(Ok(facts)) => facts,
+            Ok(Err(refused @ (images::ImageError::TooLarge { .. } | images::ImageError::TooBig(_)))) => {
+                return Err(FileError::ImageTooLarge(refused));
             }
-            Err(refused @ images::ImageError::TooLarge { .. }) => Err(FileError::ImageTooLarge(refused)),
-            Err(images::ImageError::Unreadable(reason)) => {
+            Ok(Err(images::ImageError::Unreadable(reason))) => {
                 tracing::debug!(file = %id, %reason, "a photo without thumbnail");
+                return Ok(None);
+            }
+            Err(failed) => {
+                tracing::warn!(file = %id, error = %failed, "the image decoder failed: a photo without thumbnail");
+                return Ok(None);
+            }
+        };
+        let stored = self
+            .objects
+            .put(&self.key(id, Variant::Thumbnail), facts.thumbnail.bytes.clone().into())
+            .await;
+        match stored {
+            Ok(_) => Ok(Some(facts)),
+            Err(error) => {
+                tracing::warn!(file = %id, %error, "could not store a thumbnail: a photo without one");
                 Ok(None)
             }
         }
@@ -202,12 +220,12 @@ impl FileStore {
 
     /// Starts storing the bytes of file `id`, at most `FILE_MAX_BYTES` of them.
     pub async fn begin_upload(&self, id: Uuid) -> Result<Upload, FileError> {
-        self.begin_upload_at_most(id, self.rules.max_bytes).await
+        self.begin_upload_of(id, Variant::Original, self.rules.max_bytes).await
     }
 
-    /// Starts storing the bytes of file `id`, at most `limit` of them.
-    pub async fn begin_upload_at_most(&self, id: Uuid, limit: u64) -> Result<Upload, FileError> {
-        let key = self.key(id, Variant::Original);
+    /// Starts storing the bytes of file `id`'s `variant`, at most `limit` of them.
+    pub async fn begin_upload_of(&self, id: Uuid, variant: Variant, limit: u64) -> Result<Upload, FileError> {
+        let key = self.key(id, variant);
         let upload = self.objects.put_multipart(&key).await?;
         Ok(Upload {
             writer: Some(WriteMultipart::new(upload)),
@@ -249,21 +267,30 @@ impl FileStore {
         let url = signer
             .signed_url(
                 object_store::signer::Method::PUT,
-                &self.key(id, Variant::Original),
+                &self.key(id, Variant::Staging),
                 expires_in,
             )
             .await?;
         Ok(Some(url.to_string()))
     }
 
-    /// The bytes a two-step upload of file `id` put in the store, checked against the
-    /// `declared` size and the upload rules. Bytes that do not pass are removed.
+    /// The bytes a two-step upload of file `id` sent (to its staging key), checked against
+    /// the `declared` size and the upload rules, and moved to where files are read from. The
+    /// staging key is what the `uploadUrl` writes: once the bytes are moved, a replayed URL
+    /// can only write there again, never change the checked file. Bytes that do not pass are
+    /// removed.
     pub async fn check_arrived(&self, id: Uuid, declared: u64) -> Result<Arrived, FileError> {
-        let size = match self.size_of(id, Variant::Original).await {
-            Ok(size) => size,
-            Err(FileError::Storage(object_store::Error::NotFound { .. })) => return Ok(Arrived::Nothing),
-            Err(error) => return Err(error),
-        };
+        let (staged, kept) = (self.key(id, Variant::Staging), self.key(id, Variant::Original));
+        match self.objects.copy(&staged, &kept).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(Arrived::Nothing),
+            Err(error) => return Err(error.into()),
+        }
+        if let Err(error) = self.delete_staged(id).await {
+            tracing::warn!(file = %id, %error, "could not remove a staged upload");
+        }
+        // From here on only this server writes the bytes: check what was moved.
+        let size = self.size_of(id, Variant::Original).await?;
         if size != declared {
             self.delete(id).await?;
             return Ok(Arrived::WrongSize(size));
@@ -277,12 +304,25 @@ impl FileStore {
         }
         let image = match self.describe_image(id, &content_type, size).await {
             Ok(image) => image,
-            Err(error) => {
+            Err(refused @ FileError::ImageTooLarge(_)) => {
                 self.delete(id).await?;
-                return Err(error);
+                return Err(refused);
             }
+            Err(error) => return Err(error),
         };
         Ok(Arrived::Complete(StoredBytes { size, content_type }, image))
+    }
+
+    /// Removes what a two-step upload of file `id` sent and no one checked.
+    pub async fn delete_staged(&self, id: Uuid) -> Result<(), FileError> {
+        self.delete_variant(id, Variant::Staging).await
+    }
+
+    async fn delete_variant(&self, id: Uuid, variant: Variant) -> Result<(), FileError> {
+        match self.objects.delete(&self.key(id, variant)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// How many bytes file `id`'s `variant` holds.
@@ -290,17 +330,50 @@ impl FileStore {
         Ok(self.objects.head(&self.key(id, variant)).await?.size)
     }
 
-    /// Removes the bytes of file `id` and its thumbnail (gone already is fine).
+    /// Removes the bytes of file `id`, its thumbnail and any staged upload (gone already is
+    /// fine).
     pub async fn delete(&self, id: Uuid) -> Result<(), FileError> {
-        for variant in [Variant::Original, Variant::Thumbnail] {
-            match self.objects.delete(&self.key(id, variant)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
+        for variant in [Variant::Original, Variant::Thumbnail, Variant::Staging] {
+            self.delete_variant(id, variant).await?;
         }
         Ok(())
     }
 }
+
+/// The bytes `result` holds, as a stream. A local file is read [`READ_CHUNK`] at a time on the
+/// blocking pool: object_store's own stream reads 8 KiB per step, which held downloads to a
+/// few percent of what the disk gives.
+pub fn byte_stream(
+    result: GetResult,
+) -> futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    match result.payload {
+        object_store::GetResultPayload::File(file, _) => {
+            let range = result.range;
+            futures_util::stream::try_unfold((file, range.start, range.end), |(mut file, at, end)| async move {
+                if at >= end {
+                    return Ok(None);
+                }
+                let wanted = usize::try_from((end - at).min(READ_CHUNK)).unwrap_or(usize::MAX);
+                let (file, chunk) = tokio::task::spawn_blocking(move || {
+                    use std::io::{Read, Seek, SeekFrom};
+                    file.seek(SeekFrom::Start(at))?;
+                    let mut chunk = vec![0; wanted];
+                    file.read_exact(&mut chunk)?;
+                    Ok::<_, std::io::Error>((file, chunk))
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                Ok(Some((bytes::Bytes::from(chunk), (file, at + wanted as u64, end))))
+            })
+            .boxed()
+        }
+        object_store::GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
+    }
+}
+
+/// How much of a local file one step of a download reads.
+const READ_CHUNK: u64 = 256 * 1024;
 
 /// What [`FileStore::check_arrived`] found.
 #[derive(Debug)]
@@ -319,7 +392,12 @@ pub enum Variant {
     Original,
     /// Of a photo: [`images::THUMBNAIL_SIDE`] px, re-encoded without metadata.
     Thumbnail,
+    /// Of a two-step upload: what its `uploadUrl` received, not yet checked.
+    Staging,
 }
+
+/// How long a photo waits for the decoder before it is stored without a thumbnail.
+const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One file being stored. Dropped unfinished (the client went away and the request's future
 /// with it), it aborts the store's multipart upload in the background.

@@ -409,6 +409,8 @@ async fn serve(
             let size = state.files.size_of(file.id, variant).await.map_err(missing)?;
             (format!("\"{}-thumbnail\"", file.id.simple()), size, content_type)
         }
+        // Unchecked bytes are never served.
+        Variant::Staging => return Err(ApiError::not_found("file")),
     };
     let mut response = HttpResponse::build(StatusCode::OK);
     response
@@ -496,9 +498,8 @@ async fn serve(
             ],
         })
         .no_chunking(length);
-    let stream = body
-        .into_stream()
-        .map_err(|error| actix_web::error::ErrorInternalServerError(error.to_string()));
+    let stream =
+        crate::files::byte_stream(body).map_err(|error| actix_web::error::ErrorInternalServerError(error.to_string()));
     Ok(response.streaming(stream))
 }
 
@@ -737,7 +738,7 @@ pub async fn put_content(
     let declared = u64::try_from(file.size).unwrap_or_default();
     let mut upload = state
         .files
-        .begin_upload_at_most(id, declared)
+        .begin_upload_of(id, Variant::Staging, declared)
         .await
         .map_err(file_error)?;
     let written = async {
@@ -762,6 +763,16 @@ pub async fn put_content(
         return Err(error);
     }
     upload.finish().await.map_err(file_error)?;
+    // Completed or swept while the bytes came: they belong to nothing now.
+    if !matches!(state.store.own_file(user, id).await?, Some((_, FileState::Pending))) {
+        if let Err(error) = state.files.delete_staged(id).await {
+            tracing::warn!(%error, file = %id, "could not remove a late upload");
+        }
+        return Err(ApiError::conflict(
+            ErrorCode::UploadComplete,
+            "this upload was completed or expired while its bytes arrived",
+        ));
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -803,7 +814,11 @@ pub async fn complete_upload(
         .ok_or_else(|| ApiError::not_found("file"))?;
     let file = match file_state {
         FileState::Ready => file,
-        FileState::Pending => complete_pending(&state, file).await?,
+        FileState::Pending => {
+            state.check_rate_limit(Action::Upload, caller.user_id)?;
+            let _slot = state.upload_slot(caller.user_id)?;
+            complete_pending(&state, file, "size").await?
+        }
     };
     Ok(ok(FileData {
         file: FileView::new(file, &state.file_signer(caller.user_id)),
@@ -811,13 +826,22 @@ pub async fn complete_upload(
 }
 
 /// Checks the bytes that arrived for pending `file` and makes it ready: as
-/// `POST /file/{id}/complete` answers, and on first use (a send that attaches it).
-pub(super) async fn complete_pending(state: &AppState, mut file: StoredFile) -> Result<StoredFile, ApiError> {
+/// `POST /file/{id}/complete` answers, and on first use (a send that attaches it). A wrong
+/// size is reported on `field`. The caller holds an upload slot.
+pub(super) async fn complete_pending(
+    state: &AppState,
+    mut file: StoredFile,
+    field: &str,
+) -> Result<StoredFile, ApiError> {
     let declared = u64::try_from(file.size).unwrap_or_default();
     let arrived = state.files.check_arrived(file.id, declared).await;
     let (bytes, image) = match arrived {
         Ok(Arrived::Complete(bytes, image)) => (bytes, image),
         Ok(Arrived::Nothing) => {
+            // A concurrent completion may have taken the bytes first.
+            if let Some((current, FileState::Ready)) = state.store.own_file(file.owner_id, file.id).await? {
+                return Ok(current);
+            }
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::UploadIncomplete,
@@ -829,8 +853,11 @@ pub(super) async fn complete_pending(state: &AppState, mut file: StoredFile) -> 
         }
         Ok(Arrived::WrongSize(size)) => {
             return Err(ApiError::invalid_field(
-                "size",
-                format!("{size} bytes arrived but {declared} were declared; send them again"),
+                field,
+                format!(
+                    "{size} bytes arrived for file {} but {declared} were declared; send them again",
+                    file.id
+                ),
             ));
         }
         Err(error @ (FileError::TypeNotAllowed(_) | FileError::ImageTooLarge(_))) => {

@@ -224,8 +224,12 @@ async fn send(state: &AppState, caller: AuthUser, body: SendMessageRequest) -> R
     let files = attached_files(&body.files);
     if let Ok(files) = &files {
         // Two-step uploads not completed yet are completed on first use.
-        for pending in state.store.pending_files(caller.user_id, files).await? {
-            complete_pending(state, pending).await?;
+        let pending = state.store.pending_files(caller.user_id, files).await?;
+        if !pending.is_empty() {
+            let _slot = state.upload_slot(caller.user_id)?;
+            for file in pending {
+                complete_pending(state, file, "files").await?;
+            }
         }
     }
     let url = |raw: &Option<String>| raw.as_deref().map(ExternalUrl::parse).transpose();

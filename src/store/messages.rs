@@ -326,6 +326,12 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                        // The URLs it pointed at go with its text (its files stay their
+                        // uploader's, unreachable for the others).
+                        sqlx::query("DELETE FROM message_links WHERE message_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     DeleteScope::Me => {
                         sqlx::query(

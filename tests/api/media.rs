@@ -236,8 +236,17 @@ async fn a_two_step_upload_is_usable_once_its_bytes_arrived(backend: Backend, fi
         (json!("text/plain"), json!(500))
     );
     let (status, _, bytes) = fetch(&app, &text(&file["url"]), None, &[]).await;
-    assert_eq!((status, bytes), (StatusCode::OK, notes));
+    assert_eq!((status, bytes), (StatusCode::OK, notes.clone()));
     complete(&app, &ana, &notes_id).await.data(StatusCode::OK);
+    // The upload URL replayed after completion: refused here, or (S3, which cannot refuse a
+    // presigned PUT) written where nothing reads it. The checked file stays as it was.
+    let replay = put_bytes(&app, &text(&tickets[0]["uploadUrl"]), b"MZ replaced".to_vec()).await;
+    if files == FileBackend::Local {
+        assert_eq!(replay, StatusCode::CONFLICT);
+    }
+    complete(&app, &ana, &notes_id).await.data(StatusCode::OK);
+    let (status, _, bytes) = fetch(&app, &format!("/api/v1/file/{notes_id}"), Some(&ana.token), &[]).await;
+    assert_eq!((status, bytes), (StatusCode::OK, notes), "the bytes never change");
 
     // Not completed by hand: the send that attaches it completes it.
     let put = put_bytes(&app, &text(&tickets[1]["uploadUrl"]), photo.clone()).await;
