@@ -879,13 +879,18 @@ async fn files(api: &Api, server: &Server) -> Result<Vec<(String, String)>, Stri
     bytes.extend((0..FILE_BENCH_BYTES - 4).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8));
     let body = multipart_body("bench.zip", &bytes);
 
+    let (bare, bare_server) = bare_actix(actix_web::web::Bytes::from(bytes.clone())).await?;
     let (mut disk_writes, mut disk_reads, mut uploads, mut downloads) = (vec![], vec![], vec![], vec![]);
+    let (mut bare_uploads, mut bare_downloads) = (vec![], vec![]);
     let mut stored = String::new();
     for round in 0..ROUNDS {
         let path = server.folder.join(format!("disk-baseline-{round}"));
         let (write, read) = disk_baseline(&path, &bytes)?;
         disk_writes.push(write);
         disk_reads.push(read);
+        let (sent, received) = bare_transfers(&api.client, &bare, body.clone()).await?;
+        bare_uploads.push(sent);
+        bare_downloads.push(received);
         let started = Instant::now();
         stored = api.upload(&users[0], body.clone()).await?;
         uploads.push(mib_per_s(FILE_BENCH_BYTES, started.elapsed().as_secs_f64()));
@@ -897,7 +902,9 @@ async fn files(api: &Api, server: &Server) -> Result<Vec<(String, String)>, Stri
         downloads.push(mib_per_s(got, started.elapsed().as_secs_f64()));
     }
     let _ = stored;
+    bare_server.stop(true).await;
     let (disk_write, disk_read) = (median(disk_writes), median(disk_reads));
+    let (bare_upload, bare_download) = (median(bare_uploads), median(bare_downloads));
     let (upload, download) = (median(uploads), median(downloads));
 
     // Ten at once, one per user, while the server's memory is sampled.
@@ -955,17 +962,19 @@ async fn files(api: &Api, server: &Server) -> Result<Vec<(String, String)>, Stri
 
     Ok(vec![
         (
-            format!("files: upload of 100 MiB, median of {ROUNDS} (disk write alone)"),
+            format!("files: upload of 100 MiB, median of {ROUNDS} (a bare actix server that drops it; the disk alone)"),
             format!(
-                "{upload:.0} MiB/s ({disk_write:.0} MiB/s; {:.0}% of the disk)",
-                100.0 * upload / disk_write
+                "{upload:.0} MiB/s ({bare_upload:.0} MiB/s: {:.0}%; disk write {disk_write:.0} MiB/s)",
+                100.0 * upload / bare_upload
             ),
         ),
         (
-            format!("files: download of 100 MiB, median of {ROUNDS} (disk read alone)"),
             format!(
-                "{download:.0} MiB/s ({disk_read:.0} MiB/s; {:.0}% of the disk)",
-                100.0 * download / disk_read
+                "files: download of 100 MiB, median of {ROUNDS} (a bare actix server sending it from memory; the disk alone)"
+            ),
+            format!(
+                "{download:.0} MiB/s ({bare_download:.0} MiB/s: {:.0}%; disk read {disk_read:.0} MiB/s)",
+                100.0 * download / bare_download
             ),
         ),
         (
@@ -984,6 +993,78 @@ async fn files(api: &Api, server: &Server) -> Result<Vec<(String, String)>, Stri
             format!("{photo_ms:.0} ms ({plain_ms:.0} ms)"),
         ),
     ])
+}
+
+/// A bare actix-web server on loopback, in this process, as the limit that uploads and
+/// downloads through chat-api are measured against (the same HTTP over the same loopback, no
+/// multipart, store or database): `POST /sink` reads a body and drops it, `GET /source` sends
+/// `payload` in 256 KiB chunks.
+async fn bare_actix(payload: actix_web::web::Bytes) -> Result<(String, actix_web::dev::ServerHandle), String> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use futures_util::StreamExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+    let base = format!("http://{}", listener.local_addr().map_err(|error| error.to_string())?);
+    let server = HttpServer::new(move || {
+        let payload = payload.clone();
+        App::new()
+            .route(
+                "/sink",
+                web::post().to(|mut body: web::Payload| async move {
+                    let mut total = 0;
+                    while let Some(chunk) = body.next().await {
+                        total += chunk?.len();
+                    }
+                    Ok::<_, actix_web::Error>(HttpResponse::Created().body(total.to_string()))
+                }),
+            )
+            .route(
+                "/source",
+                web::get().to(move || {
+                    let payload = payload.clone();
+                    async move {
+                        const CHUNK: usize = 256 * 1024;
+                        let chunks = (0..payload.len()).step_by(CHUNK).map(move |at| {
+                            Ok::<_, actix_web::Error>(payload.slice(at..(at + CHUNK).min(payload.len())))
+                        });
+                        HttpResponse::Ok().streaming(futures_util::stream::iter(chunks))
+                    }
+                }),
+            )
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|error| error.to_string())?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((base, handle))
+}
+
+/// One upload of `body` to the bare server and one download from it: MiB/s of each.
+async fn bare_transfers(client: &Client, base: &str, body: actix_web::web::Bytes) -> Result<(f64, f64), String> {
+    let size = body.len();
+    let started = Instant::now();
+    client
+        .post(format!("{base}/sink"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(reqwest::Body::from(body))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| error.to_string())?;
+    let sent = mib_per_s(size, started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let mut reply = client
+        .get(format!("{base}/source"))
+        .send()
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut total = 0;
+    while let Some(chunk) = reply.chunk().await.map_err(|error| error.to_string())? {
+        total += chunk.len();
+    }
+    Ok((sent, mib_per_s(total, started.elapsed().as_secs_f64())))
 }
 
 /// Resident memory of process `pid`, in KiB (Linux).

@@ -339,6 +339,7 @@ pub async fn download_file(
         (status = 403, description = "A signed link that expired or was altered", body = ErrorEnvelope),
         (status = 404, description = "No such file, not one the caller may read, or one without a thumbnail", body = ErrorEnvelope),
         (status = 416, description = "A `Range` outside the thumbnail (`range_not_satisfiable`)", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
     )
 )]
 #[get("/{id}/thumbnail")]
@@ -695,6 +696,8 @@ pub async fn create_upload_urls(
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 204, description = "Stored; complete the upload next"),
+        (status = 400, description = "The id is not a UUID, or the body broke off", body = ErrorEnvelope),
+        (status = 422, description = "The id holds U+0000 (`validation_failed`)", body = ErrorEnvelope),
         (status = 403, description = "A missing, expired or altered upload link", body = ErrorEnvelope),
         (status = 404, description = "No such pending file", body = ErrorEnvelope),
         (status = 409, description = "The upload is complete already (`upload_complete`)", body = ErrorEnvelope),
@@ -794,6 +797,7 @@ pub struct FileData {
     params(("id" = Uuid, Path, description = "The pending file's id")),
     responses(
         (status = 200, description = "The ready file", body = Success<FileData>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
         (status = 404, description = "No such file of the caller's", body = ErrorEnvelope),
         (status = 409, description = "No bytes have arrived yet (`upload_incomplete`)", body = ErrorEnvelope),
@@ -821,7 +825,7 @@ pub async fn complete_upload(
         }
     };
     Ok(ok(FileData {
-        file: FileView::new(file, &state.file_signer(caller.user_id)),
+        file: FileView::new(file, state.file_signer(caller.user_id)),
     }))
 }
 

@@ -88,6 +88,8 @@ async fn sending_a_message_returns_201_with_the_stored_message(backend: Backend)
             "deleted",
             "editedAt",
             "files",
+            "imageUrl",
+            "linkPreviewUrl",
             "readBy",
             "replyTo",
             "sender",
