@@ -82,11 +82,7 @@ pub async fn upload_files(
     let read = read_form(&state, caller.user_id, parts, "file", &mut form).await;
     let recorded = match read {
         Ok(()) if form.files.is_empty() => Err(ApiError::invalid_field("file", "send at least one `file` part")),
-        Ok(()) => state
-            .store
-            .insert_files(&form.files, FileState::Ready)
-            .await
-            .map_err(ApiError::from),
+        Ok(()) => record(&state, &form.files, FileState::Ready).await,
         Err(error) => Err(error),
     };
     if let Err(error) = recorded {
@@ -639,13 +635,6 @@ pub async fn create_upload_urls(
             return Err(file_error(FileError::TypeNotAllowed(file.content_type.clone())));
         }
     }
-    let total: u64 = declared.iter().map(|file| file.size).sum();
-    if let Some(quota) = state.file_quota {
-        let used = u64::try_from(state.store.bytes_stored_by(caller.user_id).await?).unwrap_or_default();
-        if used.saturating_add(total) > quota {
-            return Err(quota_exceeded());
-        }
-    }
     let now = store::now();
     let files: Vec<StoredFile> = declared
         .iter()
@@ -661,7 +650,7 @@ pub async fn create_upload_urls(
             created_at: now,
         })
         .collect();
-    state.store.insert_files(&files, FileState::Pending).await?;
+    record(&state, &files, FileState::Pending).await?;
     let ttl = state.upload_url_ttl;
     let mut tickets = Vec::with_capacity(files.len());
     for file in files {
@@ -881,6 +870,15 @@ pub(super) async fn complete_pending(
     match state.store.own_file(file.owner_id, file.id).await? {
         Some((current, FileState::Ready)) => Ok(current),
         _ => Err(ApiError::not_found("file")),
+    }
+}
+
+/// Records `files` in `state`, within the owner's `FILE_QUOTA_BYTES` (413 past it).
+pub(super) async fn record(state: &AppState, files: &[StoredFile], file_state: FileState) -> Result<(), ApiError> {
+    if state.store.insert_files(files, file_state, state.file_quota).await? {
+        Ok(())
+    } else {
+        Err(quota_exceeded())
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::envelope::{Success, created_signed, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
-use super::files::{Form, complete_pending, read_form};
+use super::files::{Form, complete_pending, read_form, record};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
 use crate::domain::{ClientId, ExternalUrl, MessageText, page_limit};
@@ -174,7 +174,7 @@ pub async fn send_message(
     let outcome = async {
         read_form(&state, caller.user_id, parts, "files", &mut form).await?;
         let body = form_message(&form)?;
-        state.store.insert_files(&form.files, FileState::Ready).await?;
+        record(&state, &form.files, FileState::Ready).await?;
         send(&state, caller, body).await
     }
     .await;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::push_ids;
+use super::tx::lock_conversation;
 use super::{Dialect, Store, StoreResult, with_backend, with_writer};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -68,10 +69,30 @@ struct OwnFileRow {
 }
 
 impl Store {
-    /// Records files (all or none): uploaded ones `Ready`, announced ones `Pending`.
-    pub async fn insert_files(&self, files: &[StoredFile], state: FileState) -> StoreResult<()> {
+    /// Records files (all or none): uploaded ones `Ready`, announced ones `Pending`. With a
+    /// `quota`, only if the owner's files, these included, stay within it (`false`
+    /// otherwise): checked under a lock on the owner, so that uploads racing each other
+    /// cannot pass it together.
+    pub async fn insert_files(&self, files: &[StoredFile], state: FileState, quota: Option<u64>) -> StoreResult<bool> {
+        let Some(owner) = files.first().map(|file| file.owner_id) else {
+            return Ok(true);
+        };
+        debug_assert!(files.iter().all(|file| file.owner_id == owner));
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            if let Some(quota) = quota {
+                // The conversation lock's mechanism, keyed by the owner: ids never collide.
+                lock_conversation!(tx, pool, owner)?;
+                let used: i64 =
+                    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE owner_id = $1")
+                        .bind(owner)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let adding: i64 = files.iter().map(|file| file.size).sum();
+                if u64::try_from(used.saturating_add(adding)).unwrap_or(u64::MAX) > quota {
+                    return Ok(false);
+                }
+            }
             for file in files {
                 sqlx::query(
                     "INSERT INTO files (id, owner_id, name, size, content_type, width, height, thumbnail_type, state, created_at)
@@ -91,7 +112,7 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok(())
+            Ok(true)
         })
     }
 

@@ -379,6 +379,24 @@ async fn upload_links_are_bound_to_their_file(backend: Backend) {
     );
 }
 
+async fn racing_uploads_cannot_pass_the_quota_together(backend: Backend) {
+    let app = spawn_app_with_files(backend, FileBackend::Local, &[("FILE_QUOTA_BYTES", "1000")]).await;
+    let ana = app.register_user("Ana").await;
+    let file = json!([{"name": "a.txt", "size": 600, "contentType": "text/plain"}]);
+
+    let racing = futures_util::future::join_all((0..6).map(|_| declare(&app, &ana, file.clone()))).await;
+
+    let statuses: Vec<StatusCode> = racing.iter().map(|reply| reply.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == StatusCode::CREATED).count(),
+        1,
+        "one fits in the quota: {statuses:?}"
+    );
+    for refused in racing.iter().filter(|reply| reply.status != StatusCode::CREATED) {
+        refused.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded");
+    }
+}
+
 async fn messages_keep_image_and_link_urls_without_fetching_them(backend: Backend) {
     let app = spawn_app(backend).await;
     let ana = app.register_user("Ana").await;
@@ -451,5 +469,6 @@ every_store!(
 
 both_backends!(
     upload_links_are_bound_to_their_file,
+    racing_uploads_cannot_pass_the_quota_together,
     messages_keep_image_and_link_urls_without_fetching_them
 );
