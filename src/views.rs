@@ -162,8 +162,9 @@ pub struct QuoteView {
     pub id: Uuid,
     pub sender: SenderView,
     pub content: String,
-    /// Whether the quoted message carries files, and the type of its first one (`null`:
-    /// none), so that a quote can say "Photo".
+    /// Whether the quoted message carries files or URLs, and the content type of its first
+    /// file, else the kind of its first URL (`image_url`, `link`); `null`: none. So that a
+    /// quote can say "Photo".
     pub has_attachments: bool,
     #[schema(example = "image/jpeg")]
     pub attachment_type: Option<String>,

@@ -26,12 +26,17 @@ macro_rules! user_columns {
 }
 pub(crate) use user_columns;
 
-/// The content type of the first file of replied-to message `r` (none once it is deleted for
-/// everyone), so that a quote can say "Photo".
+/// The content type of the first file of replied-to message `r`, else the kind of its first
+/// URL (`image_url`, `link`); none once it is deleted for everyone. So that a quote can say
+/// "Photo".
 macro_rules! reply_attachment_type {
     () => {
-        "(SELECT f.content_type FROM message_files mf JOIN files f ON f.id = mf.file_id
-          WHERE mf.message_id = r.id AND r.deleted_at IS NULL ORDER BY mf.position LIMIT 1) AS reply_attachment_type"
+        "COALESCE(
+           (SELECT f.content_type FROM message_files mf JOIN files f ON f.id = mf.file_id
+            WHERE mf.message_id = r.id AND r.deleted_at IS NULL ORDER BY mf.position LIMIT 1),
+           (SELECT ml.kind FROM message_links ml
+            WHERE ml.message_id = r.id AND r.deleted_at IS NULL ORDER BY ml.kind LIMIT 1)
+         ) AS reply_attachment_type"
     };
 }
 pub(crate) use reply_attachment_type;

@@ -424,8 +424,21 @@ async fn messages_keep_image_and_link_urls_without_fetching_them(backend: Backen
     );
     let live = bo_stream.next_of("message.created").await.data;
     assert_eq!(live["attachments"], message["attachments"]);
+    let reply = app
+        .post(
+            "/api/v1/message",
+            Some(&bo.token),
+            &json!({"convo_id": chat, "message": "cute", "reply": message["_id"]}),
+        )
+        .await;
+    let quote = reply.data(StatusCode::CREATED)["message"]["replyTo"].clone();
+    assert_eq!(
+        (quote["hasAttachments"].clone(), quote["attachmentType"].clone()),
+        (json!(true), json!("image_url")),
+        "a quote can say Photo: {quote}"
+    );
     let listed = app.list_messages(&bo.token, &chat, "").await;
-    assert_eq!(listed.data(StatusCode::OK)["messages"][0]["imageUrl"], image);
+    assert_eq!(listed.data(StatusCode::OK)["messages"][1]["imageUrl"], image);
 
     for bad in [
         "javascript:alert(1)",
@@ -452,12 +465,14 @@ async fn messages_keep_image_and_link_urls_without_fetching_them(backend: Backen
         .await
         .data(StatusCode::OK);
     let listed = app.list_messages(&bo.token, &chat, "").await;
-    let tombstone = listed.data(StatusCode::OK)["messages"][0].clone();
+    let tombstone = listed.data(StatusCode::OK)["messages"][1].clone();
     assert_eq!(
         (tombstone["imageUrl"].clone(), tombstone["attachments"].clone()),
         (Value::Null, json!([])),
         "a tombstone points at nothing"
     );
+    let quote = listed.data(StatusCode::OK)["messages"][0]["replyTo"].clone();
+    assert_eq!(quote["hasAttachments"], false, "nor does a quote of one: {quote}");
 }
 
 every_store!(
