@@ -98,6 +98,8 @@ error_codes! {
     InvalidTicket = "invalid_ticket",
     /// The email is registered already.
     EmailTaken = "email_taken",
+    /// The phone number is another user's.
+    PhoneTaken = "phone_taken",
     /// The pair has a conversation already.
     ChatExists = "chat_exists",
     /// The chat request was accepted or declined already.
@@ -262,6 +264,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(conflict) => {
                 let (code, message) = match conflict {
                     Conflict::EmailTaken => (ErrorCode::EmailTaken, "this email is already registered"),
+                    Conflict::PhoneTaken => (ErrorCode::PhoneTaken, "this phone number is another user's"),
                     Conflict::ChatExists => (ErrorCode::ChatExists, "you already have a conversation with this user"),
                     Conflict::ChatRequestAnswered => {
                         (ErrorCode::ChatRequestAnswered, "this chat request was answered already")

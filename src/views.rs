@@ -39,6 +39,13 @@ pub struct UserView {
     /// Only in the user's own profile: who may start a conversation with them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_policy: Option<MessagePolicy>,
+    /// What they say about themselves (empty: nothing).
+    #[schema(example = "Designer in Lisbon")]
+    pub about: String,
+    /// Only in the user's own profile: their phone in E.164 (`null`: none).
+    #[schema(example = "+351912345678")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<Option<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,6 +57,8 @@ impl UserView {
         Self {
             email: emails.shows(user.id, reader).then_some(user.email),
             message_policy: own.then(|| MessagePolicy::from_stored(&user.message_policy)),
+            phone: own.then_some(user.phone),
+            about: user.about,
             id: user.id,
             name: user.name,
             created_at: user.created_at,

@@ -165,6 +165,34 @@ impl AuthService {
         })
     }
 
+    /// Is `password` the signed-in `user`'s? 403 `invalid_credentials` if not: the caller is
+    /// authenticated, so the session stays (a 401 would make clients log out).
+    pub async fn confirm_password(&self, user: Uuid, password: &str) -> Result<(), ApiError> {
+        let hash = self.store.password_hash_of(user).await?;
+        let matches = verify_password(password, hash.as_deref().unwrap_or(&self.dummy_hash)).await?
+            && Password::parse(password).is_ok();
+        if matches && hash.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                ErrorCode::InvalidCredentials,
+                "the current password is wrong",
+            ))
+        }
+    }
+
+    /// Sets `caller`'s password to `new` once `current` is confirmed, and ends every other
+    /// session of theirs; the ended sessions' ids (their streams are the caller's to close).
+    pub async fn change_password(&self, caller: AuthUser, current: &str, new: Password) -> Result<Vec<Uuid>, ApiError> {
+        self.confirm_password(caller.user_id, current).await?;
+        let hash = hash_password(&new, self.bcrypt_cost).await?;
+        Ok(self
+            .store
+            .set_password(caller.user_id, &hash, caller.session_id, store::now())
+            .await?)
+    }
+
     pub async fn logout(&self, session_id: Uuid) -> Result<(), ApiError> {
         self.store.revoke_session(session_id, store::now()).await?;
         Ok(())

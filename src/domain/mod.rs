@@ -127,6 +127,58 @@ impl MessageText {
     }
 }
 
+/// What a user says about themselves: at most 500 characters, trimmed; may be empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct About(String);
+
+impl About {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        storable(raw)?;
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A phone number in international form (`+` and the country code), valid in its numbering
+/// plan, kept in E.164 (`+442079460958`): the same number written with spaces, dashes or
+/// brackets is the same number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.len() > 40 {
+            return Err("must be at most 40 characters".into());
+        }
+        if !raw.starts_with('+') {
+            return Err("must start with + and the country code (E.164, e.g. +442079460958)".into());
+        }
+        let number = phonenumber::parse(None, raw).map_err(|_| "is not a phone number".to_string())?;
+        if !phonenumber::is_valid(&number) {
+            return Err("is not a valid phone number".into());
+        }
+        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 /// A URL a message points at (`imageUrl`, `linkPreviewUrl`): absolute `http://` or
 /// `https://` with a host, at most 2,048 bytes, no white space or control characters. Only
 /// stored and shown, never fetched by the server; the scheme check keeps `javascript:` and
@@ -273,6 +325,15 @@ mod tests {
         assert!(Name::parse(&"é".repeat(100)).is_ok());
         assert!(Name::parse(&"é".repeat(101)).is_err());
         assert!(Name::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn phones_are_kept_in_e164() {
+        assert_eq!(Phone::parse("+44 20 7946 0958").unwrap().as_str(), "+442079460958");
+        assert_eq!(Phone::parse(" +1 (415) 555-2671 ").unwrap().as_str(), "+14155552671");
+        for bad in ["020 7946 0958", "+44 12", "+999 123456789", "hello", "+"] {
+            assert!(Phone::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

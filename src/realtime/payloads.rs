@@ -6,9 +6,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::{
-    Audience, ChatRequest, Conversation, GroupCreated, GroupUpdate, InvitationAnswer, Message, NewEvent,
+    Audience, ChatRequest, Conversation, GroupCreated, GroupUpdate, InvitationAnswer, Message, NewEvent, User,
 };
-use crate::views::{ChatRequestView, ConversationType, ConversationView, EmailPolicy, MessageView};
+use crate::views::{ChatRequestView, ConversationType, ConversationView, EmailPolicy, MessageView, UserView};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -24,6 +24,9 @@ pub const CHAT_REQUEST_ACCEPTED: &str = "chat_request.accepted";
 pub const CHAT_REQUEST_DECLINED: &str = "chat_request.declined";
 /// A pending group invitation was withdrawn: its invitee was removed from the group.
 pub const CHAT_REQUEST_WITHDRAWN: &str = "chat_request.withdrawn";
+/// A user's profile changed: to their own streams (their view) and to the people who share an
+/// active conversation with them (the public view).
+pub const USER_UPDATED: &str = "user.updated";
 /// Ephemeral: delivered live, never stored or replayed.
 pub const TYPING: &str = "typing";
 /// Ephemeral: delivered live, never stored or replayed.
@@ -149,6 +152,32 @@ pub struct StarredData {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
     pub starred: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserUpdatedData {
+    pub user: UserView,
+}
+
+/// `user.updated`: `{user}`, the user's own view to their streams (their other devices), the
+/// public one to each of `partners`.
+pub fn user_updated(user: &User, partners: &[Uuid], emails: EmailPolicy) -> Vec<NewEvent> {
+    let public = json(&UserUpdatedData {
+        user: UserView::seen_by(user.clone(), None, emails),
+    });
+    std::iter::once(NewEvent::new(
+        USER_UPDATED,
+        Audience::User(user.id),
+        json(&UserUpdatedData {
+            user: UserView::own(user.clone()),
+        }),
+    ))
+    .chain(
+        partners
+            .iter()
+            .map(|partner| NewEvent::new(USER_UPDATED, Audience::User(*partner), public.clone())),
+    )
+    .collect()
 }
 
 /// `message.starred` to the user who (un)starred: their other devices follow.

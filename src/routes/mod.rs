@@ -57,7 +57,15 @@ route_table! {
             files::download_thumbnail,
             files::download_file,
         ],
-        "/user": [users::get_me, users::update_me, users::last_activity, users::search_users, users::get_user],
+        "/user": [
+            users::get_me,
+            users::update_me,
+            users::change_password,
+            users::last_activity,
+            users::users_by_ids,
+            users::search_users,
+            users::get_user,
+        ],
         "/conversation": [
             conversations::create_conversation,
             conversations::list_conversations,

@@ -1,19 +1,20 @@
 //! `/api/v1/user`: the caller, other users, search.
 
-use actix_web::{HttpResponse, get, patch, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::envelope::{Success, ok};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
+use super::{collect_fields, field};
 use crate::auth::AuthUser;
-use crate::domain::{MessagePolicy, page_limit};
+use crate::domain::{About, Email, MessagePolicy, Name, Password, Phone, page_limit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::limits::Action;
-use crate::realtime::presence;
+use crate::realtime::{payloads, presence};
 use crate::state::AppState;
-use crate::store::{self, UserSearch};
+use crate::store::{self, ProfileChanges, UserSearch};
 use crate::views::UserView;
 
 #[derive(Serialize, ToSchema)]
@@ -49,6 +50,12 @@ pub struct UserSearchQuery {
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
     pub before: Option<Uuid>,
+    /// Comma-separated ids to leave out (at most 100). Alias: `ignore_ids`.
+    #[serde(rename = "ignoreIds", alias = "ignore_ids")]
+    pub ignore_ids: Option<String>,
+    /// Only users whose profile changed after this time (RFC 3339). Alias: `updated_after`.
+    #[serde(rename = "updatedAfter", alias = "updated_after")]
+    pub updated_after: Option<String>,
 }
 
 /// The caller's own profile.
@@ -76,6 +83,19 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateMeRequest {
+    /// 1 to 100 characters, trimmed.
+    pub name: Option<String>,
+    /// At most 500 characters; `""` clears it.
+    pub about: Option<String>,
+    /// International form (`+` and the country code), stored in E.164; unique. `null` removes
+    /// it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "+351 912 345 678")]
+    pub phone: Option<Option<String>>,
+    /// A new sign-in email (unique); needs `currentPassword`.
+    pub email: Option<String>,
+    /// The caller's password, to change `email`. Alias: `current_password`.
+    pub current_password: Option<String>,
     /// `everyone` (the default): anyone may start a conversation with the caller or add them
     /// to a group. `requests`: `POST /conversation` to the caller opens a chat request and a
     /// group addition an invitation, both waiting for the caller to accept. Alias:
@@ -83,14 +103,25 @@ pub struct UpdateMeRequest {
     pub message_policy: Option<MessagePolicy>,
 }
 
-impl FieldAliases for UpdateMeRequest {
-    const ALIASES: &'static [Alias] = &[Alias::new("messagePolicy", "message_policy")];
+/// A field that may be `null`: present (`Some(None)` for `null`) or absent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
-/// Change the caller's own settings.
+impl FieldAliases for UpdateMeRequest {
+    const ALIASES: &'static [Alias] = &[
+        Alias::new("messagePolicy", "message_policy"),
+        Alias::new("currentPassword", "current_password"),
+    ];
+}
+
+/// Change the caller's profile and settings.
 ///
-/// Today `messagePolicy`; returns the caller's profile as `getme` does. A change applies to
-/// what others do from now on: conversations and groups the caller is in already stay.
+/// Any of `name`, `about`, `phone`, `email` (with `currentPassword`) and `messagePolicy`;
+/// returns the caller's profile as `getme` does, and sends `user.updated` to the caller's
+/// streams and to everyone who shares an active conversation with them. A `messagePolicy`
+/// change applies to what others do from now on: conversations and groups the caller is in
+/// already stay.
 #[utoipa::path(
     patch, path = "/api/v1/user/me", tag = "users",
     security(("bearer" = [])),
@@ -99,7 +130,9 @@ impl FieldAliases for UpdateMeRequest {
         (status = 200, description = "The caller now", body = Success<UserData>),
         (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
-        (status = 422, description = "`messagePolicy` is neither `everyone` nor `requests` (`validation_failed`)", body = ErrorEnvelope),
+        (status = 403, description = "`currentPassword` is wrong (`invalid_credentials`)", body = ErrorEnvelope),
+        (status = 409, description = "The email (`email_taken`) or phone (`phone_taken`) is another user's", body = ErrorEnvelope),
+        (status = 422, description = "An invalid field, or `email` without `currentPassword` (`validation_failed`, every failing field listed)", body = ErrorEnvelope),
         (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
     )
 )]
@@ -110,22 +143,168 @@ pub async fn update_me(
     body: Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Profile, caller.user_id)?;
-    let user = match body.message_policy {
-        Some(policy) => {
-            state
-                .store
-                .set_message_policy(caller.user_id, policy, store::now())
-                .await?
-        }
-        None => state
-            .store
-            .find_user(caller.user_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?,
+    let body = body.into_inner();
+    let parsed =
+        |raw: &Option<String>, parse: fn(&str) -> Result<String, String>| raw.as_deref().map(parse).transpose();
+    let (name, about, phone, email, _) = collect_fields((
+        field("name", parsed(&body.name, |raw| Name::parse(raw).map(Name::into_inner))),
+        field(
+            "about",
+            parsed(&body.about, |raw| About::parse(raw).map(About::into_inner)),
+        ),
+        field(
+            "phone",
+            body.phone
+                .as_ref()
+                .map(|phone| {
+                    phone
+                        .as_deref()
+                        .map(|raw| Phone::parse(raw).map(Phone::into_inner))
+                        .transpose()
+                })
+                .transpose(),
+        ),
+        field(
+            "email",
+            parsed(&body.email, |raw| Email::parse(raw).map(Email::into_inner)),
+        ),
+        field(
+            "currentPassword",
+            match (&body.email, &body.current_password) {
+                (Some(_), None) => Err("is needed to change the email".to_string()),
+                _ => Ok(()),
+            },
+        ),
+    ))?;
+    if email.is_some() {
+        state
+            .auth
+            .confirm_password(caller.user_id, body.current_password.as_deref().unwrap_or_default())
+            .await?;
+    }
+    let changes = ProfileChanges {
+        name,
+        about,
+        phone,
+        email,
+        message_policy: body.message_policy,
     };
+    let emails = state.emails;
+    let user = state
+        .store
+        .update_profile(caller.user_id, &changes, store::now(), |user, partners| {
+            payloads::user_updated(user, partners, emails)
+        })
+        .await?;
     Ok(ok(UserData {
         user: UserView::own(user),
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    /// Alias: `current_password`.
+    pub current_password: String,
+    /// 8 to 72 bytes. Alias: `new_password`.
+    pub new_password: String,
+}
+
+impl FieldAliases for ChangePasswordRequest {
+    const ALIASES: &'static [Alias] = &[
+        Alias::new("currentPassword", "current_password"),
+        Alias::new("newPassword", "new_password"),
+    ];
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChangedData {
+    /// How many other sessions (devices) were signed out.
+    pub ended_sessions: usize,
+}
+
+/// Change the caller's password.
+///
+/// Needs the current one. Every other session of the caller ends at once (their tokens answer
+/// 401 `session_ended`, their streams close); this one goes on.
+#[utoipa::path(
+    post, path = "/api/v1/user/me/password", tag = "users",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed", body = Success<PasswordChangedData>),
+        (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "`currentPassword` is wrong (`invalid_credentials`)", body = ErrorEnvelope),
+        (status = 422, description = "A missing field, or a new password out of 8 to 72 bytes (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
+    )
+)]
+#[post("/me/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::Profile, caller.user_id)?;
+    let new = Password::parse(&body.new_password).map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
+    let ended = state.auth.change_password(caller, &body.current_password, new).await?;
+    for session in &ended {
+        state.hub.close_session(*session);
+    }
+    Ok(ok(PasswordChangedData {
+        ended_sessions: ended.len(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersByIdsQuery {
+    /// Comma-separated user ids, at most 100.
+    pub ids: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsersByIdsData {
+    /// The known users among `ids`, in the order asked (unknown ids are left out).
+    pub users: Vec<UserView>,
+}
+
+/// Users by their ids (SAMA's `get_users_by_ids`).
+///
+/// Public profiles, as `GET /user/{id}` shows them, in the order asked; unknown ids are left
+/// out.
+#[utoipa::path(
+    get, path = "/api/v1/user/by-ids", tag = "users",
+    security(("bearer" = [])),
+    params(UsersByIdsQuery),
+    responses(
+        (status = 200, description = "The known users", body = Success<UsersByIdsData>),
+        (status = 400, description = "Malformed query string", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 422, description = "More than 100 ids, or one that is not a UUID", body = ErrorEnvelope),
+    )
+)]
+#[get("/by-ids")]
+pub async fn users_by_ids(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: Query<UsersByIdsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ids = super::parse_id_list("ids", &query.ids, 100)?;
+    let mut found = state.store.users_by_ids(&ids).await?;
+    let mut users = Vec::with_capacity(found.len());
+    for id in &ids {
+        if let Some(at) = found.iter().position(|user| user.id == *id) {
+            users.push(UserView::seen_by(
+                found.swap_remove(at),
+                Some(caller.user_id),
+                state.emails,
+            ));
+        }
+    }
+    Ok(ok(UsersByIdsData { users }))
 }
 
 /// Search users by name, or find one by email.
@@ -165,6 +344,19 @@ pub async fn search_users(
         length if length > 100 => return Err(ApiError::invalid_field("keyword", "must be at most 100 characters")),
         _ => {}
     }
+    let ignore = match &query.ignore_ids {
+        Some(raw) => super::parse_id_list("ignoreIds", raw, 100)?,
+        None => Vec::new(),
+    };
+    let updated_after = query
+        .updated_after
+        .as_deref()
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|time| time.with_timezone(&chrono::Utc))
+                .map_err(|_| ApiError::invalid_field("updatedAfter", "must be an RFC 3339 time"))
+        })
+        .transpose()?;
     let mut users = state
         .store
         .search_users(&UserSearch {
@@ -172,6 +364,8 @@ pub async fn search_users(
             keyword,
             limit: limit + 1,
             after_user: query.before,
+            ignore,
+            updated_after,
         })
         .await?;
     let next_cursor = super::next_page(&mut users, limit, |user| user.id.to_string());

@@ -66,6 +66,8 @@ pub enum StoreError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conflict {
     EmailTaken,
+    /// The phone number is another user's.
+    PhoneTaken,
     /// A chat request to someone the caller already has a conversation with.
     ChatExists,
     ChatRequestAnswered,

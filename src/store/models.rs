@@ -11,6 +11,10 @@ pub struct User {
     pub email: String,
     /// `everyone` or `requests` (see [`MessagePolicy`](crate::domain::MessagePolicy)).
     pub message_policy: String,
+    /// What they say about themselves (empty: nothing).
+    pub about: String,
+    /// In E.164; unique.
+    pub phone: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -41,6 +45,22 @@ pub struct UserSearch {
     pub limit: u32,
     /// The last user of the previous page.
     pub after_user: Option<Uuid>,
+    /// Users left out (SAMA's `ignore_ids`).
+    pub ignore: Vec<Uuid>,
+    /// Only users whose profile changed after this.
+    pub updated_after: Option<DateTime<Utc>>,
+}
+
+/// What `PATCH /user/me` changes; `None`: unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileChanges {
+    pub name: Option<String>,
+    pub about: Option<String>,
+    /// `Some(None)` clears it.
+    pub phone: Option<Option<String>>,
+    /// Lower-cased.
+    pub email: Option<String>,
+    pub message_policy: Option<crate::domain::MessagePolicy>,
 }
 
 #[derive(Clone, Debug)]

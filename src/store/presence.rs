@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::{ACTIVE_CONVERSATION, push_ids};
+use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, push_ids};
 use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
 
 impl Store {
@@ -14,13 +14,10 @@ impl Store {
     /// their presence. A pending or declined chat request shares none.
     pub async fn contacts_of(&self, user: Uuid) -> StoreResult<Vec<Uuid>> {
         with_backend!(self, |pool| {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT DISTINCT other.user_id FROM participants mine
-                 JOIN conversations c ON c.id = mine.conversation_id
-                 JOIN participants other ON other.conversation_id = mine.conversation_id
-                 WHERE mine.user_id = $1 AND other.user_id <> $1 AND {ACTIVE_CONVERSATION}"
-            ));
-            Ok(sqlx::query_scalar::<_, Uuid>(sql).bind(user).fetch_all(pool).await?)
+            Ok(sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(CONTACTS_OF))
+                .bind(user)
+                .fetch_all(pool)
+                .await?)
         })
     }
 

@@ -5,7 +5,7 @@
 /// (`user_columns!(u)`).
 macro_rules! user_columns {
     () => {
-        "id, name, email, message_policy, created_at, updated_at"
+        "id, name, email, message_policy, about, phone, created_at, updated_at"
     };
     ($alias:ident) => {
         concat!(
@@ -17,6 +17,10 @@ macro_rules! user_columns {
             ".email, ",
             stringify!($alias),
             ".message_policy, ",
+            stringify!($alias),
+            ".about, ",
+            stringify!($alias),
+            ".phone, ",
             stringify!($alias),
             ".created_at, ",
             stringify!($alias),
@@ -60,6 +64,14 @@ pub(crate) use unread_count;
 /// A conversation `c` in which its participants talk: not a chat request still pending or
 /// declined. Presence and profiles are shared only through these.
 pub(crate) const ACTIVE_CONVERSATION: &str = "(c.request_status IS NULL OR c.request_status = 'accepted')";
+
+/// Everyone who shares an active conversation with user `$1` (not `$1`): who sees their
+/// presence and profile changes. A pending or declined chat request shares none.
+pub(crate) const CONTACTS_OF: &str = "SELECT DISTINCT other.user_id FROM participants mine
+     JOIN conversations c ON c.id = mine.conversation_id
+     JOIN participants other ON other.conversation_id = mine.conversation_id
+     WHERE mine.user_id = $1 AND other.user_id <> $1
+       AND (c.request_status IS NULL OR c.request_status = 'accepted')";
 
 /// The participants of conversation `$1` with their read positions, in joining order.
 pub(crate) const SELECT_PARTICIPANTS_OF_ONE: &str = concat!(

@@ -2,12 +2,11 @@
 
 use uuid::Uuid;
 
-use crate::domain::MessagePolicy;
-
-use super::sql::{ACTIVE_CONVERSATION, user_columns};
+use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, push_ids, user_columns};
+use super::tx::commit_with_events;
 use super::{
-    Conflict, NewUser, Store, StoreError, StoreResult, User, UserCredentials, UserSearch, is_unique_violation,
-    with_backend, with_writer,
+    Conflict, Dialect, NewEvent, NewUser, ProfileChanges, Store, StoreError, StoreResult, User, UserCredentials,
+    UserSearch, is_unique_violation, with_backend, with_writer,
 };
 
 impl Store {
@@ -62,24 +61,134 @@ impl Store {
         })
     }
 
-    /// Sets `user`'s message policy; the user as now stored (`NotFound` if gone).
-    pub async fn set_message_policy(
+    /// Applies `changes` to `user`'s profile and appends the events `events` makes of the
+    /// result and of the people who see the user (their conversation partners), in one
+    /// transaction; the user as now stored. `Conflict` when the email or phone is someone
+    /// else's, `NotFound` if the user is gone.
+    pub async fn update_profile(
         &self,
         user: Uuid,
-        policy: MessagePolicy,
+        changes: &ProfileChanges,
         now: chrono::DateTime<chrono::Utc>,
+        events: impl Fn(&User, &[Uuid]) -> Vec<NewEvent>,
     ) -> StoreResult<User> {
         with_writer!(self, |pool| {
-            let updated = sqlx::query_as::<_, User>(concat!(
-                "UPDATE users SET message_policy = $2, updated_at = $3 WHERE id = $1 RETURNING ",
-                user_columns!()
-            ))
+            let mut tx = pool.begin_write().await?;
+            let taken = |column: &'static str| {
+                sqlx::AssertSqlSafe(format!("SELECT 1 FROM users WHERE {column} = $1 AND id <> $2"))
+            };
+            if let Some(email) = &changes.email {
+                let found: Option<i32> = sqlx::query_scalar(taken("email"))
+                    .bind(email)
+                    .bind(user)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_some() {
+                    return Err(StoreError::Conflict(Conflict::EmailTaken));
+                }
+            }
+            if let Some(Some(phone)) = &changes.phone {
+                let found: Option<i32> = sqlx::query_scalar(taken("phone"))
+                    .bind(phone)
+                    .bind(user)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_some() {
+                    return Err(StoreError::Conflict(Conflict::PhoneTaken));
+                }
+            }
+            let mut update = sqlx::QueryBuilder::new("UPDATE users SET updated_at = ");
+            update.push_bind(now);
+            if let Some(name) = &changes.name {
+                update.push(", name = ").push_bind(name);
+                update.push(", search_name = ").push_bind(name.to_lowercase());
+            }
+            if let Some(about) = &changes.about {
+                update.push(", about = ").push_bind(about);
+            }
+            if let Some(phone) = &changes.phone {
+                update.push(", phone = ").push_bind(phone.clone());
+            }
+            if let Some(email) = &changes.email {
+                update.push(", email = ").push_bind(email);
+            }
+            if let Some(policy) = changes.message_policy {
+                update.push(", message_policy = ").push_bind(policy.as_str());
+            }
+            update.push(" WHERE id = ").push_bind(user);
+            update.push(concat!(" RETURNING ", user_columns!()));
+            let updated: Option<User> = match update.build_query_as().fetch_optional(&mut *tx).await {
+                Ok(updated) => updated,
+                // Taken by a concurrent change since the checks above.
+                Err(error) if is_unique_violation(&error) => {
+                    return Err(StoreError::Conflict(if error.to_string().contains("phone") {
+                        Conflict::PhoneTaken
+                    } else {
+                        Conflict::EmailTaken
+                    }));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let updated = updated.ok_or(StoreError::NotFound("user"))?;
+            let partners: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(CONTACTS_OF))
+                .bind(user)
+                .fetch_all(&mut *tx)
+                .await?;
+            commit_with_events!(self, tx, events(&updated, &partners), now)?;
+            Ok(updated)
+        })
+    }
+
+    /// `user`'s password hash (`None` if the user is gone).
+    pub async fn password_hash_of(&self, user: Uuid) -> StoreResult<Option<String>> {
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// Replaces `user`'s password hash and ends every session of theirs but `keep`, in one
+    /// transaction; the ended sessions' ids.
+    pub async fn set_password(
+        &self,
+        user: Uuid,
+        password_hash: &str,
+        keep: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let ended: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL
+                 RETURNING id",
+            )
             .bind(user)
-            .bind(policy.as_str())
+            .bind(keep)
             .bind(now)
-            .fetch_optional(pool)
+            .fetch_all(&mut *tx)
             .await?;
-            updated.ok_or(StoreError::NotFound("user"))
+            tx.commit().await?;
+            Ok(ended)
+        })
+    }
+
+    /// Those of `ids` that are users (callers bound the list), in no particular order.
+    pub async fn users_by_ids(&self, ids: &[Uuid]) -> StoreResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users WHERE id IN "));
+            push_ids(&mut builder, ids.iter().copied());
+            Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
 
@@ -87,34 +196,41 @@ impl Store {
     /// name contains it, or whose email is exactly it (so people find each other by address
     /// without anyone listing addresses); without one, the people the caller talks with.
     pub async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<User>> {
-        let pattern = format!("%{}%", escape_like(&search.keyword));
-        let found = if search.keyword.is_empty() {
-            format!(
-                "id IN (SELECT other.user_id FROM participants mine
+        with_backend!(self, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users WHERE id <> "));
+            builder.push_bind(search.caller);
+            if search.keyword.is_empty() {
+                builder.push(format!(
+                    " AND id IN (SELECT other.user_id FROM participants mine
                         JOIN conversations c ON c.id = mine.conversation_id
                         JOIN participants other ON other.conversation_id = mine.conversation_id
-                        WHERE mine.user_id = $1 AND {ACTIVE_CONVERSATION})"
-            )
-        } else {
-            "(search_name LIKE $2 ESCAPE '\\' OR email = $5)".to_string()
-        };
-        with_backend!(self, |pool| {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {columns} FROM users
-                 WHERE id <> $1 AND {found}
-                   AND ($3 IS NULL OR (search_name, id) > (SELECT search_name, id FROM users WHERE id = $3))
-                 ORDER BY search_name, id
-                 LIMIT $4",
-                columns = user_columns!(),
-            ));
-            Ok(sqlx::query_as::<_, User>(sql)
-                .bind(search.caller)
-                .bind(&pattern)
-                .bind(search.after_user)
-                .bind(i64::from(search.limit))
-                .bind(&search.keyword)
-                .fetch_all(pool)
-                .await?)
+                        WHERE {ACTIVE_CONVERSATION} AND mine.user_id = "
+                ));
+                builder.push_bind(search.caller);
+                builder.push(")");
+            } else {
+                builder.push(" AND (search_name LIKE ");
+                builder.push_bind(format!("%{}%", escape_like(&search.keyword)));
+                builder.push(" ESCAPE '\\' OR email = ");
+                builder.push_bind(&search.keyword);
+                builder.push(")");
+            }
+            if let Some(after) = search.after_user {
+                builder.push(" AND (search_name, id) > (SELECT search_name, id FROM users WHERE id = ");
+                builder.push_bind(after);
+                builder.push(")");
+            }
+            if let Some(updated_after) = search.updated_after {
+                builder.push(" AND updated_at > ");
+                builder.push_bind(updated_after);
+            }
+            if !search.ignore.is_empty() {
+                builder.push(" AND id NOT IN ");
+                push_ids(&mut builder, search.ignore.iter().copied());
+            }
+            builder.push(" ORDER BY search_name, id LIMIT ");
+            builder.push_bind(i64::from(search.limit));
+            Ok(builder.build_query_as::<User>().fetch_all(pool).await?)
         })
     }
 }

@@ -87,8 +87,8 @@ async fn starting_a_direct_conversation_returns_201_with_both_participants(backe
     for participant in conversation["participants"].as_array().unwrap() {
         assert_eq!(
             keys(participant),
-            ["_id", "createdAt", "name", "updatedAt"],
-            "emails are shown only to their owner (issue 9): {participant}"
+            ["_id", "about", "createdAt", "name", "updatedAt"],
+            "emails and phones are shown only to their owner (issues 9, 11): {participant}"
         );
     }
     let bruno_as_participant = conversation["participants"]

@@ -24,6 +24,7 @@ mod message_changes;
 mod message_policy;
 mod messages;
 mod openapi;
+mod profiles;
 mod rate_limits;
 mod realtime;
 mod receipts;

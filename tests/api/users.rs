@@ -54,8 +54,17 @@ async fn all_pages(app: &TestApp, token: &str, keyword: &str, limit: u32) -> Vec
     app.walk_pages(token, &path, "users", limit).await
 }
 
-/// The user's own profile: another user sees it without `email` and `messagePolicy`.
-const PROFILE_FIELDS: [&str; 6] = ["_id", "createdAt", "email", "messagePolicy", "name", "updatedAt"];
+/// The user's own profile: another user sees it without `email`, `messagePolicy` and `phone`.
+const PROFILE_FIELDS: [&str; 8] = [
+    "_id",
+    "about",
+    "createdAt",
+    "email",
+    "messagePolicy",
+    "name",
+    "phone",
+    "updatedAt",
+];
 
 #[track_caller]
 fn assert_profile_fields(user: &Value) {
@@ -102,9 +111,10 @@ async fn get_user_by_id_returns_that_users_public_profile(backend: Backend) {
     assert_eq!(own["email"], bia.email.as_str(), "her own profile shows her email");
     own.as_object_mut().unwrap().remove("email");
     own.as_object_mut().unwrap().remove("messagePolicy");
+    own.as_object_mut().unwrap().remove("phone");
     assert_eq!(
         user, &own,
-        "the same profile as Bia sees herself, without her email and settings (issue 9)"
+        "the same profile as Bia sees herself, without her email, settings and phone (issues 9, 11)"
     );
 }
 
