@@ -337,6 +337,10 @@ impl From<StoreError> for ApiError {
                         ErrorCode::Forbidden,
                         "only the group's owner may rename or describe this group",
                     ),
+                    Forbidden::CredentialsChanged => (
+                        ErrorCode::InvalidCredentials,
+                        "the password changed meanwhile; confirm the current one again",
+                    ),
                 };
                 ApiError::new(StatusCode::FORBIDDEN, code, message)
             }

@@ -82,6 +82,9 @@ actions! {
     Upload = "upload", "RATE_LIMIT_UPLOAD", "2/s,30";
     /// Changing one's own profile and settings.
     Profile = "profile", "RATE_LIMIT_PROFILE", "1/s,20";
+    /// Checking one's current password (a password or email change): each is a bcrypt run,
+    /// and a stolen access token must not buy many guesses.
+    PasswordCheck = "password_check", "RATE_LIMIT_PASSWORD_CHECK", "10/h,5";
 }
 
 /// A sustained rate and a burst: `20/s,100` is 20 a second with up to 100 at once

@@ -79,7 +79,7 @@ impl AuthService {
                 created_at: store::now(),
             })
             .await?;
-        self.open_session(user, None).await
+        self.open_session(user, None, None).await
     }
 
     /// Wrong email and wrong password give the same answer, after the same bcrypt work.
@@ -101,7 +101,10 @@ impl AuthService {
         let acceptable = Password::parse(password).is_ok();
         let matches = verify_password(password, hash).await? && acceptable;
         match credentials {
-            Some(found) if matches => self.open_session(found.user, device_id).await,
+            Some(found) if matches => {
+                self.open_session(found.user, device_id, Some(found.password_hash))
+                    .await
+            }
             _ => Err(ApiError::unauthorized(
                 ErrorCode::InvalidCredentials,
                 "wrong email or password",
@@ -167,29 +170,29 @@ impl AuthService {
 
     /// Is `password` the signed-in `user`'s? 403 `invalid_credentials` if not: the caller is
     /// authenticated, so the session stays (a 401 would make clients log out).
-    pub async fn confirm_password(&self, user: Uuid, password: &str) -> Result<(), ApiError> {
+    /// The hash it was checked against is returned, for a change that must not race another.
+    pub async fn confirm_password(&self, user: Uuid, password: &str) -> Result<String, ApiError> {
         let hash = self.store.password_hash_of(user).await?;
         let matches = verify_password(password, hash.as_deref().unwrap_or(&self.dummy_hash)).await?
             && Password::parse(password).is_ok();
-        if matches && hash.is_some() {
-            Ok(())
-        } else {
-            Err(ApiError::new(
+        match hash {
+            Some(hash) if matches => Ok(hash),
+            _ => Err(ApiError::new(
                 actix_web::http::StatusCode::FORBIDDEN,
                 ErrorCode::InvalidCredentials,
                 "the current password is wrong",
-            ))
+            )),
         }
     }
 
     /// Sets `caller`'s password to `new` once `current` is confirmed, and ends every other
     /// session of theirs; the ended sessions' ids (their streams are the caller's to close).
     pub async fn change_password(&self, caller: AuthUser, current: &str, new: Password) -> Result<Vec<Uuid>, ApiError> {
-        self.confirm_password(caller.user_id, current).await?;
+        let verified = self.confirm_password(caller.user_id, current).await?;
         let hash = hash_password(&new, self.bcrypt_cost).await?;
         Ok(self
             .store
-            .set_password(caller.user_id, &hash, caller.session_id, store::now())
+            .set_password(caller.user_id, &verified, &hash, caller.session_id, store::now())
             .await?)
     }
 
@@ -198,19 +201,34 @@ impl AuthService {
         Ok(())
     }
 
-    async fn open_session(&self, user: User, device_id: Option<String>) -> Result<IssuedTokens, ApiError> {
+    /// A new session for `user`; with `verified_hash` (a login), only if that is still their
+    /// password (401 as for a wrong password otherwise: it changed meanwhile).
+    async fn open_session(
+        &self,
+        user: User,
+        device_id: Option<String>,
+        verified_hash: Option<String>,
+    ) -> Result<IssuedTokens, ApiError> {
         let refresh = RefreshToken::generate(Uuid::now_v7());
         let now = store::now();
-        self.store
+        let opened = self
+            .store
             .create_session(&NewSession {
                 id: refresh.session_id,
                 user_id: user.id,
                 device_id,
                 refresh_token_hash: refresh.hash(),
+                verified_hash,
                 created_at: now,
                 expires_at: now + self.refresh_token_ttl,
             })
             .await?;
+        if !opened {
+            return Err(ApiError::unauthorized(
+                ErrorCode::InvalidCredentials,
+                "wrong email or password",
+            ));
+        }
         Ok(self.tokens_for(user, refresh, now))
     }
 

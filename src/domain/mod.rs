@@ -137,6 +137,9 @@ impl About {
     pub fn parse(raw: &str) -> Result<Self, String> {
         storable(raw)?;
         let trimmed = raw.trim();
+        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+            return Err("must not contain control characters other than line breaks".into());
+        }
         if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }

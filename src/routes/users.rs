@@ -177,6 +177,7 @@ pub async fn update_me(
         ),
     ))?;
     if email.is_some() {
+        state.check_rate_limit(Action::PasswordCheck, caller.user_id)?;
         state
             .auth
             .confirm_password(caller.user_id, body.current_password.as_deref().unwrap_or_default())
@@ -247,7 +248,7 @@ pub async fn change_password(
     caller: AuthUser,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.check_rate_limit(Action::Profile, caller.user_id)?;
+    state.check_rate_limit(Action::PasswordCheck, caller.user_id)?;
     let new = Password::parse(&body.new_password).map_err(|problem| ApiError::invalid_field("newPassword", problem))?;
     let ended = state.auth.change_password(caller, &body.current_password, new).await?;
     for session in &ended {
@@ -352,9 +353,15 @@ pub async fn search_users(
         .updated_after
         .as_deref()
         .map(|raw| {
+            use chrono::Datelike;
             chrono::DateTime::parse_from_rfc3339(raw)
+                .ok()
                 .map(|time| time.with_timezone(&chrono::Utc))
-                .map_err(|_| ApiError::invalid_field("updatedAfter", "must be an RFC 3339 time"))
+                // The years both backends store and SQLite's text timestamps sort right.
+                .filter(|time| (1..=9999).contains(&time.year()))
+                .ok_or_else(|| {
+                    ApiError::invalid_field("updatedAfter", "must be an RFC 3339 time in the years 1 to 9999")
+                })
         })
         .transpose()?;
     let mut users = state

@@ -119,6 +119,8 @@ pub enum Forbidden {
     OwnerOnlyMembers,
     OwnerOnlyRenamePolicy,
     OwnerOnlyRename,
+    /// The password changed (or the session ended) since the caller confirmed it.
+    CredentialsChanged,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -69,6 +69,9 @@ pub struct NewSession {
     pub user_id: Uuid,
     pub device_id: Option<String>,
     pub refresh_token_hash: Vec<u8>,
+    /// The password hash a login verified: the session opens only if it is still the user's
+    /// (a password change between the check and the insert must not let the old one in).
+    pub verified_hash: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }

@@ -3,11 +3,26 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::tx::lock_conversation;
 use super::{Dialect, NewSession, RefreshOutcome, Store, StoreResult, with_backend, with_writer};
 
 impl Store {
-    pub async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+    /// Opens `session`; `false` (nothing stored) if the password it was verified against is
+    /// no longer the user's. Serialised with [`Store::set_password`] by a lock on the user, so
+    /// a login either opens before a password change (which then ends it) or is refused.
+    pub async fn create_session(&self, session: &NewSession) -> StoreResult<bool> {
         with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if let Some(verified) = &session.verified_hash {
+                lock_conversation!(tx, pool, session.user_id)?;
+                let current: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                    .bind(session.user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if current.as_ref() != Some(verified) {
+                    return Ok(false);
+                }
+            }
             sqlx::query(
                 "INSERT INTO sessions (id, user_id, device_id, refresh_token_hash, created_at, refreshed_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -18,9 +33,10 @@ impl Store {
             .bind(&session.refresh_token_hash)
             .bind(session.created_at)
             .bind(session.expires_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

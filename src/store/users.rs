@@ -3,10 +3,10 @@
 use uuid::Uuid;
 
 use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, push_ids, user_columns};
-use super::tx::commit_with_events;
+use super::tx::{commit_with_events, lock_conversation};
 use super::{
-    Conflict, Dialect, NewEvent, NewUser, ProfileChanges, Store, StoreError, StoreResult, User, UserCredentials,
-    UserSearch, is_unique_violation, with_backend, with_writer,
+    Conflict, Dialect, Forbidden, NewEvent, NewUser, ProfileChanges, Store, StoreError, StoreResult, User,
+    UserCredentials, UserSearch, is_unique_violation, with_backend, with_writer,
 };
 
 impl Store {
@@ -62,9 +62,10 @@ impl Store {
     }
 
     /// Applies `changes` to `user`'s profile and appends the events `events` makes of the
-    /// result and of the people who see the user (their conversation partners), in one
-    /// transaction; the user as now stored. `Conflict` when the email or phone is someone
-    /// else's, `NotFound` if the user is gone.
+    /// result and of the people to tell (their conversation partners, when what they see
+    /// changed; nobody else), in one transaction; the user as now stored. Changing nothing
+    /// writes nothing. `Conflict` when the email or phone is someone else's, `NotFound` if
+    /// the user is gone.
     pub async fn update_profile(
         &self,
         user: Uuid,
@@ -74,6 +75,26 @@ impl Store {
     ) -> StoreResult<User> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // Before any write: one user's profile changes commit in the order of their
+            // events (see `Dialect::LOCK_CONVERSATION`; the key is the user's id).
+            lock_conversation!(tx, pool, user)?;
+            let current: User = sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("user"))?;
+            let differs = |change: Option<&String>, now: &String| change.is_some_and(|change| change != now);
+            // What others see: only then are they told.
+            let public_changed =
+                differs(changes.name.as_ref(), &current.name) || differs(changes.about.as_ref(), &current.about);
+            let private_changed = differs(changes.email.as_ref(), &current.email)
+                || changes.phone.as_ref().is_some_and(|phone| *phone != current.phone)
+                || changes
+                    .message_policy
+                    .is_some_and(|policy| policy.as_str() != current.message_policy);
+            if !public_changed && !private_changed {
+                return Ok(current);
+            }
             let taken = |column: &'static str| {
                 sqlx::AssertSqlSafe(format!("SELECT 1 FROM users WHERE {column} = $1 AND id <> $2"))
             };
@@ -130,10 +151,14 @@ impl Store {
                 Err(error) => return Err(error.into()),
             };
             let updated = updated.ok_or(StoreError::NotFound("user"))?;
-            let partners: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(CONTACTS_OF))
-                .bind(user)
-                .fetch_all(&mut *tx)
-                .await?;
+            let partners: Vec<Uuid> = if public_changed {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(CONTACTS_OF))
+                    .bind(user)
+                    .fetch_all(&mut *tx)
+                    .await?
+            } else {
+                Vec::new()
+            };
             commit_with_events!(self, tx, events(&updated, &partners), now)?;
             Ok(updated)
         })
@@ -149,23 +174,36 @@ impl Store {
         })
     }
 
-    /// Replaces `user`'s password hash and ends every session of theirs but `keep`, in one
-    /// transaction; the ended sessions' ids.
+    /// Replaces `user`'s password hash `verified` (the one the caller confirmed) by
+    /// `password_hash` and ends every session of theirs but `keep`, in one transaction; the
+    /// ended sessions' ids. `Forbidden` if the hash changed since it was confirmed, or `keep`
+    /// ended meanwhile (a concurrent change). Under the user's lock, as logins open sessions
+    /// (see [`Store::create_session`]). The profile's `updatedAt` does not move: others are
+    /// not told when a password changes.
     pub async fn set_password(
         &self,
         user: Uuid,
+        verified: &str,
         password_hash: &str,
         keep: Uuid,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Vec<Uuid>> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(user)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            lock_conversation!(tx, pool, user)?;
+            let changed = sqlx::query(
+                "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3
+                   AND EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND user_id = $1 AND revoked_at IS NULL)",
+            )
+            .bind(user)
+            .bind(password_hash)
+            .bind(verified)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+            if changed.rows_affected() == 0 {
+                return Err(StoreError::Forbidden(Forbidden::CredentialsChanged));
+            }
             let ended: Vec<Uuid> = sqlx::query_scalar(
                 "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL
                  RETURNING id",

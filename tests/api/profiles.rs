@@ -63,6 +63,23 @@ async fn a_profile_edit_reaches_the_users_devices_and_partners_only(backend: Bac
         (me["phone"].clone(), me["about"].clone()),
         (Value::Null, json!("Designer in Lisbon"))
     );
+    // Bo sees nothing of that, nor of a change that changes nothing: the next thing he hears
+    // of is Ana's message.
+    let same = app
+        .patch("/api/v1/user/me", Some(&ana.token), &json!({"name": "Ana Lima"}))
+        .await;
+    assert_eq!(
+        same.data(StatusCode::OK)["user"]["updatedAt"],
+        me["updatedAt"],
+        "nothing changed, nothing written"
+    );
+    let chat = app.direct_conversation(&ana, &bo).await;
+    app.send_message(&ana.token, &chat, "hello").await;
+    let heard = bo_stream.next_until(|event| event.event == "message.created").await;
+    assert!(
+        heard.iter().all(|event| event.event != "user.updated"),
+        "partners hear only of what they see: {heard:?}"
+    );
 }
 
 async fn phones_and_emails_are_checked_and_unique(backend: Backend) {
