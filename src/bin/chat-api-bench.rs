@@ -844,18 +844,14 @@ impl Api {
 
     /// Downloads file `id` whole, counting its bytes as they come.
     async fn download(&self, user: &User, id: &str) -> Result<usize, String> {
-        let mut reply = self
+        let reply = self
             .client
             .get(format!("{}/api/v1/file/{id}", self.base))
             .bearer_auth(&user.token)
             .send()
             .await
             .map_err(|error| error.to_string())?;
-        let mut total = 0;
-        while let Some(chunk) = reply.chunk().await.map_err(|error| error.to_string())? {
-            total += chunk.len();
-        }
-        Ok(total)
+        body_length(reply).await
     }
 }
 
@@ -1055,16 +1051,22 @@ async fn bare_transfers(client: &Client, base: &str, body: actix_web::web::Bytes
         .map_err(|error| error.to_string())?;
     let sent = mib_per_s(size, started.elapsed().as_secs_f64());
     let started = Instant::now();
-    let mut reply = client
+    let reply = client
         .get(format!("{base}/source"))
         .send()
         .await
         .map_err(|error| error.to_string())?;
+    let total = body_length(reply).await?;
+    Ok((sent, mib_per_s(total, started.elapsed().as_secs_f64())))
+}
+
+/// Reads `reply`'s body to its end, keeping nothing: how many bytes it had.
+async fn body_length(mut reply: reqwest::Response) -> Result<usize, String> {
     let mut total = 0;
     while let Some(chunk) = reply.chunk().await.map_err(|error| error.to_string())? {
         total += chunk.len();
     }
-    Ok((sent, mib_per_s(total, started.elapsed().as_secs_f64())))
+    Ok(total)
 }
 
 /// Resident memory of process `pid`, in KiB (Linux).

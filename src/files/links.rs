@@ -64,26 +64,17 @@ impl FileLinks {
         mac
     }
 
-    fn expiry(now: chrono::DateTime<chrono::Utc>, ttl: std::time::Duration) -> i64 {
+    /// When a link made at `now` for `ttl` stops working, in Unix seconds.
+    pub fn expiry(now: chrono::DateTime<chrono::Utc>, ttl: std::time::Duration) -> i64 {
         now.timestamp()
             .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
     }
 
     /// Where `user` `PUT`s the bytes of their two-step upload `file` (a local store), valid
-    /// for `ttl`; and when it stops working.
-    pub fn upload_path(
-        &self,
-        file: Uuid,
-        user: Uuid,
-        now: chrono::DateTime<chrono::Utc>,
-        ttl: std::time::Duration,
-    ) -> (String, i64) {
-        let expires = Self::expiry(now, ttl);
+    /// until `expires` (Unix seconds, see [`FileLinks::expiry`]).
+    pub fn upload_path(&self, file: Uuid, user: Uuid, expires: i64) -> String {
         let signature = hex(&self.mac(Purpose::Upload, file, user, expires).finalize().into_bytes());
-        (
-            format!("/api/v1/file/{file}/content?expires={expires}&user={user}&signature={signature}"),
-            expires,
-        )
+        format!("/api/v1/file/{file}/content?expires={expires}&user={user}&signature={signature}")
     }
 
     /// The path of `file` (or of its `variant`, e.g. `/thumbnail`) for `user`, valid for the TTL.
@@ -181,7 +172,7 @@ mod tests {
             !links.verify_upload(file, signed, now),
             "a download link is no upload link"
         );
-        let (upload, _) = links.upload_path(file, user, now, std::time::Duration::from_secs(60));
+        let upload = links.upload_path(file, user, FileLinks::expiry(now, std::time::Duration::from_secs(60)));
         let upload_signature = upload.rsplit_once("signature=").unwrap().1;
         let upload_expires = upload.split("expires=").nth(1).unwrap().split('&').next().unwrap();
         let upload = SignedQuery {

@@ -64,6 +64,18 @@ pub struct UploadRules {
     pub images: images::ImageLimits,
 }
 
+impl UploadRules {
+    /// The type of a file beginning with `head`, sniffed, if it is one that may be stored.
+    pub fn allowed_type_of(&self, head: &[u8]) -> Result<String, FileError> {
+        let sniffed = sniff::content_type(head);
+        if self.allowed_types.contains(&sniffed) {
+            Ok(sniffed)
+        } else {
+            Err(FileError::TypeNotAllowed(sniffed))
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("the file is larger than {0} bytes")]
@@ -297,11 +309,13 @@ impl FileStore {
         }
         let head_bytes = (sniff::SNIFF_BYTES as u64).min(size);
         let head = self.read(id, Some(0..head_bytes)).await?.bytes().await?;
-        let content_type = sniff::content_type(&head);
-        if !self.rules.allowed_types.contains(&content_type) {
-            self.delete(id).await?;
-            return Err(FileError::TypeNotAllowed(content_type));
-        }
+        let content_type = match self.rules.allowed_type_of(&head) {
+            Ok(content_type) => content_type,
+            Err(refused) => {
+                self.delete(id).await?;
+                return Err(refused);
+            }
+        };
         let image = match self.describe_image(id, &content_type, size).await {
             Ok(image) => image,
             Err(refused @ FileError::ImageTooLarge(_)) => {
@@ -437,11 +451,7 @@ impl Upload {
     }
 
     fn decide_type(&mut self) -> Result<(), FileError> {
-        let sniffed = sniff::content_type(&self.head);
-        if !self.rules.allowed_types.contains(&sniffed) {
-            return Err(FileError::TypeNotAllowed(sniffed));
-        }
-        self.content_type = Some(sniffed);
+        self.content_type = Some(self.rules.allowed_type_of(&self.head)?);
         Ok(())
     }
 

@@ -652,12 +652,14 @@ pub async fn create_upload_urls(
         .collect();
     record(&state, &files, FileState::Pending).await?;
     let ttl = state.upload_url_ttl;
+    let expires = crate::files::links::FileLinks::expiry(now, ttl);
+    let expires_at = chrono::DateTime::from_timestamp(expires, 0).unwrap_or(now);
     let mut tickets = Vec::with_capacity(files.len());
     for file in files {
         let size = u64::try_from(file.size).unwrap_or_default();
-        let (upload_url, expires) = match state.files.presigned_put(file.id, ttl).await {
-            Ok(Some(url)) => (url, now.timestamp().saturating_add(ttl.as_secs() as i64)),
-            Ok(None) => state.file_links.upload_path(file.id, caller.user_id, now, ttl),
+        let upload_url = match state.files.presigned_put(file.id, ttl).await {
+            Ok(Some(url)) => url,
+            Ok(None) => state.file_links.upload_path(file.id, caller.user_id, expires),
             Err(error) => return Err(ApiError::internal(error)),
         };
         tickets.push(UploadTicketView {
@@ -667,7 +669,7 @@ pub async fn create_upload_urls(
             content_type: file.content_type,
             upload_url,
             upload_method: "PUT",
-            expires_at: chrono::DateTime::from_timestamp(expires, 0).unwrap_or(now),
+            expires_at,
         });
     }
     Ok(created(UploadUrlsData { files: tickets }))

@@ -39,6 +39,10 @@ pub(crate) struct LinkRow {
     pub link: super::MessageLink,
 }
 
+/// What user `$1`'s files take, in bytes: every row counts, pending two-step uploads at their
+/// declared size.
+const BYTES_STORED_BY: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE owner_id = $1";
+
 pub(crate) const FILE_COLUMNS: &str =
     "f.id, f.owner_id, f.name, f.size, f.content_type, f.width, f.height, f.thumbnail_type, f.created_at";
 
@@ -83,11 +87,10 @@ impl Store {
             if let Some(quota) = quota {
                 // The conversation lock's mechanism, keyed by the owner: ids never collide.
                 lock_conversation!(tx, pool, owner)?;
-                let used: i64 =
-                    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE owner_id = $1")
-                        .bind(owner)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let used: i64 = sqlx::query_scalar(BYTES_STORED_BY)
+                    .bind(owner)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let adding: i64 = files.iter().map(|file| file.size).sum();
                 if u64::try_from(used.saturating_add(adding)).unwrap_or(u64::MAX) > quota {
                     return Ok(false);
@@ -206,12 +209,10 @@ impl Store {
     /// How many bytes `owner`'s files take (for `FILE_QUOTA_BYTES`).
     pub async fn bytes_stored_by(&self, owner: Uuid) -> StoreResult<i64> {
         with_backend!(self, |pool| {
-            Ok(sqlx::query_scalar::<_, i64>(
-                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE owner_id = $1",
-            )
-            .bind(owner)
-            .fetch_one(pool)
-            .await?)
+            Ok(sqlx::query_scalar::<_, i64>(BYTES_STORED_BY)
+                .bind(owner)
+                .fetch_one(pool)
+                .await?)
         })
     }
 

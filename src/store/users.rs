@@ -95,27 +95,24 @@ impl Store {
             if !public_changed && !private_changed {
                 return Ok(current);
             }
-            let taken = |column: &'static str| {
-                sqlx::AssertSqlSafe(format!("SELECT 1 FROM users WHERE {column} = $1 AND id <> $2"))
-            };
-            if let Some(email) = &changes.email {
-                let found: Option<i32> = sqlx::query_scalar(taken("email"))
-                    .bind(email)
+            let claimed = [
+                ("email", changes.email.as_deref(), Conflict::EmailTaken),
+                (
+                    "phone",
+                    changes.phone.as_ref().and_then(Option::as_deref),
+                    Conflict::PhoneTaken,
+                ),
+            ];
+            for (column, value, conflict) in claimed {
+                let Some(value) = value else { continue };
+                let sql = sqlx::AssertSqlSafe(format!("SELECT 1 FROM users WHERE {column} = $1 AND id <> $2"));
+                let found: Option<i32> = sqlx::query_scalar(sql)
+                    .bind(value)
                     .bind(user)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if found.is_some() {
-                    return Err(StoreError::Conflict(Conflict::EmailTaken));
-                }
-            }
-            if let Some(Some(phone)) = &changes.phone {
-                let found: Option<i32> = sqlx::query_scalar(taken("phone"))
-                    .bind(phone)
-                    .bind(user)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if found.is_some() {
-                    return Err(StoreError::Conflict(Conflict::PhoneTaken));
+                    return Err(StoreError::Conflict(conflict));
                 }
             }
             let mut update = sqlx::QueryBuilder::new("UPDATE users SET updated_at = ");
