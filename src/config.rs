@@ -77,6 +77,8 @@ pub struct Config {
     pub search_newest_first_window: Option<u32>,
     /// How long a user's last stream may be gone before they are announced offline.
     pub presence_debounce: Duration,
+    /// Groups up to this size share presence unasked; beyond, clients subscribe.
+    pub presence_group_max_members: usize,
     /// Where uploads go and what they may be.
     pub files: FileSettings,
 }
@@ -187,6 +189,8 @@ impl Config {
             max_streams_per_user: positive(&get, "MAX_STREAMS_PER_USER", 10)? as usize,
             event_retention: Duration::from_secs(positive(&get, "EVENT_RETENTION_DAYS", 30)? * 86_400),
             presence_debounce: Duration::from_millis(parse(&get, "PRESENCE_DEBOUNCE_MS", 5000)?),
+            presence_group_max_members: usize::try_from(parse::<u64>(&get, "PRESENCE_GROUP_MAX_MEMBERS", 50)?)
+                .unwrap_or(usize::MAX),
             search_common_word_matches: get("SEARCH_COMMON_WORD_MATCHES")
                 .map(|_| positive(&get, "SEARCH_COMMON_WORD_MATCHES", 1))
                 .transpose()?

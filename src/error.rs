@@ -302,6 +302,10 @@ impl From<StoreError> for ApiError {
                         "participants",
                         format!("a group has at most {max} members, its owner included"),
                     ),
+                    Invalid::TooManyBlocks(max) => ("ids", format!("at most {max} users can be blocked")),
+                    Invalid::TooManySubscriptions(max) => {
+                        ("ids", format!("a stream follows the presence of at most {max} users"))
+                    }
                     Invalid::DatabaseUrl => (
                         "DATABASE_URL",
                         "must start with postgres://, postgresql:// or sqlite:".into(),

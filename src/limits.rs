@@ -80,11 +80,16 @@ actions! {
     Conversation = "conversation", "RATE_LIMIT_CONVERSATION", "5/s,50";
     /// Uploading files.
     Upload = "upload", "RATE_LIMIT_UPLOAD", "2/s,30";
-    /// Changing one's own profile and settings.
+    /// Changing one's own profile and settings, blocking and unblocking.
     Profile = "profile", "RATE_LIMIT_PROFILE", "1/s,20";
+    /// Presence subscriptions and the presence status.
+    Presence = "presence", "RATE_LIMIT_PRESENCE", "5/s,50";
     /// Checking one's current password (a password or email change): each is a bcrypt run,
     /// and a stolen access token must not buy many guesses.
     PasswordCheck = "password_check", "RATE_LIMIT_PASSWORD_CHECK", "10/h,5";
+    /// Creating, changing and deleting address-book contacts: a batch import (up to 500
+    /// entries) counts once, like a single contact.
+    Contacts = "contacts", "RATE_LIMIT_CONTACTS", "2/s,30";
 }
 
 /// A sustained rate and a burst: `20/s,100` is 20 a second with up to 100 at once

@@ -28,6 +28,8 @@ use crate::views;
         payloads::TypingData,
         payloads::PresenceData,
         payloads::ResetData,
+        payloads::ReadyData,
+        payloads::BlocksChangedData,
         payloads::StarredData,
         payloads::RemovedData,
         payloads::FlagsChangedData,
@@ -37,6 +39,7 @@ use crate::views;
     tags(
         (name = "auth", description = "Accounts, sessions and tokens"),
         (name = "users", description = "Profiles and user search"),
+        (name = "contacts", description = "The caller's address book, matched against registered users"),
         (name = "conversations", description = "Direct and group conversations"),
         (name = "messages", description = "Sending and reading messages"),
         (name = "chat requests", description = "Direct conversations that wait for the recipient to accept"),

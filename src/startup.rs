@@ -94,6 +94,7 @@ impl Application {
             keep_alive: config.sse_keep_alive,
             retry: config.sse_retry,
             presence_debounce: config.presence_debounce,
+            presence_group_max: config.presence_group_max_members,
             file_links: file_links.clone(),
         };
         let hub = Hub::start(store.clone(), settings, Uuid::now_v7()).await?;

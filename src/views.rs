@@ -46,6 +46,14 @@ pub struct UserView {
     #[schema(example = "+351912345678")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<Option<String>>,
+    /// Only in the user's own profile: `auto` (presence follows their streams), `online` or
+    /// `offline` (what others see whatever the streams do), set by `POST /user/me/status`.
+    #[schema(example = "auto")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_status: Option<String>,
+    /// `true` for a deleted account (shown as "Deleted user", with no profile); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -58,6 +66,8 @@ impl UserView {
             email: emails.shows(user.id, reader).then_some(user.email),
             message_policy: own.then(|| MessagePolicy::from_stored(&user.message_policy)),
             phone: own.then_some(user.phone),
+            presence_status: own.then_some(user.presence_status),
+            deleted: user.deleted_at.is_some(),
             about: user.about,
             id: user.id,
             name: user.name,

@@ -29,10 +29,12 @@ const USAGE: &str = "usage: chat-api-bench [options]
   --backend sqlite|postgres   database of the server under test (default sqlite)
   --postgres-url URL          admin URL used to create and drop the bench database
                               (default postgres://postgres@127.0.0.1:5432/postgres)
-  --only LIST                 comma-separated: throughput,latency,memory,group,history,flood,files
+  --only LIST                 comma-separated: throughput,latency,memory,group,history,flood,files,
+                              presence
                               (default: all but history, which fills a large history first,
-                              flood, which measures latency twice, and files, which writes
-                              about 1.5 GiB to the temporary folder)
+                              flood, which measures latency twice, files, which writes
+                              about 1.5 GiB to the temporary folder, and presence, which starts
+                              servers of its own to count a large group's presence events)
   --senders N                 concurrent senders for throughput (default 16)
   --messages N                messages for throughput (default 10000)
   --receivers N               receivers for latency (default 100)
@@ -130,6 +132,11 @@ struct Server {
 
 impl Server {
     async fn start(options: &Options) -> Result<Self, String> {
+        Self::start_with(options, &[]).await
+    }
+
+    /// Starts the server with extra environment variables.
+    async fn start_with(options: &Options, settings: &[(&str, String)]) -> Result<Self, String> {
         let binary = std::env::current_exe()
             .map_err(|error| error.to_string())?
             .with_file_name("chat-api");
@@ -177,6 +184,7 @@ impl Server {
             .env("FILE_MAX_BYTES", (FILE_BENCH_BYTES + 1024 * 1024).to_string())
             .env("FILE_MAX_CONCURRENT_UPLOADS", "10")
             .env("RUST_LOG", "warn")
+            .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
             .current_dir(&folder)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -330,6 +338,52 @@ impl Api {
             }
         });
         Ok(())
+    }
+}
+
+impl Api {
+    /// Opens `user`'s stream, counting its `presence` events into `counted`; its `streamId`.
+    async fn count_presence(&self, user: &User, counted: Arc<AtomicUsize>) -> Result<String, String> {
+        let mut response = self
+            .client
+            .get(format!("{}/api/v1/events/stream", self.base))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("stream: {}", response.status()));
+        }
+        let (ready_sender, ready) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut ready_sender = Some(ready_sender);
+            let mut buffer = String::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    if block.contains("event: presence") {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    } else if block.contains("event: ready")
+                        && let Some(sender) = ready_sender.take()
+                    {
+                        let data = block
+                            .lines()
+                            .find_map(|line| line.strip_prefix("data: "))
+                            .unwrap_or("{}");
+                        let id = serde_json::from_str::<Value>(data)
+                            .ok()
+                            .and_then(|value| value["streamId"].as_str().map(String::from))
+                            .unwrap_or_default();
+                        let _ = sender.send(id);
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready)
+            .await
+            .map_err(|_| "no ready event within 10 s".to_string())?
+            .map_err(|_| "the stream ended before its ready event".to_string())
     }
 }
 
@@ -639,6 +693,107 @@ async fn group(api: &Api, options: &Options) -> Result<Vec<(String, String)>, St
             times[times.len() - 1]
         ),
     )])
+}
+
+/// Counts the presence events that the members of one large group cause by coming online,
+/// under the old rule (everyone who shares a conversation is told: PRESENCE_GROUP_MAX_MEMBERS
+/// above the group's size) and the new one (groups over 50 are not told unasked; each member
+/// subscribes to the 10 members after it, as a client showing ten faces would). Each size runs
+/// on fresh servers: members register, go invisible (`status: offline`), open a stream,
+/// subscribe, and then all come online (`status: auto`) at once; every stream's `presence`
+/// events are counted until none has come for two seconds.
+async fn presence(options: &Options) -> Result<Vec<(String, String)>, String> {
+    let mut rows = Vec::new();
+    let sizes: Vec<usize> = [100, 300, 1000]
+        .into_iter()
+        .filter(|size| *size < options.group)
+        .chain([options.group])
+        .collect();
+    for size in sizes {
+        let mut counts = Vec::new();
+        for (unasked, subscriptions) in [(size + 1, 0), (50, 10)] {
+            let server = Server::start_with(options, &[("PRESENCE_GROUP_MAX_MEMBERS", unasked.to_string())]).await?;
+            let api = Api {
+                client: Client::builder().pool_max_idle_per_host(512).build().expect("client"),
+                base: server.base.clone(),
+            };
+            let counted = presence_storm(&api, size, subscriptions).await;
+            server.stop(false).await;
+            counts.push(counted?);
+        }
+        rows.push((
+            format!("presence: {size} group members come online"),
+            format!(
+                "{} events told to everyone (old rule) · {} with PRESENCE_GROUP_MAX_MEMBERS=50 and 10 subscriptions each ({:.1} per member)",
+                counts[0],
+                counts[1],
+                counts[1] as f64 / size as f64
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+/// One run of [`presence`]: the number of `presence` events all members' streams received.
+async fn presence_storm(api: &Api, size: usize, subscriptions: usize) -> Result<usize, String> {
+    let members = api.register_many(size, "present").await?;
+    let ids: Vec<&str> = members[1..].iter().map(|member| member.id.as_str()).collect();
+    api.post(
+        "/conversation",
+        Some(&members[0].token),
+        json!({"type": "group", "name": "Presence", "participants": ids}),
+    )
+    .await?;
+    let limit = Arc::new(Semaphore::new(32));
+    let status = |member: &User, status: &'static str| {
+        let (limit, token) = (limit.clone(), member.token.clone());
+        async move {
+            let _permit = limit.acquire().await.map_err(|error| error.to_string())?;
+            api.post("/user/me/status", Some(&token), json!({ "status": status }))
+                .await
+        }
+    };
+    join_all(members.iter().map(|member| status(member, "offline")))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let counted = Arc::new(AtomicUsize::new(0));
+    let mut stream_ids = Vec::with_capacity(size);
+    for member in &members {
+        stream_ids.push(api.count_presence(member, counted.clone()).await?);
+    }
+    for (index, member) in members.iter().enumerate() {
+        if subscriptions == 0 {
+            break;
+        }
+        let followed: Vec<&str> = (1..=subscriptions)
+            .map(|step| members[(index + step) % size].id.as_str())
+            .collect();
+        api.post(
+            "/user/last-activity/subscribe",
+            Some(&member.token),
+            json!({"streamId": stream_ids[index], "ids": followed}),
+        )
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    counted.store(0, Ordering::Relaxed);
+    join_all(members.iter().map(|member| status(member, "auto")))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    // Until quiet for two seconds (at most two minutes).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = usize::MAX;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = counted.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(counted.load(Ordering::Relaxed))
 }
 
 /// Fills the history of one user straight into the database (1,000 messages per conversation,
@@ -1132,7 +1287,16 @@ async fn main() {
     };
     let mut rows = Vec::new();
     let mut failure = None;
-    for name in ["throughput", "latency", "group", "memory", "history", "flood", "files"] {
+    for name in [
+        "throughput",
+        "latency",
+        "group",
+        "memory",
+        "history",
+        "flood",
+        "files",
+        "presence",
+    ] {
         if !options.runs(name) {
             continue;
         }
@@ -1144,6 +1308,7 @@ async fn main() {
             "history" => history(&api, &server, &options).await,
             "flood" => flood(&api, &options).await,
             "files" => files(&api, &server).await,
+            "presence" => presence(&options).await,
             _ => memory(&api, &server, &options).await,
         };
         match result {

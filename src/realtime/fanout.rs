@@ -28,8 +28,9 @@ const MAX_NOTIFY_PAYLOAD: usize = 7_900;
 pub enum EphemeralAudience {
     /// The participants of a conversation, but one (typically the one typing).
     Conversation { id: Uuid, except: Option<Uuid> },
-    /// Everyone who shares a conversation with this user.
-    ContactsOf { user: Uuid },
+    /// Who sees this user's presence: those told unasked (see `Store::presence_audience`) and
+    /// the streams subscribed to it.
+    PresenceOf { user: Uuid },
 }
 
 /// An event delivered live only: never stored, never replayed.

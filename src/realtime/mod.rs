@@ -43,6 +43,9 @@ pub struct StreamSettings {
     pub retry: Duration,
     /// How long a user's last stream may be gone before they are announced offline.
     pub presence_debounce: Duration,
+    /// Groups up to this size share presence unasked (PRESENCE_GROUP_MAX_MEMBERS); members
+    /// of larger ones subscribe to the people they show.
+    pub presence_group_max: usize,
     /// Signs the file links of each event for its recipient.
     pub file_links: crate::files::links::FileLinks,
 }
@@ -58,6 +61,8 @@ pub struct Frame {
 
 struct Subscriber {
     id: u64,
+    /// The stream's id for clients (its `ready` event): what presence subscriptions name.
+    stream_id: Uuid,
     /// The login session the stream was opened with: ending the session ends the stream.
     session: Uuid,
     /// `None` once the hub has closed the stream (too slow, session ended): the stream drains
@@ -80,12 +85,23 @@ pub struct Subscription {
     hub: Arc<Hub>,
     user: Uuid,
     id: u64,
+    pub stream_id: Uuid,
     pub receiver: mpsc::Receiver<Frame>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.unsubscribe(self.user, self.id);
+        // Its row (and presence subscriptions) go; a failure leaves a row that nothing
+        // delivers to, swept with its instance.
+        let (store, stream) = (self.hub.store.clone(), self.stream_id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.unregister_stream(stream).await {
+                    tracing::warn!(%error, "could not forget a closed stream");
+                }
+            });
+        }
     }
 }
 
@@ -118,12 +134,18 @@ impl Hub {
         &self.store
     }
 
+    /// This instance's id (its presence and stream rows).
+    pub fn instance(&self) -> Uuid {
+        self.presence.instance()
+    }
+
     /// Registers a new stream of `user`, opened with login session `session`. Register before
     /// reading the log for a replay: every event the replay cannot see yet is then handed to
     /// this subscription.
     pub fn subscribe(self: &Arc<Self>, user: Uuid, session: Uuid) -> Subscription {
         let (sender, receiver) = mpsc::channel(self.settings.buffer);
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let stream_id = Uuid::now_v7();
         let first = {
             let mut subscribers = self.lock();
             let streams = subscribers.entry(user).or_default();
@@ -133,6 +155,7 @@ impl Hub {
             }
             streams.push(Subscriber {
                 id,
+                stream_id,
                 session,
                 sender: Some(sender),
             });
@@ -148,6 +171,7 @@ impl Hub {
             hub: self.clone(),
             user,
             id,
+            stream_id,
             receiver,
         }
     }
@@ -227,22 +251,39 @@ impl Hub {
                 continue;
             };
             for subscriber in streams.iter_mut() {
-                let Some(sender) = &subscriber.sender else { continue };
-                match sender.try_send(frame.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) if frame.position.is_none() => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::info!(%user, "stream too slow: closed, the client will resume");
-                        subscriber.sender = None;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => subscriber.sender = None,
-                }
+                send_to(subscriber, user, frame);
+            }
+        }
+    }
+
+    /// Hands an ephemeral `frame` to particular streams (`(stream, its user)`) on this instance.
+    fn deliver_to_streams(&self, streams: &[(Uuid, Uuid)], frame: &Frame) {
+        let mut subscribers = self.lock();
+        for (stream, user) in streams {
+            let Some(open) = subscribers.get_mut(user) else {
+                continue;
+            };
+            if let Some(subscriber) = open.iter_mut().find(|subscriber| subscriber.stream_id == *stream) {
+                send_to(subscriber, *user, frame);
             }
         }
     }
 
     fn connected_users(&self) -> HashSet<Uuid> {
         self.lock().keys().copied().collect()
+    }
+}
+
+fn send_to(subscriber: &mut Subscriber, user: Uuid, frame: &Frame) {
+    let Some(sender) = &subscriber.sender else { return };
+    match sender.try_send(frame.clone()) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) if frame.position.is_none() => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::info!(%user, "stream too slow: closed, the client will resume");
+            subscriber.sender = None;
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => subscriber.sender = None,
     }
 }
 
@@ -375,25 +416,62 @@ async fn deliver_ephemeral(hub: &Hub, event: EphemeralEvent) {
     if connected.is_empty() {
         return;
     }
-    let recipients: crate::store::StoreResult<Vec<Uuid>> = match event.audience {
-        EphemeralAudience::Conversation { id, except } => hub.store.members_of(&[id]).await.map(|pairs| {
-            pairs
-                .into_iter()
-                .map(|(_, user, _)| user)
-                .filter(|user| Some(*user) != except)
-                .collect()
-        }),
-        EphemeralAudience::ContactsOf { user } => hub.store.contacts_of(user).await,
+    let frame = Frame {
+        position: None,
+        event: sse::Event::Data(sse::Data::new(event.payload).event(event.kind)),
     };
-    match recipients {
-        Ok(recipients) => {
-            let frame = Frame {
-                position: None,
-                event: sse::Event::Data(sse::Data::new(event.payload).event(event.kind)),
-            };
-            hub.deliver(recipients.into_iter().filter(|user| connected.contains(user)), &frame);
+    match ephemeral_recipients(hub, &event.audience, &connected).await {
+        Ok((recipients, streams)) => {
+            hub.deliver_to_streams(
+                &streams
+                    .into_iter()
+                    .filter(|(_, user)| !recipients.contains(user))
+                    .collect::<Vec<_>>(),
+                &frame,
+            );
+            hub.deliver(recipients, &frame);
         }
         Err(error) => tracing::warn!(%error, "could not resolve an ephemeral event's recipients"),
+    }
+}
+
+/// Who on this instance receives an ephemeral event: users (all their streams), and single
+/// streams that subscribed to it (presence), as `(stream, user)`.
+async fn ephemeral_recipients(
+    hub: &Hub,
+    audience: &EphemeralAudience,
+    connected: &HashSet<Uuid>,
+) -> crate::store::StoreResult<(HashSet<Uuid>, Vec<(Uuid, Uuid)>)> {
+    match *audience {
+        EphemeralAudience::Conversation { id, except } => {
+            let mut users: HashSet<Uuid> = hub
+                .store
+                .members_of(&[id])
+                .await?
+                .into_iter()
+                .map(|(_, user, _)| user)
+                .filter(|user| Some(*user) != except && connected.contains(user))
+                .collect();
+            // What one does (typing) does not reach those they have a block with.
+            if let Some(actor) = except {
+                let listening: Vec<Uuid> = users.iter().copied().collect();
+                for blocked in hub.store.blocks_with(actor, &listening).await? {
+                    users.remove(&blocked);
+                }
+            }
+            Ok((users, Vec::new()))
+        }
+        EphemeralAudience::PresenceOf { user } => {
+            let users = hub
+                .store
+                .presence_audience(user, hub.settings.presence_group_max)
+                .await?
+                .into_iter()
+                .filter(|user| connected.contains(user))
+                .collect();
+            let streams = hub.store.presence_subscribers(user, hub.instance()).await?;
+            Ok((users, streams))
+        }
     }
 }
 
@@ -413,6 +491,7 @@ mod tests {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_secs(3),
             presence_debounce: Duration::from_millis(10),
+            presence_group_max: 50,
             file_links: crate::files::links::FileLinks::new(b"test-key", Duration::from_secs(60)),
         };
         (Hub::start(store, settings, Uuid::now_v7()).await.unwrap(), folder)

@@ -33,6 +33,39 @@ pub const TYPING: &str = "typing";
 pub const PRESENCE: &str = "presence";
 /// Sent instead of a replay the log can no longer give: refetch your state.
 pub const RESET: &str = "reset";
+/// The first event of every stream: its `streamId`, for `POST /user/last-activity/subscribe`.
+pub const READY: &str = "ready";
+/// The caller blocked users (to their own streams: their other devices).
+pub const USER_BLOCKED: &str = "user.blocked";
+/// The caller unblocked users (to their own streams).
+pub const USER_UNBLOCKED: &str = "user.unblocked";
+
+/// `data` of `ready`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyData {
+    /// Names this stream in `POST /user/last-activity/subscribe`; valid while it is open.
+    pub stream_id: Uuid,
+}
+
+/// `data` of `user.blocked` and `user.unblocked`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlocksChangedData {
+    pub user_ids: Vec<Uuid>,
+}
+
+/// `user.blocked` (or `user.unblocked`) to `user`'s own streams: their other devices learn it.
+/// The blocked users are never told.
+pub fn blocks_changed(user: Uuid, users: &[Uuid], blocked: bool) -> Vec<NewEvent> {
+    vec![NewEvent::new(
+        if blocked { USER_BLOCKED } else { USER_UNBLOCKED },
+        Audience::User(user),
+        json(&BlocksChangedData {
+            user_ids: users.to_vec(),
+        }),
+    )]
+}
 
 fn json(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("event payloads serialise")
@@ -75,6 +108,10 @@ pub fn chat_request(request: &ChatRequest) -> Vec<NewEvent> {
         _ => CHAT_REQUEST_CREATED,
     };
     let payload = json(&ChatRequestView::from(request.clone()));
+    if request.hidden {
+        // The recipient blocks the requester: only the requester hears of it.
+        return vec![NewEvent::new(kind, Audience::User(request.requester_id), payload)];
+    }
     if !request.is_invitation() {
         return vec![NewEvent::new(kind, Audience::Conversation(request.chat_id), payload)];
     }

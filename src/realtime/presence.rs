@@ -78,6 +78,10 @@ impl PresenceState {
         })
     }
 
+    pub(super) fn instance(&self) -> Uuid {
+        self.instance
+    }
+
     fn record(&self, user: Uuid) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.latest().insert(user, generation);
@@ -99,8 +103,9 @@ pub async fn last_activity(
     store.presence_of(users, alive_since).await
 }
 
-/// Whether `user` is online anywhere, by the database.
-async fn online_anywhere(store: &Store, user: Uuid) -> StoreResult<bool> {
+/// Whether `user` shows as online, by the database: a stream open anywhere, unless they
+/// chose `offline` (or `online`) with `POST /user/me/status`.
+pub async fn online_anywhere(store: &Store, user: Uuid) -> StoreResult<bool> {
     Ok(last_activity(store, &[user])
         .await?
         .get(&user)
@@ -153,8 +158,8 @@ impl Hub {
                 self.store
                     .set_presence(user, self.presence.instance, true, store::now())
                     .await?;
-                if !was_online {
-                    self.announce_presence(user, "online").await;
+                if !was_online && online_anywhere(&self.store, user).await? {
+                    self.announce_presence(user, true).await;
                 }
             }
             Change::Gone { user, generation } => {
@@ -163,26 +168,28 @@ impl Hub {
                     return Ok(());
                 }
                 self.presence.latest().remove(&user);
+                let was_online = online_anywhere(&self.store, user).await?;
                 self.store
                     .set_presence(user, self.presence.instance, false, store::now())
                     .await?;
-                if !online_anywhere(&self.store, user).await? {
-                    self.announce_presence(user, "offline").await;
+                if was_online && !online_anywhere(&self.store, user).await? {
+                    self.announce_presence(user, false).await;
                 }
             }
         }
         Ok(())
     }
 
-    async fn announce_presence(&self, user: Uuid, status: &'static str) {
+    /// Tells whoever sees `user`'s presence that they are now online (or offline).
+    pub async fn announce_presence(&self, user: Uuid, online: bool) {
         let data = PresenceData {
             user_id: user,
-            status,
+            status: if online { "online" } else { "offline" },
             last_active_at: Utc::now(),
         };
         self.publish_ephemeral(EphemeralEvent {
             kind: PRESENCE.to_string(),
-            audience: EphemeralAudience::ContactsOf { user },
+            audience: EphemeralAudience::PresenceOf { user },
             payload: serde_json::to_string(&data).expect("presence serialises"),
         })
         .await;

@@ -17,7 +17,7 @@ use actix_web_lab::sse;
 use futures_util::Stream;
 use uuid::Uuid;
 
-use super::payloads::{RESET, ResetData};
+use super::payloads::{READY, RESET, ReadyData, ResetData};
 use super::{Hub, Subscription, stored_frame_for};
 use crate::store::{BackendKind, EventPosition, Store, StoreResult};
 
@@ -111,7 +111,18 @@ pub async fn open(
     resume: Resume,
 ) -> StoreResult<impl Stream<Item = sse::Event> + use<>> {
     let subscription = hub.subscribe(user, session);
-    let mut ready = VecDeque::new();
+    hub.store()
+        .register_stream(subscription.stream_id, user, hub.instance())
+        .await?;
+    // First, always: the stream's id, for presence subscriptions. No `id:`, so it does not
+    // move the client's resume position.
+    let mut ready = VecDeque::from([sse::Event::Data(
+        sse::Data::new_json(ReadyData {
+            stream_id: subscription.stream_id,
+        })
+        .expect("ready serialises")
+        .event(READY),
+    )]);
     let last_sent = match start_for(hub.store(), resume).await? {
         Start::After(position) => position,
         Start::Reset { head, reason } => {

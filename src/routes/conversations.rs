@@ -47,7 +47,8 @@ impl FieldAliases for CreateConversationRequest {
 pub struct ConversationData {
     pub conversation: ConversationView,
     /// After creating or changing a group: the users invited instead of added, because their
-    /// message policy is `requests` (they join when they accept). Absent elsewhere.
+    /// message policy is `requests` or they block the caller (they join when they accept).
+    /// Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invited_ids: Option<Vec<Uuid>>,
 }
@@ -144,7 +145,11 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
         .find_user(receiver)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    if MessagePolicy::from_stored(&receiver.message_policy) == MessagePolicy::Requests {
+    // Someone who blocks the caller is asked as if their policy were `requests`, and never
+    // sees the request: to the caller it looks like one that is simply not answered.
+    if MessagePolicy::from_stored(&receiver.message_policy) == MessagePolicy::Requests
+        || state.store.blocks(receiver.id, caller.user_id).await?
+    {
         match state
             .store
             .create_chat_request(
@@ -458,18 +463,7 @@ pub async fn leave_conversation(
     state.check_rate_limit(Action::Conversation, caller.user_id)?;
     let member = state.store.member_of(caller.user_id, id.into_inner()).await?;
     let conversation = member.conversation();
-    let left = state
-        .store
-        .leave_conversation(&member, store::now(), |left| {
-            let told = match left {
-                Left::Group { message } => payloads::message_created(message),
-                Left::Hidden | Left::Deleted => Vec::new(),
-            };
-            told.into_iter()
-                .chain([payloads::removed_for(caller.user_id, conversation)])
-                .collect()
-        })
-        .await?;
+    let left = leave(&state, &member).await?;
     let result = match left {
         Left::Hidden => "hidden",
         Left::Group { .. } => "left",
@@ -479,6 +473,24 @@ pub async fn leave_conversation(
         conversation_id: conversation,
         result,
     }))
+}
+
+/// The member leaves (see `Store::leave_conversation`): the group hears of it, their own
+/// streams drop the conversation. Also what deleting an account does in each group.
+pub(crate) async fn leave(state: &AppState, member: &store::Member) -> Result<Left, ApiError> {
+    let (user, conversation) = (member.user(), member.conversation());
+    Ok(state
+        .store
+        .leave_conversation(member, store::now(), |left| {
+            let told = match left {
+                Left::Group { message } => payloads::message_created(message),
+                Left::Hidden | Left::Deleted => Vec::new(),
+            };
+            told.into_iter()
+                .chain([payloads::removed_for(user, conversation)])
+                .collect()
+        })
+        .await?)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -697,7 +697,14 @@ pub async fn delete_messages(
     delete(&state, &member, ids, body.scope).await
 }
 
-async fn delete(state: &AppState, member: &Member, ids: Vec<Uuid>, scope: Scope) -> Result<HttpResponse, ApiError> {
+/// Deletes the member's messages `ids` (1 to 100, of their conversation) in `scope`, with the
+/// `message.deleted` event; also what deleting an account with `deleteMessages` does.
+pub(crate) async fn delete(
+    state: &AppState,
+    member: &Member,
+    ids: Vec<Uuid>,
+    scope: Scope,
+) -> Result<HttpResponse, ApiError> {
     let data = payloads::DeletedData {
         conversation_id: member.conversation(),
         message_ids: ids,

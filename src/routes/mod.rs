@@ -3,13 +3,16 @@
 //! answer; they hold no SQL.
 
 pub mod auth;
+pub mod blocks;
 pub mod chat_requests;
+pub mod contacts;
 pub mod conversations;
 pub mod envelope;
 pub mod extract;
 pub mod files;
 pub mod health;
 pub mod messages;
+pub mod presence;
 pub mod stream;
 pub mod users;
 
@@ -60,7 +63,14 @@ route_table! {
         "/user": [
             users::get_me,
             users::update_me,
+            users::delete_me,
             users::change_password,
+            presence::set_status,
+            blocks::block_users,
+            blocks::unblock_users,
+            blocks::blocked_users,
+            presence::subscribe,
+            presence::unsubscribe,
             users::last_activity,
             users::users_by_ids,
             users::search_users,
@@ -90,6 +100,14 @@ route_table! {
             messages::edit_message,
             messages::toggle_star,
             messages::delete_message,
+        ],
+        "/contact": [
+            contacts::create_contacts,
+            contacts::create_contact,
+            contacts::list_contacts,
+            contacts::get_contact,
+            contacts::update_contact,
+            contacts::delete_contact,
         ],
         "/chat-request": [
             chat_requests::create_chat_request,
@@ -162,6 +180,18 @@ pub(crate) fn parse_id_list(field: &str, raw: &str, max: usize) -> Result<Vec<uu
     ids.into_iter()
         .map(|id| uuid::Uuid::try_parse(id).map_err(|_| ApiError::invalid_field(field, format!("{id:?} is not an id"))))
         .collect()
+}
+
+/// A time given in a query string (`updatedAfter`): RFC 3339, within the years 1 to 9999 (what
+/// both backends store, and the only years SQLite's text timestamps sort right); 422 naming
+/// `field` otherwise.
+pub(crate) fn rfc3339_time(field: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    use chrono::Datelike;
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|time| time.with_timezone(&chrono::Utc))
+        .filter(|time| (1..=9999).contains(&time.year()))
+        .ok_or_else(|| ApiError::invalid_field(field, "must be an RFC 3339 time in the years 1 to 9999"))
 }
 
 /// The time part of a keyset cursor: microseconds since the epoch, within the years 1 to 9999

@@ -1,6 +1,6 @@
 //! `/api/v1/user`: the caller, other users, search.
 
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -259,6 +259,112 @@ pub async fn change_password(
     }))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteMeRequest {
+    /// The caller's password.
+    pub password: String,
+    /// Also tombstone every message the caller sent, for everyone (as delete-for-all).
+    /// Default `false`: they stay readable to the others, from "Deleted user". Alias:
+    /// `delete_messages`.
+    #[serde(default)]
+    pub delete_messages: bool,
+}
+
+impl FieldAliases for DeleteMeRequest {
+    const ALIASES: &'static [Alias] = &[Alias::new("deleteMessages", "delete_messages")];
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDeletedData {
+    pub deleted: bool,
+    /// How many messages were tombstoned (`deleteMessages`).
+    pub deleted_messages: usize,
+}
+
+/// Messages tombstoned per transaction when an account goes with its messages.
+const DELETION_BATCH: u32 = 100;
+
+/// Delete the caller's account.
+///
+/// Needs the password. In this order, so that a failure half-way can simply be retried:
+/// with `deleteMessages`, every message the caller sent becomes a tombstone for everyone;
+/// the caller leaves every group (ownership passes on as when leaving); then, at once, every
+/// session ends (old tokens answer 401, streams close), the email and phone become free, and
+/// the profile, stars, blocks, address book, presence subscriptions and invitations go. In
+/// conversations the user shows as "Deleted user" (`deleted: true`), and their partners get
+/// `user.updated` saying so. The account cannot log in again.
+#[utoipa::path(
+    delete, path = "/api/v1/user/me", tag = "users",
+    security(("bearer" = [])),
+    request_body = DeleteMeRequest,
+    responses(
+        (status = 200, description = "Deleted", body = Success<AccountDeletedData>),
+        (status = 400, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 403, description = "`password` is wrong (`invalid_credentials`)", body = ErrorEnvelope),
+        (status = 415, description = "Not application/json", body = ErrorEnvelope),
+        (status = 422, description = "A missing field (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
+    )
+)]
+#[delete("/me")]
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: Json<DeleteMeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.check_rate_limit(Action::PasswordCheck, caller.user_id)?;
+    let user = caller.user_id;
+    let verified = state.auth.confirm_password(user, &body.password).await?;
+    let mut deleted_messages = 0;
+    if body.delete_messages {
+        loop {
+            let batch = state.store.undeleted_messages_of(user, DELETION_BATCH).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut by_conversation: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+            for (conversation, message) in batch {
+                match by_conversation.last_mut() {
+                    Some((last, ids)) if *last == conversation => ids.push(message),
+                    _ => by_conversation.push((conversation, vec![message])),
+                }
+            }
+            for (conversation, ids) in by_conversation {
+                let member = state.store.member_of(user, conversation).await?;
+                deleted_messages += ids.len();
+                super::messages::delete(&state, &member, ids, super::messages::Scope::All).await?;
+            }
+        }
+    }
+    for group in state.store.groups_of(user).await? {
+        match state.store.member_of(user, group).await {
+            Ok(member) => {
+                super::conversations::leave(&state, &member).await?;
+            }
+            // Left meanwhile (another request of theirs).
+            Err(store::StoreError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let emails = state.emails;
+    let ended = state
+        .store
+        .delete_account(user, &verified, store::now(), |user, partners| {
+            payloads::user_updated(user, partners, emails)
+        })
+        .await?;
+    for session in &ended {
+        state.hub.close_session(*session);
+    }
+    Ok(ok(AccountDeletedData {
+        deleted: true,
+        deleted_messages,
+    }))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsersByIdsQuery {
@@ -424,20 +530,23 @@ pub async fn last_activity(
     query: Query<LastActivityQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = super::parse_id_list("ids", &query.ids, 100)?;
-    let last_activity = activity_seen_by(&state, caller, &ids).await?.into_iter().collect();
-    Ok(ok(LastActivityData { last_activity }))
+    let (_, activity) = activity_seen_by(&state, caller, &ids).await?;
+    Ok(ok(LastActivityData {
+        last_activity: activity.into_iter().collect(),
+    }))
 }
 
-/// For each of `users` that exists: `"online"`, the seconds since last seen, or `null` (never
-/// seen, or not a contact of the caller's: presence is shared only with contacts).
-async fn activity_seen_by(
+/// Those of `users` whose presence the caller may see (they share an active conversation and
+/// have no block either way), and for each of `users` that exists: `"online"`, the seconds
+/// since last seen, or `null` (never seen, or not one the caller may see).
+pub(super) async fn activity_seen_by(
     state: &AppState,
     caller: AuthUser,
     users: &[Uuid],
-) -> Result<Vec<(String, serde_json::Value)>, ApiError> {
+) -> Result<(Vec<Uuid>, Vec<(String, serde_json::Value)>), ApiError> {
     let contacts = state.store.contacts_among(caller.user_id, users).await?;
     let now = chrono::Utc::now();
-    Ok(presence::last_activity(&state.store, users)
+    let activity = presence::last_activity(&state.store, users)
         .await?
         .into_iter()
         .map(|(id, (online, last_active_at))| {
@@ -449,7 +558,8 @@ async fn activity_seen_by(
             };
             (id.to_string(), value)
         })
-        .collect())
+        .collect();
+    Ok((contacts, activity))
 }
 
 /// One user's public profile, with their presence for a contact of the caller's.
@@ -474,6 +584,7 @@ pub async fn get_user(state: web::Data<AppState>, caller: AuthUser, id: Path<Uui
         .ok_or_else(|| ApiError::not_found("user"))?;
     let activity = activity_seen_by(&state, caller, &[user.id])
         .await?
+        .1
         .pop()
         .map_or(serde_json::Value::Null, |(_, activity)| activity);
     Ok(ok(ProfileData {

@@ -153,6 +153,9 @@ impl VisibleMessage {
 const SELECT_MEMBER: &str = "SELECT c.id, c.kind, c.owner_id, c.request_status, c.requester_id, c.only_owner_renames,
         c.last_seq - c.request_from_seq AS request_sent, COALESCE(c.request_answered_at, c.created_at) AS request_answered_at";
 
+/// A chat request hidden from its recipient (`p`) by a block: to them it does not exist.
+const NOT_HIDDEN_FROM_P: &str = "NOT (c.request_hidden AND c.requester_id <> p.user_id)";
+
 #[derive(sqlx::FromRow)]
 struct MemberRow {
     id: Uuid,
@@ -200,7 +203,7 @@ impl Store {
             let sql = sqlx::AssertSqlSafe(format!(
                 "{SELECT_MEMBER} FROM conversations c
                  JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
-                 WHERE c.id = $1"
+                 WHERE c.id = $1 AND {NOT_HIDDEN_FROM_P}"
             ));
             sqlx::query_as::<_, MemberRow>(sql)
                 .bind(conversation)
@@ -220,7 +223,10 @@ impl Store {
                 "{SELECT_MEMBER}, m.sender_id, m.deleted_at IS NOT NULL AS deleted FROM messages m
                  JOIN conversations c ON c.id = m.conversation_id
                  JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
-                 WHERE m.id = $1"
+                 WHERE m.id = $1 AND {NOT_HIDDEN_FROM_P}
+                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $2 AND h.message_id = m.id
+                                   AND m.sender_id <> $2 AND EXISTS (SELECT 1 FROM user_blocks b
+                                       WHERE b.blocker_id = $2 AND b.blocked_id = m.sender_id))"
             ));
             sqlx::query_as::<_, VisibleMessageRow>(sql)
                 .bind(id)

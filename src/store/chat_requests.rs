@@ -31,6 +31,9 @@ pub struct ChatRequest {
     /// The group's name, for an invitation.
     pub group_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Made while the recipient blocks the requester: it looks pending to the requester and
+    /// never reaches the recipient.
+    pub hidden: bool,
 }
 
 /// The kinds of [`ChatRequest`].
@@ -45,6 +48,7 @@ impl ChatRequest {
         inviter: &User,
         invitee: &User,
         now: DateTime<Utc>,
+        hidden: bool,
     ) -> Self {
         Self {
             kind: GROUP_INVITATION.to_string(),
@@ -56,6 +60,7 @@ impl ChatRequest {
             recipient_name: invitee.name.clone(),
             group_name,
             created_at: now,
+            hidden,
         }
     }
 
@@ -91,7 +96,7 @@ pub struct RequestFilter {
 
 const SELECT_REQUESTS: &str = "SELECT 'direct' AS kind, c.id AS chat_id, c.request_status AS status, c.created_at,
         c.requester_id, rq.name AS requester_name, q.user_id AS recipient_id, rc.name AS recipient_name,
-        CAST(NULL AS TEXT) AS group_name
+        CAST(NULL AS TEXT) AS group_name, c.request_hidden AS hidden
      FROM conversations c
      JOIN users rq ON rq.id = c.requester_id
      JOIN participants q ON q.conversation_id = c.id AND q.user_id <> c.requester_id
@@ -101,7 +106,7 @@ const SELECT_REQUESTS: &str = "SELECT 'direct' AS kind, c.id AS chat_id, c.reque
 pub(super) const SELECT_INVITATIONS: &str =
     "SELECT 'group_invitation' AS kind, i.conversation_id AS chat_id, i.status, i.created_at,
         i.inviter_id AS requester_id, rq.name AS requester_name, i.user_id AS recipient_id, rc.name AS recipient_name,
-        g.name AS group_name
+        g.name AS group_name, i.hidden
      FROM group_invitations i
      JOIN conversations g ON g.id = i.conversation_id
      JOIN users rq ON rq.id = i.inviter_id
@@ -138,9 +143,12 @@ impl Store {
         self.refuse_declined_pairs(requester, &[recipient], now).await?;
         let created = with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // While the recipient blocks the requester, the request is hidden from them.
             let inserted: Option<Uuid> = sqlx::query_scalar(
-                "INSERT INTO conversations (id, kind, direct_key, request_status, requester_id, created_at, updated_at)
-                 VALUES ($1, 'direct', $2, 'pending', $3, $4, $4)
+                "INSERT INTO conversations (id, kind, direct_key, request_status, requester_id, created_at, updated_at,
+                                            request_hidden)
+                 VALUES ($1, 'direct', $2, 'pending', $3, $4, $4,
+                         EXISTS (SELECT 1 FROM user_blocks WHERE blocker_id = $5 AND blocked_id = $3))
                  ON CONFLICT (direct_key) DO NOTHING
                  RETURNING id",
             )
@@ -148,6 +156,7 @@ impl Store {
             .bind(direct_key(requester, recipient))
             .bind(requester)
             .bind(now)
+            .bind(recipient)
             .fetch_optional(&mut *tx)
             .await?;
             if inserted.is_none() {
@@ -193,7 +202,9 @@ impl Store {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let sql = sqlx::AssertSqlSafe(format!(
-                "UPDATE conversations SET request_status = 'pending', request_answered_at = NULL, request_from_seq = last_seq
+                "UPDATE conversations SET request_status = 'pending', request_answered_at = NULL, request_from_seq = last_seq,
+                     request_hidden = EXISTS (SELECT 1 FROM participants o JOIN user_blocks b ON b.blocker_id = o.user_id
+                                              WHERE o.conversation_id = $1 AND o.user_id <> $2 AND b.blocked_id = $2)
                  WHERE id = $1 AND {lock} AND request_status = 'declined' AND requester_id = $2",
                 lock = pool.lock_conversation()
             ));
@@ -220,9 +231,11 @@ impl Store {
                    {SELECT_REQUESTS}
                    JOIN participants mine ON mine.conversation_id = c.id AND mine.user_id = $1
                    WHERE c.request_status = $2 AND ((c.requester_id <> $1) = $3)
+                     AND NOT (c.request_hidden AND c.requester_id <> $1)
                    UNION ALL
                    {SELECT_INVITATIONS}
                    WHERE i.status = $2 AND (CASE WHEN $3 THEN i.user_id ELSE i.inviter_id END) = $1
+                     AND NOT (i.hidden AND i.user_id = $1)
                  ) requests
                  ORDER BY created_at DESC, chat_id DESC
                  LIMIT $4 OFFSET $5"
@@ -243,8 +256,9 @@ impl Store {
         with_backend!(self, |pool| {
             Ok(sqlx::query_scalar::<_, i64>(
                 "SELECT (SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id
-                         WHERE p.user_id = $1 AND c.request_status = 'pending' AND c.requester_id <> $1)
-                      + (SELECT COUNT(*) FROM group_invitations WHERE user_id = $1 AND status = 'pending')",
+                         WHERE p.user_id = $1 AND c.request_status = 'pending' AND c.requester_id <> $1
+                           AND NOT c.request_hidden)
+                      + (SELECT COUNT(*) FROM group_invitations WHERE user_id = $1 AND status = 'pending' AND NOT hidden)",
             )
             .bind(user)
             .fetch_one(pool)
@@ -252,11 +266,12 @@ impl Store {
         })
     }
 
-    /// `user`'s invitation to group `chat`, pending or declined, if there is one.
+    /// `user`'s invitation to group `chat`, pending or declined, if there is one they may see
+    /// (not one hidden from them by a block).
     pub async fn invitation_for(&self, user: Uuid, chat: Uuid) -> StoreResult<Option<ChatRequest>> {
         with_backend!(self, |pool| {
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2"
+                "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2 AND NOT i.hidden"
             ));
             Ok(sqlx::query_as::<_, ChatRequest>(sql)
                 .bind(chat)
@@ -284,7 +299,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             lock_conversation!(tx, pool, group)?;
             let sql = sqlx::AssertSqlSafe(format!(
-                "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2"
+                "{SELECT_INVITATIONS} WHERE i.conversation_id = $1 AND i.user_id = $2 AND NOT i.hidden"
             ));
             let current: Option<ChatRequest> = sqlx::query_as(sql)
                 .bind(group)

@@ -7,8 +7,12 @@ use uuid::Uuid;
 
 use crate::domain::MessagePolicy;
 
+use super::event_log::withheld_from;
 use super::sql::{direct_key, push_ids, unread_count, user_columns};
-use super::tx::{attach_files, commit_with_events, conversation_in_tx, invite_to_group, users_by_id};
+use super::tx::{
+    WITHHELD_RECEIPT, attach_files, blockers_among, commit_with_events, conversation_in_tx, invite_to_group,
+    users_by_id, withheld_partner,
+};
 use super::{
     ChatRequest, Conversation, ConversationCursor, ConversationFlag, ConversationKind, ConversationRow, Dialect,
     Forbidden, GroupCreated, Invalid, Member, Message, MessageReference, NewEvent, NewGroup, ParticipantRow, Store,
@@ -47,7 +51,14 @@ macro_rules! select_conversations {
             "
              FROM page p
              JOIN conversations c ON c.id = p.conversation_id
-             LEFT JOIN messages m ON m.id = c.last_message_id
+             LEFT JOIN messages m ON m.id = COALESCE(
+                 (SELECT c.last_message_id WHERE NOT EXISTS (
+                      SELECT 1 FROM hidden_messages h WHERE h.user_id = p.user_id AND h.message_id = c.last_message_id)),
+                 -- The last message is hidden from this participant (deleted for them, or
+                 -- withheld by a block): the last one they may see.
+                 (SELECT v.id FROM messages v WHERE v.conversation_id = c.id AND NOT EXISTS (
+                      SELECT 1 FROM hidden_messages h WHERE h.user_id = p.user_id AND h.message_id = v.id)
+                  ORDER BY v.seq DESC LIMIT 1))
              LEFT JOIN users u ON u.id = m.sender_id
              LEFT JOIN messages r ON r.id = m.reply_to
              LEFT JOIN users ru ON ru.id = r.sender_id ",
@@ -157,6 +168,21 @@ impl Store {
             return Ok((conversation, true));
         }
         let existing = self.direct_conversation_of(caller, other).await?;
+        // A chat request hidden from the caller (they block its requester): the caller now
+        // starts the conversation, so it is theirs too from here on. What the requester sent
+        // meanwhile stays hidden from them.
+        with_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE conversations SET request_hidden = FALSE, request_status = 'accepted', request_answered_at = $3
+                 WHERE id = $1 AND request_hidden AND requester_id <> $2",
+            )
+            .bind(existing)
+            .bind(caller)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })?;
         let member = self.member_of(caller, existing).await?;
         // A decline holds for the pair: this route does not reach the decliner either.
         if member.declined_since(self.declines_since(now)) {
@@ -244,8 +270,12 @@ impl Store {
             if !unknown.is_empty() {
                 return Err(StoreError::Invalid(Invalid::UnknownUsers(unknown)));
             }
+            // Those whose policy asks for consent, and those who block the owner, are invited.
+            let blockers = blockers_among!(tx, group.owner_id, group.members.iter().copied())?;
             let (invitees, participants): (Vec<User>, Vec<User>) = users.into_iter().partition(|user| {
-                user.id != group.owner_id && MessagePolicy::from_stored(&user.message_policy) == MessagePolicy::Requests
+                user.id != group.owner_id
+                    && (MessagePolicy::from_stored(&user.message_policy) == MessagePolicy::Requests
+                        || blockers.contains(&user.id))
             });
             sqlx::query(
                 "INSERT INTO conversations (id, kind, name, owner_id, created_at, updated_at)
@@ -277,13 +307,14 @@ impl Store {
             let mut invited = Vec::with_capacity(invitees.len());
             let since = self.declines_since(group.created_at);
             for invitee in &invitees {
-                invite_to_group!(tx, group.id, group.owner_id, invitee, group.created_at, since)?;
+                let hidden = invite_to_group!(tx, group.id, group.owner_id, invitee, group.created_at, since)?;
                 invited.push(ChatRequest::invitation(
                     group.id,
                     Some(group.name.clone()),
                     &owner,
                     invitee,
                     group.created_at,
+                    hidden.unwrap_or(false),
                 ));
             }
             let conversation = new_conversation(
@@ -487,7 +518,12 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if after > before {
-                commit_with_events!(self, tx, events(read_up_to), now)?;
+                let mut events = events(read_up_to);
+                // No receipts across a block: the reader's own devices still learn of it.
+                if let Some(partner) = withheld_partner!(tx, conversation, reader, WITHHELD_RECEIPT)? {
+                    events = withheld_from(events, partner, reader);
+                }
+                commit_with_events!(self, tx, events, now)?;
             } else {
                 tx.commit().await?;
             }

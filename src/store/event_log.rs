@@ -51,6 +51,22 @@ pub enum Audience {
     User(Uuid),
 }
 
+/// `events` as they go when what `actor` did in a direct conversation is withheld from the
+/// other participant, `partner` (a block, or a chat request hidden from them): what would
+/// have gone to the conversation goes to `actor`'s own streams only, nothing to `partner`.
+pub fn withheld_from(events: Vec<NewEvent>, partner: Uuid, actor: Uuid) -> Vec<NewEvent> {
+    events
+        .into_iter()
+        .filter(|event| event.audience != Audience::User(partner))
+        .map(|mut event| {
+            if let Audience::Conversation(_) = event.audience {
+                event.audience = Audience::User(actor);
+            }
+            event
+        })
+        .collect()
+}
+
 /// An event to append, in the same transaction as the change it reports.
 #[derive(Clone, Debug)]
 pub struct NewEvent {

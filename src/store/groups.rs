@@ -6,8 +6,8 @@ use uuid::Uuid;
 use super::chat_requests::SELECT_INVITATIONS;
 use super::sql::user_columns;
 use super::tx::{
-    append_system_message, commit_with_events, conversation_in_tx, group_seats_taken, invite_to_group, join_group,
-    lock_conversation, require_participant, users_by_id,
+    append_system_message, blockers_among, commit_with_events, conversation_in_tx, group_seats_taken, invite_to_group,
+    join_group, lock_conversation, require_participant, users_by_id,
 };
 use super::{
     ChatRequest, Conversation, ConversationKind, Dialect, Forbidden, Invalid, Member, Message, NewEvent, Store,
@@ -124,6 +124,8 @@ impl Store {
             let mut added = Vec::new();
             let mut invited = Vec::new();
             let since = self.declines_since(now);
+            // Someone who blocks the actor is invited (hidden from them), never added.
+            let blockers = blockers_among!(tx, actor, changes.add.iter().copied())?;
             for user in &changes.add {
                 let found: Option<User> =
                     sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
@@ -133,9 +135,11 @@ impl Store {
                 let Some(found) = found else {
                     return Err(StoreError::Invalid(Invalid::UnknownUsers(vec![*user])));
                 };
-                if MessagePolicy::from_stored(&found.message_policy) == MessagePolicy::Requests {
-                    if invite_to_group!(tx, conversation, actor, &found, now, since)? {
-                        invited.push(found);
+                if MessagePolicy::from_stored(&found.message_policy) == MessagePolicy::Requests
+                    || blockers.contains(user)
+                {
+                    if let Some(hidden) = invite_to_group!(tx, conversation, actor, &found, now, since)? {
+                        invited.push((found, hidden));
                     }
                     continue;
                 }
@@ -150,7 +154,7 @@ impl Store {
                 return Err(StoreError::Invalid(Invalid::GroupTooLarge(self.group_max_members())));
             }
             // Named in `remove` too: withdrawn again below.
-            invited.retain(|invitee: &User| !changes.remove.contains(&invitee.id));
+            invited.retain(|(invitee, _): &(User, bool)| !changes.remove.contains(&invitee.id));
             let invited = if invited.is_empty() {
                 Vec::new()
             } else {
@@ -161,7 +165,9 @@ impl Store {
                 let inviter = users_by_id!(tx, [actor])?.remove(0);
                 invited
                     .iter()
-                    .map(|invitee| ChatRequest::invitation(conversation, name.clone(), &inviter, invitee, now))
+                    .map(|(invitee, hidden)| {
+                        ChatRequest::invitation(conversation, name.clone(), &inviter, invitee, now, *hidden)
+                    })
                     .collect()
             };
             let mut removed = Vec::new();

@@ -5,10 +5,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::event_log::withheld_from;
 use super::sql::push_ids;
 use super::tx::{
-    attach_files, attach_new_files, commit_with_events, insert_links, insert_message, lock_conversation,
-    require_participant, rewrite_events_showing,
+    WITHHELD_MESSAGE, WITHHELD_SEND, attach_files, attach_new_files, commit_with_events, insert_links, insert_message,
+    lock_conversation, require_participant, rewrite_events_showing, withheld_partner,
 };
 use super::{
     Conflict, DeleteScope, Dialect, Forbidden, Invalid, Member, Message, MessagePage, MessageReference, MessageRow,
@@ -115,6 +116,7 @@ impl Store {
                     Some(quote.ok_or(StoreError::Invalid(Invalid::ForeignMessage(MessageReference::ReplyTo)))?)
                 }
             };
+            let withheld = withheld_partner!(tx, new.conversation_id, new.sender_id, WITHHELD_SEND)?;
             match insert_message!(tx, new, seq, quote, true) {
                 Err(StoreError::Database(error)) if is_unique_violation(&error) && new.client_id.is_some() => {
                     Ok(Attempt::LostClientIdRace)
@@ -123,7 +125,22 @@ impl Store {
                 Ok(mut message) => {
                     message.attachments = attach_new_files!(tx, new)?;
                     message.links = insert_links!(tx, new)?;
-                    commit_with_events!(self, tx, events(&message), new.created_at)?;
+                    let mut events = events(&message);
+                    if let Some(partner) = withheld {
+                        // Shown to its sender as sent; never to the partner, not even later.
+                        sqlx::query(
+                            "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq)
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(partner)
+                        .bind(message.id)
+                        .bind(new.conversation_id)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                        events = withheld_from(events, partner, new.sender_id);
+                    }
+                    commit_with_events!(self, tx, events, new.created_at)?;
                     Ok(Attempt::Stored(Box::new(message)))
                 }
             }
@@ -198,7 +215,12 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
             rewrite_events_showing!(tx, std::slice::from_ref(&edited), rewrite)?;
-            commit_with_events!(self, tx, events(&edited, &read_positions), now)?;
+            let mut events = events(&edited, &read_positions);
+            let (editor, id) = (message.member().user(), message.id());
+            if let Some(partner) = withheld_partner!(tx, conversation, editor, id, WITHHELD_MESSAGE)? {
+                events = withheld_from(events, partner, editor);
+            }
+            commit_with_events!(self, tx, events, now)?;
             Ok((edited, read_positions))
         })
     }
@@ -354,7 +376,15 @@ impl Store {
                 let tombstones: Vec<Message> = tombstones.into_iter().map(Message::from).collect();
                 rewrite_events_showing!(tx, &tombstones, rewrite)?;
             }
-            commit_with_events!(self, tx, events(), now)
+            let mut events = events();
+            // The partner is told of deletes only of messages they saw.
+            if scope == DeleteScope::All
+                && let [(id, _, _)] = found.as_slice()
+                && let Some(partner) = withheld_partner!(tx, conversation, caller, *id, WITHHELD_MESSAGE)?
+            {
+                events = withheld_from(events, partner, caller);
+            }
+            commit_with_events!(self, tx, events, now)
         })
     }
 

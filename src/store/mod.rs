@@ -10,7 +10,9 @@
 //! This keeps the two backends from drifting apart, which is what happens to SQL written twice.
 
 mod access;
+mod blocks;
 mod chat_requests;
+mod contacts;
 mod conversations;
 mod event_log;
 pub(crate) mod files;
@@ -28,7 +30,12 @@ mod tx;
 mod users;
 
 pub use access::{Member, RequestState, VisibleMessage};
+pub use blocks::{BLOCKS_MAX, BlockedUser};
 pub use chat_requests::{ChatRequest, DIRECT_REQUEST, GROUP_INVITATION, InvitationAnswer, RequestFilter};
+pub use contacts::{
+    Contact, ContactChanges, ContactCursor, ContactDetails, ContactListing, ContactUpdate, ContactValue,
+    MatchedContactValue, SavedContact,
+};
 pub use files::{FileState, StoredFile};
 pub use groups::{GroupChanges, GroupCreated, GroupUpdate, Left};
 pub use messages::Sent;
@@ -93,6 +100,10 @@ pub enum Invalid {
     GroupTooLarge(usize),
     /// The database URL names no backend we have.
     DatabaseUrl,
+    /// A user would block more people than the limit (which it carries).
+    TooManyBlocks(usize),
+    /// A stream would subscribe to more users' presence than the limit (which it carries).
+    TooManySubscriptions(usize),
 }
 
 /// Which message of a request a [`Invalid::ForeignMessage`] is about.

@@ -15,6 +15,10 @@ pub struct User {
     pub about: String,
     /// In E.164; unique.
     pub phone: Option<String>,
+    /// `auto`, `online` or `offline`: what `POST /user/me/status` chose.
+    pub presence_status: String,
+    /// When the account was deleted: it shows as "Deleted user", with no profile.
+    pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

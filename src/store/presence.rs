@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, push_ids};
-use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
+use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, PRESENCE_AUDIENCE, push_ids};
+use super::tx::commit_with_events;
+use super::{Dialect, Invalid, NewEvent, Store, StoreError, StoreResult, User, with_backend, with_writer};
 
 impl Store {
     /// Everyone who shares an active conversation with `user` (not `user`): who may see
@@ -18,6 +19,146 @@ impl Store {
                 .bind(user)
                 .fetch_all(pool)
                 .await?)
+        })
+    }
+
+    /// Who is told of `user`'s presence unasked (see `PRESENCE_AUDIENCE`): direct partners and
+    /// members of groups of at most `group_max` members, but for blocks.
+    pub async fn presence_audience(&self, user: Uuid, group_max: usize) -> StoreResult<Vec<Uuid>> {
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(PRESENCE_AUDIENCE))
+                .bind(user)
+                .bind(i64::try_from(group_max).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?)
+        })
+    }
+
+    /// Records an open stream of `user` on `instance`, so that any instance can subscribe it.
+    pub async fn register_stream(&self, stream: Uuid, user: Uuid, instance: Uuid) -> StoreResult<()> {
+        with_writer!(self, |pool| {
+            sqlx::query("INSERT INTO streams (id, user_id, instance_id) VALUES ($1, $2, $3)")
+                .bind(stream)
+                .bind(user)
+                .bind(instance)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a closed stream, and with it its presence subscriptions.
+    pub async fn unregister_stream(&self, stream: Uuid) -> StoreResult<()> {
+        with_writer!(self, |pool| {
+            sqlx::query("DELETE FROM streams WHERE id = $1")
+                .bind(stream)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Subscribes `user`'s open stream `stream` to the presence of `targets` (which the caller
+    /// has checked the user may see). `NotFound("stream")` unless the stream is open and the
+    /// user's; `Invalid(TooManySubscriptions)` past `max` for the stream.
+    pub async fn subscribe_presence(&self, user: Uuid, stream: Uuid, targets: &[Uuid], max: usize) -> StoreResult<()> {
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let owned: Option<i32> = sqlx::query_scalar("SELECT 1 FROM streams WHERE id = $1 AND user_id = $2")
+                .bind(stream)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owned.is_none() {
+                return Err(StoreError::NotFound("stream"));
+            }
+            for target in targets {
+                sqlx::query(
+                    "INSERT INTO presence_subscriptions (stream_id, target_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(stream)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM presence_subscriptions WHERE stream_id = $1")
+                .bind(stream)
+                .fetch_one(&mut *tx)
+                .await?;
+            if total > max as i64 {
+                return Err(StoreError::Invalid(Invalid::TooManySubscriptions(max)));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Ends `user`'s stream `stream`'s subscriptions to `targets` (all of them: `None`).
+    /// `NotFound("stream")` unless the stream is open and the user's.
+    pub async fn unsubscribe_presence(&self, user: Uuid, stream: Uuid, targets: Option<&[Uuid]>) -> StoreResult<()> {
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let owned: Option<i32> = sqlx::query_scalar("SELECT 1 FROM streams WHERE id = $1 AND user_id = $2")
+                .bind(stream)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owned.is_none() {
+                return Err(StoreError::NotFound("stream"));
+            }
+            let mut builder = sqlx::QueryBuilder::new("DELETE FROM presence_subscriptions WHERE stream_id = ");
+            builder.push_bind(stream);
+            if let Some(targets) = targets.filter(|targets| !targets.is_empty()) {
+                builder.push(" AND target_id IN ");
+                push_ids(&mut builder, targets.iter().copied());
+            }
+            builder.build().execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The streams on `instance` subscribed to `target`'s presence, with their users.
+    pub async fn presence_subscribers(&self, target: Uuid, instance: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT s.id, s.user_id FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
+                 WHERE ps.target_id = $1 AND s.instance_id = $2",
+            )
+            .bind(target)
+            .bind(instance)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Sets what `user` shows of their presence (`auto`, `online`, `offline`) and appends the
+    /// events `events` gives for the user as now stored. Going `offline` counts as last seen
+    /// now: an invisible user's activity stops moving their last-seen time.
+    pub async fn set_presence_status(
+        &self,
+        user: Uuid,
+        status: &str,
+        now: DateTime<Utc>,
+        events: impl Fn(&User) -> Vec<NewEvent>,
+    ) -> StoreResult<User> {
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let updated: Option<User> = sqlx::query_as(concat!(
+                "UPDATE users SET presence_status = $2,
+                     last_active_at = CASE WHEN $2 = 'offline' AND presence_status <> 'offline' THEN $3
+                                           ELSE last_active_at END
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+                super::sql::user_columns!()
+            ))
+            .bind(user)
+            .bind(status)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let updated = updated.ok_or(StoreError::NotFound("user"))?;
+            commit_with_events!(self, tx, events(&updated), now)?;
+            Ok(updated)
         })
     }
 
@@ -36,6 +177,7 @@ impl Store {
             builder.push_bind(viewer);
             builder.push(" AND other.user_id IN ");
             push_ids(&mut builder, users.iter().copied());
+            super::users::push_no_block_with(&mut builder, "other.user_id", viewer);
             Ok(builder.build_query_scalar::<Uuid>().fetch_all(pool).await?)
         })
     }
@@ -51,6 +193,12 @@ impl Store {
             .bind(now)
             .execute(pool)
             .await?;
+            // Instances silent for long are gone (crashed): their streams, subscriptions and
+            // presence rows go with them.
+            sqlx::query("DELETE FROM instances WHERE heartbeat_at < $1")
+                .bind(now - chrono::Duration::minutes(5))
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }
@@ -90,7 +238,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("UPDATE users SET last_active_at = $2 WHERE id = $1")
+            sqlx::query("UPDATE users SET last_active_at = $2 WHERE id = $1 AND presence_status <> 'offline'")
                 .bind(user)
                 .bind(now)
                 .execute(&mut *tx)
@@ -112,11 +260,12 @@ impl Store {
         }
         let rows: Vec<(Uuid, bool, Option<DateTime<Utc>>)> = with_backend!(self, |pool| {
             let mut builder = sqlx::QueryBuilder::new(
-                "SELECT u.id, EXISTS (SELECT 1 FROM presence p JOIN instances i ON i.id = p.instance_id
-                                      WHERE p.user_id = u.id AND i.heartbeat_at > ",
+                "SELECT u.id, CASE u.presence_status WHEN 'online' THEN TRUE WHEN 'offline' THEN FALSE
+                     ELSE EXISTS (SELECT 1 FROM presence p JOIN instances i ON i.id = p.instance_id
+                                  WHERE p.user_id = u.id AND i.heartbeat_at > ",
             );
             builder.push_bind(alive_since);
-            builder.push(") AS online, u.last_active_at FROM users u WHERE u.id IN ");
+            builder.push(") END AS online, u.last_active_at FROM users u WHERE u.deleted_at IS NULL AND u.id IN ");
             push_ids(&mut builder, users.iter().copied());
             builder.build_query_as().fetch_all(pool).await.map_err(StoreError::from)
         })?;

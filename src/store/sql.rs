@@ -5,7 +5,7 @@
 /// (`user_columns!(u)`).
 macro_rules! user_columns {
     () => {
-        "id, name, email, message_policy, about, phone, created_at, updated_at"
+        "id, name, email, message_policy, about, phone, presence_status, deleted_at, created_at, updated_at"
     };
     ($alias:ident) => {
         concat!(
@@ -21,6 +21,10 @@ macro_rules! user_columns {
             ".about, ",
             stringify!($alias),
             ".phone, ",
+            stringify!($alias),
+            ".presence_status, ",
+            stringify!($alias),
+            ".deleted_at, ",
             stringify!($alias),
             ".created_at, ",
             stringify!($alias),
@@ -65,13 +69,54 @@ pub(crate) use unread_count;
 /// declined. Presence and profiles are shared only through these.
 pub(crate) const ACTIVE_CONVERSATION: &str = "(c.request_status IS NULL OR c.request_status = 'accepted')";
 
-/// Everyone who shares an active conversation with user `$1` (not `$1`): who sees their
-/// presence and profile changes. A pending or declined chat request shares none.
-pub(crate) const CONTACTS_OF: &str = "SELECT DISTINCT other.user_id FROM participants mine
+/// Whether either of two users (SQL expressions) blocks the other: then neither sees the
+/// other's presence, profile changes, typing or receipts, nor finds them in searches.
+macro_rules! blocked_between {
+    ($one:literal, $other:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM user_blocks ub WHERE (ub.blocker_id = ",
+            $one,
+            " AND ub.blocked_id = ",
+            $other,
+            ") OR (ub.blocker_id = ",
+            $other,
+            " AND ub.blocked_id = ",
+            $one,
+            "))"
+        )
+    };
+}
+pub(crate) use blocked_between;
+
+/// Everyone who shares an active conversation with user `$1` (not `$1`) and has no block
+/// with them: who sees their profile changes. A pending or declined chat request shares none.
+pub(crate) const CONTACTS_OF: &str = concat!(
+    "SELECT DISTINCT other.user_id FROM participants mine
      JOIN conversations c ON c.id = mine.conversation_id
      JOIN participants other ON other.conversation_id = mine.conversation_id
      WHERE mine.user_id = $1 AND other.user_id <> $1
-       AND (c.request_status IS NULL OR c.request_status = 'accepted')";
+       AND (c.request_status IS NULL OR c.request_status = 'accepted')
+       AND NOT ",
+    blocked_between!("other.user_id", "$1")
+);
+
+/// Who is told, unasked, of user `$1`'s presence: their direct-conversation partners and the
+/// members of their groups of at most `$2` members (PRESENCE_GROUP_MAX_MEMBERS), but for
+/// blocks. Larger groups subscribe (`POST /user/last-activity/subscribe`): told everyone,
+/// 1,000 members coming online would be 1,000 x 999 events. A group's size is counted only
+/// up to `$2 + 1`.
+pub(crate) const PRESENCE_AUDIENCE: &str = concat!(
+    "WITH shared AS (
+         SELECT c.id FROM participants mine JOIN conversations c ON c.id = mine.conversation_id
+         WHERE mine.user_id = $1 AND (c.request_status IS NULL OR c.request_status = 'accepted')
+           AND (c.kind = 'direct'
+                OR (SELECT COUNT(*) FROM (SELECT 1 FROM participants n WHERE n.conversation_id = c.id
+                                          LIMIT $2 + 1) counted) <= $2))
+     SELECT DISTINCT other.user_id FROM shared
+     JOIN participants other ON other.conversation_id = shared.id
+     WHERE other.user_id <> $1 AND NOT ",
+    blocked_between!("other.user_id", "$1")
+);
 
 /// The participants of conversation `$1` with their read positions, in joining order.
 pub(crate) const SELECT_PARTICIPANTS_OF_ONE: &str = concat!(

@@ -104,8 +104,8 @@ macro_rules! commit_with_events {
 pub(crate) use commit_with_events;
 
 /// Invites `$invitee` (a `&User`) to group `$group` from `$inviter` inside `$tx`, unless they
-/// are a member or invited already: a declined invitation is asked again. Whether an
-/// invitation was made; `Forbidden(chat_request_declined)` if the invitee declined one of the
+/// are a member or invited already: a declined invitation is asked again. `Some(hidden)` when
+/// an invitation was made (hidden: the invitee blocks the inviter); `Forbidden(chat_request_declined)` if the invitee declined one of the
 /// inviter's after `$since` (checked here again, after the group's lock, against a decline
 /// that committed since the caller's check).
 macro_rules! invite_to_group {
@@ -132,28 +132,52 @@ macro_rules! invite_to_group {
                     .fetch_optional(&mut *$tx)
                     .await?;
             if member.is_some() {
-                return Ok(false);
+                return Ok(None);
             }
-            let invited = sqlx::query(
-                "INSERT INTO group_invitations (conversation_id, user_id, inviter_id, status, created_at)
-                 VALUES ($1, $2, $3, 'pending', $4)
+            // While the invitee blocks the inviter, the invitation is hidden from them.
+            let invited: Option<bool> = sqlx::query_scalar(
+                "INSERT INTO group_invitations (conversation_id, user_id, inviter_id, status, created_at, hidden)
+                 VALUES ($1, $2, $3, 'pending', $4,
+                         EXISTS (SELECT 1 FROM user_blocks WHERE blocker_id = $2 AND blocked_id = $3))
                  ON CONFLICT (conversation_id, user_id) DO UPDATE
                  SET status = 'pending', inviter_id = excluded.inviter_id, created_at = excluded.created_at,
-                     answered_at = NULL
-                 WHERE group_invitations.status = 'declined'",
+                     answered_at = NULL, hidden = excluded.hidden
+                 WHERE group_invitations.status = 'declined'
+                 RETURNING hidden",
             )
             .bind($group)
             .bind(invitee.id)
             .bind($inviter)
             .bind($now)
-            .execute(&mut *$tx)
+            .fetch_optional(&mut *$tx)
             .await?;
-            Ok(invited.rows_affected() > 0)
+            Ok(invited)
         })
         .await
     };
 }
 pub(crate) use invite_to_group;
+
+/// Those of `$users` who block `$user`, read inside `$tx`: what `$user` asks of them becomes a
+/// hidden request or invitation.
+macro_rules! blockers_among {
+    ($tx:ident, $user:expr, $users:expr) => {
+        $crate::store::tx::store_body(async {
+            let users: Vec<uuid::Uuid> = $users.into_iter().collect();
+            if users.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut builder = sqlx::QueryBuilder::new("SELECT blocker_id FROM user_blocks WHERE blocked_id = ");
+            builder.push_bind($user);
+            builder.push(" AND blocker_id IN ");
+            $crate::store::sql::push_ids(&mut builder, users);
+            let blockers: Vec<uuid::Uuid> = builder.build_query_scalar().fetch_all(&mut *$tx).await?;
+            Ok(blockers)
+        })
+        .await
+    };
+}
+pub(crate) use blockers_among;
 
 /// Members and pending invitations of group `$group` inside `$tx`: what `GROUP_MAX_MEMBERS`
 /// bounds, so that invitations cannot pile up past the group's size either.
@@ -488,6 +512,45 @@ macro_rules! lock_conversation {
     };
 }
 pub(crate) use lock_conversation;
+
+/// In direct conversation `$conversation`, the participant other than `$user` if what `$user`
+/// does there now is to be withheld from them (see `event_log::withheld_from`): `$condition`
+/// is SQL over `o` (that participant's row), `c` (the conversation), `$2` (`$user`) and, in the
+/// second form, `$3` (`$message`). `None` in a group, or when nothing is withheld.
+macro_rules! withheld_partner {
+    ($tx:ident, $conversation:expr, $user:expr, $condition:expr) => {
+        $crate::store::tx::withheld_partner!(@query $tx, $condition, $conversation, $user)
+    };
+    ($tx:ident, $conversation:expr, $user:expr, $message:expr, $condition:expr) => {
+        $crate::store::tx::withheld_partner!(@query $tx, $condition, $conversation, $user, $message)
+    };
+    (@query $tx:ident, $condition:expr, $($bind:expr),+) => {
+        $crate::store::tx::store_body(async {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT o.user_id FROM participants o JOIN conversations c ON c.id = o.conversation_id
+                 WHERE o.conversation_id = $1 AND o.user_id <> $2 AND c.kind = 'direct' AND ({})",
+                $condition
+            ));
+            let partner: Option<uuid::Uuid> = sqlx::query_scalar(sql)
+                $(.bind($bind))+
+                .fetch_optional(&mut *$tx)
+                .await?;
+            Ok(partner)
+        })
+        .await
+    };
+}
+pub(crate) use withheld_partner;
+
+/// `withheld_partner!` conditions. A send: the partner blocks the sender, or it goes into a
+/// chat request hidden from the partner.
+pub(crate) const WITHHELD_SEND: &str = "(c.request_hidden AND c.requester_id = $2)
+     OR EXISTS (SELECT 1 FROM user_blocks b WHERE b.blocker_id = o.user_id AND b.blocked_id = $2)";
+/// A read receipt: a block either way.
+pub(crate) const WITHHELD_RECEIPT: &str = super::sql::blocked_between!("o.user_id", "$2");
+/// An edit or delete of message `$3`: the partner never saw it.
+pub(crate) const WITHHELD_MESSAGE: &str =
+    "EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = o.user_id AND h.message_id = $3)";
 
 /// `NotFound` unless `$user` is still a participant of `$conversation`, read inside `$tx` after
 /// the conversation's lock (so, on PostgreSQL, in a snapshot taken after it): the defence in

@@ -52,12 +52,14 @@ impl Store {
 
     pub async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
         with_backend!(self, |pool| {
-            Ok(
-                sqlx::query_as::<_, User>(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?,
-            )
+            Ok(sqlx::query_as::<_, User>(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = $1 AND deleted_at IS NULL"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
         })
     }
 
@@ -215,13 +217,105 @@ impl Store {
         })
     }
 
+    /// A batch of at most `limit` messages `user` sent that are not deleted yet, in
+    /// conversations they are still in: `(conversation, message)`, grouped by conversation.
+    pub async fn undeleted_messages_of(&self, user: Uuid, limit: u32) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT m.conversation_id, m.id FROM messages m
+                 JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = m.sender_id
+                 WHERE m.sender_id = $1 AND m.deleted_at IS NULL
+                 ORDER BY m.conversation_id, m.seq LIMIT $2",
+            )
+            .bind(user)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// The groups `user` is in.
+    pub async fn groups_of(&self, user: Uuid) -> StoreResult<Vec<Uuid>> {
+        with_backend!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT c.id FROM participants p JOIN conversations c ON c.id = p.conversation_id
+                 WHERE p.user_id = $1 AND c.kind = 'group'",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Deletes `user`'s account, if their password is still `verified` (`Forbidden` if it
+    /// changed since the caller confirmed it): every session ends (their ids are returned, to
+    /// close their streams), the email and phone become free, the profile goes ("Deleted
+    /// user"), and so do their stars, blocks (both ways), address book, open streams, presence
+    /// subscriptions (both ways) and invitations. The row stays, so that conversations and
+    /// messages keep their sender. With the events `events` gives for the user as now stored
+    /// and the people who saw them.
+    pub async fn delete_account(
+        &self,
+        user: Uuid,
+        verified: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        events: impl Fn(&User, &[Uuid]) -> Vec<NewEvent>,
+    ) -> StoreResult<Vec<Uuid>> {
+        with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            lock_conversation!(tx, pool, user)?;
+            let partners: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(CONTACTS_OF))
+                .bind(user)
+                .fetch_all(&mut *tx)
+                .await?;
+            // A random address: nobody can register it beforehand to make the deletion fail.
+            let freed_email = format!("deleted-{}@deleted.invalid", Uuid::now_v7().simple());
+            let deleted: Option<User> = sqlx::query_as(concat!(
+                "UPDATE users SET name = 'Deleted user', search_name = '', email = $3, phone = NULL, about = '',
+                     password_hash = '!', presence_status = 'auto', deleted_at = $4, updated_at = $4
+                 WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL
+                 RETURNING ",
+                user_columns!()
+            ))
+            .bind(user)
+            .bind(verified)
+            .bind(&freed_email)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let deleted = deleted.ok_or(StoreError::Forbidden(Forbidden::CredentialsChanged))?;
+            let ended: Vec<Uuid> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
+                .bind(user)
+                .fetch_all(&mut *tx)
+                .await?;
+            for cleanup in [
+                "DELETE FROM starred_messages WHERE user_id = $1",
+                "DELETE FROM user_blocks WHERE blocker_id = $1 OR blocked_id = $1",
+                "DELETE FROM contacts WHERE owner_id = $1",
+                "DELETE FROM presence_subscriptions WHERE target_id = $1",
+                "DELETE FROM streams WHERE user_id = $1",
+                "DELETE FROM presence WHERE user_id = $1",
+                "DELETE FROM group_invitations WHERE user_id = $1 OR inviter_id = $1",
+                "DELETE FROM invitation_declines WHERE user_id = $1 OR inviter_id = $1",
+            ] {
+                sqlx::query(cleanup).bind(user).execute(&mut *tx).await?;
+            }
+            commit_with_events!(self, tx, events(&deleted, &partners), now)?;
+            Ok(ended)
+        })
+    }
+
     /// Those of `ids` that are users (callers bound the list), in no particular order.
     pub async fn users_by_ids(&self, ids: &[Uuid]) -> StoreResult<Vec<User>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users WHERE id IN "));
+            let mut builder = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE deleted_at IS NULL AND id IN "
+            ));
             push_ids(&mut builder, ids.iter().copied());
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })
@@ -232,8 +326,13 @@ impl Store {
     /// without anyone listing addresses); without one, the people the caller talks with.
     pub async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<User>> {
         with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users WHERE id <> "));
+            let mut builder = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE deleted_at IS NULL AND id <> "
+            ));
             builder.push_bind(search.caller);
+            push_no_block_with(&mut builder, "id", search.caller);
             if search.keyword.is_empty() {
                 builder.push(format!(
                     " AND id IN (SELECT other.user_id FROM participants mine
@@ -268,6 +367,21 @@ impl Store {
             Ok(builder.build_query_as::<User>().fetch_all(pool).await?)
         })
     }
+}
+
+/// Appends ` AND` "no block either way between `column` and `user`" to a query being built.
+pub(super) fn push_no_block_with<DB>(builder: &mut sqlx::QueryBuilder<DB>, column: &str, user: Uuid)
+where
+    DB: sqlx::Database,
+    Uuid: for<'value> sqlx::Encode<'value, DB> + sqlx::Type<DB>,
+{
+    builder.push(format!(
+        " AND NOT EXISTS (SELECT 1 FROM user_blocks ub WHERE (ub.blocker_id = {column} AND ub.blocked_id = "
+    ));
+    builder.push_bind(user);
+    builder.push(format!(") OR (ub.blocked_id = {column} AND ub.blocker_id = "));
+    builder.push_bind(user);
+    builder.push("))");
 }
 
 /// Makes `%`, `_` and `\` in user input match themselves in a `LIKE ... ESCAPE '\'`.

@@ -25,6 +25,9 @@ pub struct EventStream {
     pub headers: reqwest::header::HeaderMap,
     events: mpsc::UnboundedReceiver<Frame>,
     reader: JoinHandle<()>,
+    /// The `ready` event's `streamId`, once it came, and whether it came first. The reader
+    /// keeps `ready` out of `events`, so tests read the stream's other events as before.
+    ready: tokio::sync::watch::Receiver<Option<(String, bool)>>,
 }
 
 enum Frame {
@@ -65,17 +68,27 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let (sender, events) = mpsc::unbounded_channel();
+        let (ready_sender, ready) = tokio::sync::watch::channel(None);
         let reader = tokio::spawn(async move {
             let mut response = response;
             let mut buffer = String::new();
+            let mut seen_any = false;
             while let Ok(Some(chunk)) = response.chunk().await {
                 buffer.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(end) = buffer.find("\n\n") {
                     let block: String = buffer.drain(..end + 2).collect();
-                    if let Some(frame) = parse_block(&block)
-                        && sender.send(frame).is_err()
-                    {
-                        return;
+                    match parse_block(&block) {
+                        Some(Frame::Event(event)) if event.event == "ready" => {
+                            let id = event.data["streamId"].as_str().unwrap_or_default().to_string();
+                            let _ = ready_sender.send(Some((id, !seen_any)));
+                        }
+                        Some(frame) => {
+                            seen_any |= matches!(frame, Frame::Event(_));
+                            if sender.send(frame).is_err() {
+                                return;
+                            }
+                        }
+                        None => {}
                     }
                 }
             }
@@ -85,6 +98,7 @@ impl TestApp {
             headers,
             events,
             reader,
+            ready,
         }
     }
 
@@ -125,6 +139,19 @@ fn parse_block(block: &str) -> Option<Frame> {
 }
 
 impl EventStream {
+    /// The stream's id from its `ready` event (for presence subscriptions); fails the test if
+    /// none came within [`PATIENCE`] or it was not the stream's first event.
+    pub async fn stream_id(&mut self) -> String {
+        let ready = tokio::time::timeout(PATIENCE, self.ready.wait_for(Option::is_some))
+            .await
+            .expect("a ready event")
+            .expect("the reader is running")
+            .clone()
+            .unwrap();
+        assert!(ready.1, "ready is the stream's first event");
+        ready.0
+    }
+
     /// The next event, or `None` when the stream ended; fails the test after [`PATIENCE`].
     pub async fn next(&mut self) -> Option<SseEvent> {
         self.next_within(PATIENCE)

@@ -54,8 +54,9 @@ async fn all_pages(app: &TestApp, token: &str, keyword: &str, limit: u32) -> Vec
     app.walk_pages(token, &path, "users", limit).await
 }
 
-/// The user's own profile: another user sees it without `email`, `messagePolicy` and `phone`.
-const PROFILE_FIELDS: [&str; 8] = [
+/// The user's own profile: another user sees it without `email`, `messagePolicy`, `phone` and
+/// `presenceStatus`.
+const PROFILE_FIELDS: [&str; 9] = [
     "_id",
     "about",
     "createdAt",
@@ -63,6 +64,7 @@ const PROFILE_FIELDS: [&str; 8] = [
     "messagePolicy",
     "name",
     "phone",
+    "presenceStatus",
     "updatedAt",
 ];
 
@@ -112,6 +114,7 @@ async fn get_user_by_id_returns_that_users_public_profile(backend: Backend) {
     own.as_object_mut().unwrap().remove("email");
     own.as_object_mut().unwrap().remove("messagePolicy");
     own.as_object_mut().unwrap().remove("phone");
+    own.as_object_mut().unwrap().remove("presenceStatus");
     assert_eq!(
         user, &own,
         "the same profile as Bia sees herself, without her email, settings and phone (issues 9, 11)"
