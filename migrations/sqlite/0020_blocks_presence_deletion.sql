@@ -38,3 +38,10 @@ CREATE TABLE presence_subscriptions (
     PRIMARY KEY (stream_id, target_id)
 );
 CREATE INDEX presence_subscriptions_by_target ON presence_subscriptions (target_id);
+
+-- A message hidden from a user because its sender was blocked (not deleted by the user for
+-- themselves): to them it does not exist, by any route, even after an unblock.
+ALTER TABLE hidden_messages ADD COLUMN withheld BOOLEAN NOT NULL DEFAULT 0;
+
+-- Deleting an account with its messages walks them by sender.
+CREATE INDEX messages_by_sender ON messages (sender_id, conversation_id, seq) WHERE deleted_at IS NULL;

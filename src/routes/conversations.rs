@@ -763,8 +763,9 @@ pub async fn send_typing(
     member.require_can_act()?;
     let conversation = member.conversation();
     let typing = body.typing;
-    // Accepted either way; forwarded at most once per TYPING_MIN_INTERVAL_MS.
-    if !state.limits.typing_is_due(caller.user_id, conversation) {
+    // Accepted either way; forwarded at most once per TYPING_MIN_INTERVAL_MS, and never out
+    // of a chat request hidden from its recipient.
+    if member.is_hidden_request() || !state.limits.typing_is_due(caller.user_id, conversation) {
         return Ok(ok(TypingAck { typing }));
     }
     let data = payloads::TypingData {

@@ -718,7 +718,13 @@ pub(crate) async fn delete(
             scope.store(),
             store::now(),
             payloads::showing_current,
-            || payloads::message_deleted(member.user(), &data),
+            |ids| {
+                let told = payloads::DeletedData {
+                    message_ids: ids.to_vec(),
+                    ..data.clone()
+                };
+                payloads::message_deleted(member.user(), &told)
+            },
         )
         .await?;
     Ok(ok(data))

@@ -333,7 +333,7 @@ pub async fn delete_me(
                 }
             }
             for (conversation, ids) in by_conversation {
-                let member = state.store.member_of(user, conversation).await?;
+                let member = state.store.member_of(user, conversation).await?.deleting_account();
                 deleted_messages += ids.len();
                 super::messages::delete(&state, &member, ids, super::messages::Scope::All).await?;
             }

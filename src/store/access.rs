@@ -44,6 +44,8 @@ pub struct Member {
     /// When the request was answered (or made, for one declined before that was recorded).
     request_answered_at: DateTime<Utc>,
     only_owner_renames: bool,
+    /// A chat request hidden from its recipient by a block (see `Member::is_hidden_request`).
+    request_hidden: bool,
 }
 
 impl Member {
@@ -67,6 +69,19 @@ impl Member {
     /// For a direct conversation that began as a chat request: its state and who asked.
     pub fn request(&self) -> Option<(RequestState, Uuid)> {
         self.request
+    }
+
+    /// A chat request that its recipient blocks (made while they did): what its requester
+    /// does in it reaches nobody but themselves.
+    pub fn is_hidden_request(&self) -> bool {
+        self.request_hidden
+    }
+
+    /// This member deleting their account: they may tombstone their messages even where a
+    /// declined chat request keeps them from acting otherwise.
+    pub fn deleting_account(mut self) -> Self {
+        self.request = None;
+        self
     }
 
     /// Only the owner may rename or describe the group.
@@ -151,9 +166,11 @@ impl VisibleMessage {
 
 /// What the gate reads of a conversation and the caller's place in it.
 const SELECT_MEMBER: &str = "SELECT c.id, c.kind, c.owner_id, c.request_status, c.requester_id, c.only_owner_renames,
+        c.request_hidden,
         c.last_seq - c.request_from_seq AS request_sent, COALESCE(c.request_answered_at, c.created_at) AS request_answered_at";
 
-/// A chat request hidden from its recipient (`p`) by a block: to them it does not exist.
+/// A chat request hidden from its recipient (`p`) by a block: to them it does not exist. (So
+/// is a message withheld from them: see `visible_message`.)
 const NOT_HIDDEN_FROM_P: &str = "NOT (c.request_hidden AND c.requester_id <> p.user_id)";
 
 #[derive(sqlx::FromRow)]
@@ -164,6 +181,7 @@ struct MemberRow {
     request_status: Option<String>,
     requester_id: Option<Uuid>,
     only_owner_renames: bool,
+    request_hidden: bool,
     request_sent: i64,
     request_answered_at: DateTime<Utc>,
 }
@@ -192,6 +210,7 @@ fn member_from(user: Uuid, row: MemberRow) -> Member {
         request_sent: row.request_sent,
         request_answered_at: row.request_answered_at,
         only_owner_renames: row.only_owner_renames,
+        request_hidden: row.request_hidden,
     }
 }
 
@@ -224,9 +243,8 @@ impl Store {
                  JOIN conversations c ON c.id = m.conversation_id
                  JOIN participants p ON p.conversation_id = c.id AND p.user_id = $2
                  WHERE m.id = $1 AND {NOT_HIDDEN_FROM_P}
-                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $2 AND h.message_id = m.id
-                                   AND m.sender_id <> $2 AND EXISTS (SELECT 1 FROM user_blocks b
-                                       WHERE b.blocker_id = $2 AND b.blocked_id = m.sender_id))"
+                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                                   WHERE h.user_id = $2 AND h.message_id = m.id AND h.withheld)"
             ));
             sqlx::query_as::<_, VisibleMessageRow>(sql)
                 .bind(id)

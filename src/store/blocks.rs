@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::sql::{push_ids, user_columns};
-use super::tx::commit_with_events;
+use super::tx::{commit_with_events, lock_conversation};
 use super::{Dialect, Invalid, NewEvent, Store, StoreError, StoreResult, User, with_backend, with_writer};
 
 /// How many users one user may block: a bound on the rows one account can make.
@@ -37,6 +37,8 @@ impl Store {
         }
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // One user's blocks change one at a time: BLOCKS_MAX holds under races.
+            lock_conversation!(tx, pool, blocker)?;
             let mut builder =
                 sqlx::QueryBuilder::new("INSERT INTO user_blocks (blocker_id, blocked_id, created_at) SELECT ");
             builder.push_bind(blocker);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::MessagePolicy;
 
 use super::event_log::withheld_from;
-use super::sql::{direct_key, push_ids, unread_count, user_columns};
+use super::sql::{direct_key, push_ids, read_position_seen_by, unread_count, user_columns};
 use super::tx::{
     WITHHELD_RECEIPT, attach_files, blockers_among, commit_with_events, conversation_in_tx, invite_to_group,
     users_by_id, withheld_partner,
@@ -343,7 +343,7 @@ impl Store {
             )
         })?;
         let row = row.ok_or(StoreError::NotFound("conversation"))?;
-        self.with_participants(vec![row])
+        self.with_participants(member.user(), vec![row])
             .await?
             .pop()
             .ok_or(StoreError::NotFound("conversation"))
@@ -377,7 +377,7 @@ impl Store {
             .fetch_all(pool)
             .await?)
         })?;
-        self.with_participants(rows).await
+        self.with_participants(caller, rows).await
     }
 
     /// The caller's conversations whose name contains `name` (case-insensitive): groups by
@@ -386,7 +386,8 @@ impl Store {
         let pattern = format!("%{}%", super::users::escape_like(&name.to_lowercase()));
         let rows = with_backend!(self, |pool| {
             Ok(sqlx::query_as::<_, ConversationRow>(select_conversations!(
-                "AND (lower(c.name) LIKE $2 ESCAPE '\\'
+                "AND NOT (COALESCE(c.request_status, '') IN ('pending', 'declined') AND c.requester_id <> $1)
+                 AND (lower(c.name) LIKE $2 ESCAPE '\\'
                       OR (c.kind = 'direct' AND EXISTS (
                           SELECT 1 FROM participants other JOIN users ou ON ou.id = other.user_id
                           WHERE other.conversation_id = c.id AND other.user_id <> $1
@@ -399,7 +400,7 @@ impl Store {
             .fetch_all(pool)
             .await?)
         })?;
-        self.with_participants(rows).await
+        self.with_participants(caller, rows).await
     }
 
     /// The distinct users of `conversations` that `caller` is in (the caller included);
@@ -511,12 +512,18 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("conversation"))?;
-            let read_up_to: Option<Uuid> =
-                sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2")
-                    .bind(conversation)
-                    .bind(after)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            // The last message the reader may see at or before their position: never one hidden
+            // from them (withheld by a block, or deleted for themselves).
+            let read_up_to: Option<Uuid> = sqlx::query_scalar(
+                "SELECT m.id FROM messages m WHERE m.conversation_id = $1 AND m.seq <= $2
+                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.message_id = m.id)
+                 ORDER BY m.seq DESC LIMIT 1",
+            )
+            .bind(conversation)
+            .bind(after)
+            .bind(reader)
+            .fetch_optional(&mut *tx)
+            .await?;
             if after > before {
                 let mut events = events(read_up_to);
                 // No receipts across a block: the reader's own devices still learn of it.
@@ -554,23 +561,34 @@ impl Store {
     pub async fn read_positions(&self, member: &Member) -> StoreResult<Vec<(Uuid, i64)>> {
         let conversation = member.conversation();
         with_backend!(self, |pool| {
-            Ok(sqlx::query_as::<_, (Uuid, i64)>(
-                "SELECT user_id, last_read_seq FROM participants WHERE conversation_id = $1",
-            )
+            Ok(sqlx::query_as::<_, (Uuid, i64)>(concat!(
+                "SELECT user_id, ",
+                read_position_seen_by!("$2"),
+                " FROM participants p WHERE conversation_id = $1"
+            ))
             .bind(conversation)
+            .bind(member.user())
             .fetch_all(pool)
             .await?)
         })
     }
 
-    /// Loads the participants of all `rows` with one query and assembles the conversations.
-    async fn with_participants(&self, rows: Vec<ConversationRow>) -> StoreResult<Vec<Conversation>> {
+    /// Loads the participants of all `rows` with one query and assembles the conversations, as
+    /// `viewer` sees them (no read positions across a block).
+    async fn with_participants(&self, viewer: Uuid, rows: Vec<ConversationRow>) -> StoreResult<Vec<Conversation>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let participants: Vec<ParticipantRow> = with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(concat!(
-                "SELECT p.conversation_id, p.last_read_seq, ",
+            let mut builder = sqlx::QueryBuilder::new(
+                "SELECT p.conversation_id, CASE WHEN EXISTS (SELECT 1 FROM user_blocks ub
+                     WHERE (ub.blocker_id = p.user_id AND ub.blocked_id = ",
+            );
+            builder.push_bind(viewer);
+            builder.push(") OR (ub.blocked_id = p.user_id AND ub.blocker_id = ");
+            builder.push_bind(viewer);
+            builder.push(concat!(
+                ")) THEN 0 ELSE p.last_read_seq END AS last_read_seq, ",
                 user_columns!(u),
                 " FROM participants p JOIN users u ON u.id = p.user_id
                  WHERE p.conversation_id IN "

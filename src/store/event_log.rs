@@ -67,6 +67,17 @@ pub fn withheld_from(events: Vec<NewEvent>, partner: Uuid, actor: Uuid) -> Vec<N
         .collect()
 }
 
+/// `events` addressed to `user`'s streams only.
+pub fn addressed_to(events: Vec<NewEvent>, user: Uuid) -> Vec<NewEvent> {
+    events
+        .into_iter()
+        .map(|mut event| {
+            event.audience = Audience::User(user);
+            event
+        })
+        .collect()
+}
+
 /// An event to append, in the same transaction as the change it reports.
 #[derive(Clone, Debug)]
 pub struct NewEvent {

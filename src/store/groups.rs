@@ -127,11 +127,14 @@ impl Store {
             // Someone who blocks the actor is invited (hidden from them), never added.
             let blockers = blockers_among!(tx, actor, changes.add.iter().copied())?;
             for user in &changes.add {
-                let found: Option<User> =
-                    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-                        .bind(user)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let found: Option<User> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE id = $1 AND deleted_at IS NULL"
+                ))
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
                 let Some(found) = found else {
                     return Err(StoreError::Invalid(Invalid::UnknownUsers(vec![*user])));
                 };

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::event_log::withheld_from;
+use super::event_log::{addressed_to, withheld_from};
 use super::sql::push_ids;
 use super::tx::{
     WITHHELD_MESSAGE, WITHHELD_SEND, attach_files, attach_new_files, commit_with_events, insert_links, insert_message,
@@ -129,8 +129,8 @@ impl Store {
                     if let Some(partner) = withheld {
                         // Shown to its sender as sent; never to the partner, not even later.
                         sqlx::query(
-                            "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq)
-                             VALUES ($1, $2, $3, $4)",
+                            "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq, withheld)
+                             VALUES ($1, $2, $3, $4, TRUE)",
                         )
                         .bind(partner)
                         .bind(message.id)
@@ -309,7 +309,7 @@ impl Store {
         scope: DeleteScope,
         now: DateTime<Utc>,
         rewrite: PayloadRewrite,
-        events: impl Fn() -> Vec<NewEvent>,
+        events: impl Fn(&[Uuid]) -> Vec<NewEvent>,
     ) -> StoreResult<()> {
         member.require_can_act()?;
         let (conversation, caller) = (member.conversation(), member.user());
@@ -376,13 +376,26 @@ impl Store {
                 let tombstones: Vec<Message> = tombstones.into_iter().map(Message::from).collect();
                 rewrite_events_showing!(tx, &tombstones, rewrite)?;
             }
-            let mut events = events();
-            // The partner is told of deletes only of messages they saw.
-            if scope == DeleteScope::All
-                && let [(id, _, _)] = found.as_slice()
-                && let Some(partner) = withheld_partner!(tx, conversation, caller, *id, WITHHELD_MESSAGE)?
-            {
-                events = withheld_from(events, partner, caller);
+            let events_for = &events;
+            let mut events = events_for(ids);
+            // In a direct conversation the partner is told only of the messages they saw.
+            let partner = match scope {
+                DeleteScope::All => withheld_partner!(tx, conversation, caller, "TRUE")?,
+                DeleteScope::Me => None,
+            };
+            if let Some(partner) = partner {
+                let mut builder = sqlx::QueryBuilder::new("SELECT message_id FROM hidden_messages WHERE user_id = ");
+                builder.push_bind(partner);
+                builder.push(" AND message_id IN ");
+                push_ids(&mut builder, ids.iter().copied());
+                let unseen: Vec<Uuid> = builder.build_query_scalar().fetch_all(&mut *tx).await?;
+                if !unseen.is_empty() {
+                    events = withheld_from(events, partner, caller);
+                    let seen: Vec<Uuid> = ids.iter().filter(|id| !unseen.contains(id)).copied().collect();
+                    if !seen.is_empty() {
+                        events.extend(addressed_to(events_for(&seen), partner));
+                    }
+                }
             }
             commit_with_events!(self, tx, events, now)
         })

@@ -64,6 +64,8 @@ impl Store {
     pub async fn subscribe_presence(&self, user: Uuid, stream: Uuid, targets: &[Uuid], max: usize) -> StoreResult<()> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // One stream's subscriptions change one at a time: the cap holds under races.
+            super::tx::lock_conversation!(tx, pool, stream)?;
             let owned: Option<i32> = sqlx::query_scalar("SELECT 1 FROM streams WHERE id = $1 AND user_id = $2")
                 .bind(stream)
                 .bind(user)
@@ -72,14 +74,14 @@ impl Store {
             if owned.is_none() {
                 return Err(StoreError::NotFound("stream"));
             }
-            for target in targets {
-                sqlx::query(
-                    "INSERT INTO presence_subscriptions (stream_id, target_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(stream)
-                .bind(target)
-                .execute(&mut *tx)
-                .await?;
+            if !targets.is_empty() {
+                let mut builder =
+                    sqlx::QueryBuilder::new("INSERT INTO presence_subscriptions (stream_id, target_id) SELECT ");
+                builder.push_bind(stream);
+                builder.push(", id FROM users WHERE id IN ");
+                push_ids(&mut builder, targets.iter().copied());
+                builder.push(" ON CONFLICT DO NOTHING");
+                builder.build().execute(&mut *tx).await?;
             }
             let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM presence_subscriptions WHERE stream_id = $1")
                 .bind(stream)
@@ -106,9 +108,12 @@ impl Store {
             if owned.is_none() {
                 return Err(StoreError::NotFound("stream"));
             }
+            if targets.is_some_and(<[Uuid]>::is_empty) {
+                return Ok(());
+            }
             let mut builder = sqlx::QueryBuilder::new("DELETE FROM presence_subscriptions WHERE stream_id = ");
             builder.push_bind(stream);
-            if let Some(targets) = targets.filter(|targets| !targets.is_empty()) {
+            if let Some(targets) = targets {
                 builder.push(" AND target_id IN ");
                 push_ids(&mut builder, targets.iter().copied());
             }
@@ -122,8 +127,19 @@ impl Store {
     pub async fn presence_subscribers(&self, target: Uuid, instance: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>> {
         with_backend!(self, |pool| {
             Ok(sqlx::query_as(
-                "SELECT s.id, s.user_id FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
-                 WHERE ps.target_id = $1 AND s.instance_id = $2",
+                // The visibility rules again, as of now: a block or a left conversation since
+                // the subscription ends what it shows.
+                sqlx::AssertSqlSafe(concat!(
+                    "SELECT s.id, s.user_id FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
+                     WHERE ps.target_id = $1 AND s.instance_id = $2
+                       AND EXISTS (SELECT 1 FROM participants mine
+                                   JOIN conversations c ON c.id = mine.conversation_id
+                                   JOIN participants other ON other.conversation_id = mine.conversation_id
+                                   WHERE mine.user_id = s.user_id AND other.user_id = $1
+                                     AND (c.request_status IS NULL OR c.request_status = 'accepted'))
+                       AND NOT ",
+                    super::sql::blocked_between!("s.user_id", "$1")
+                )),
             )
             .bind(target)
             .bind(instance)

@@ -88,6 +88,19 @@ macro_rules! blocked_between {
 }
 pub(crate) use blocked_between;
 
+/// Participant row `p`'s read position as user `$viewer` may see it: none (0) across a block,
+/// so that read receipts do not cross one.
+macro_rules! read_position_seen_by {
+    ($viewer:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $crate::store::sql::blocked_between!("p.user_id", $viewer),
+            " THEN 0 ELSE p.last_read_seq END AS last_read_seq"
+        )
+    };
+}
+pub(crate) use read_position_seen_by;
+
 /// Everyone who shares an active conversation with user `$1` (not `$1`) and has no block
 /// with them: who sees their profile changes. A pending or declined chat request shares none.
 pub(crate) const CONTACTS_OF: &str = concat!(

@@ -354,7 +354,7 @@ macro_rules! users_by_id {
             let mut builder = sqlx::QueryBuilder::new(concat!(
                 "SELECT ",
                 $crate::store::sql::user_columns!(),
-                " FROM users WHERE id IN "
+                " FROM users WHERE deleted_at IS NULL AND id IN "
             ));
             $crate::store::sql::push_ids(&mut builder, $ids);
             builder.push(" ORDER BY id");
@@ -546,8 +546,9 @@ pub(crate) use withheld_partner;
 /// chat request hidden from the partner.
 pub(crate) const WITHHELD_SEND: &str = "(c.request_hidden AND c.requester_id = $2)
      OR EXISTS (SELECT 1 FROM user_blocks b WHERE b.blocker_id = o.user_id AND b.blocked_id = $2)";
-/// A read receipt: a block either way.
-pub(crate) const WITHHELD_RECEIPT: &str = super::sql::blocked_between!("o.user_id", "$2");
+/// A read receipt: a block either way, or a chat request hidden from the partner.
+pub(crate) const WITHHELD_RECEIPT: &str =
+    concat!("c.request_hidden OR ", super::sql::blocked_between!("o.user_id", "$2"));
 /// An edit or delete of message `$3`: the partner never saw it.
 pub(crate) const WITHHELD_MESSAGE: &str =
     "EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = o.user_id AND h.message_id = $3)";

@@ -297,6 +297,10 @@ impl Store {
                 "DELETE FROM presence WHERE user_id = $1",
                 "DELETE FROM group_invitations WHERE user_id = $1 OR inviter_id = $1",
                 "DELETE FROM invitation_declines WHERE user_id = $1 OR inviter_id = $1",
+                // The groups were left one by one before (system messages, ownership passed);
+                // one joined meanwhile is left here.
+                "DELETE FROM participants WHERE user_id = $1
+                   AND conversation_id IN (SELECT id FROM conversations WHERE kind = 'group')",
             ] {
                 sqlx::query(cleanup).bind(user).execute(&mut *tx).await?;
             }

@@ -133,8 +133,66 @@ async fn a_blocked_users_direct_messages_never_reach_the_blocker(backend: Backen
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
 
+    // Ana reads the conversation: the receipt does not reach Bo, not even through a list,
+    // and does not name the withheld message.
+    let read = app
+        .post(
+            &format!("/api/v1/conversation/{with_bo}/read"),
+            Some(&ana.token),
+            &json!({}),
+        )
+        .await;
+    assert_ne!(
+        read.data(StatusCode::OK).to_string().contains(&text(&sent["_id"])),
+        true,
+        "{}",
+        read.body
+    );
+    let bo_view = app.list_messages(&bo.token, &with_bo, "").await;
+    let bo_view = bo_view.data(StatusCode::OK)["messages"].clone();
+    assert!(
+        bo_view
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|message| message["status"] != "read"),
+        "no read receipts across a block: {bo_view}"
+    );
+    // Deleting for everyone tells Ana only of what she saw.
+    let visible = app.send_text(&ana, &with_bo, "Ana writes").await;
+    let own_withheld = app.send_text(&bo, &with_bo, "another withheld one").await;
+    app.post(
+        "/api/v1/message/delete",
+        Some(&ana.token),
+        &json!({"convo_id": with_bo, "ids": [visible], "scope": "all"}),
+    )
+    .await
+    .data(StatusCode::OK);
+    let both = app
+        .post(
+            "/api/v1/message/delete",
+            Some(&bo.token),
+            &json!({"convo_id": with_bo, "ids": [own_withheld, text(&sent["_id"])], "scope": "all"}),
+        )
+        .await;
+    both.data(StatusCode::OK);
+    app.send_text(&cy, &with_cy, "second marker").await;
+    let seen = events_until_message(&mut ana_stream, "second marker").await;
+    assert!(
+        !seen.iter().any(|event| event.data.to_string().contains(&own_withheld)
+            || event.data.to_string().contains(text(&sent["_id"]).as_str())),
+        "{seen:?}"
+    );
+
     // Unblocked: what comes now arrives; the withheld message never appears.
     unblock(&app, &ana, &bo).await;
+    app.post(
+        &format!("/api/v1/message/{}/star", text(&sent["_id"])),
+        Some(&ana.token),
+        &json!({}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(
         ana_stream.next_of("user.unblocked").await.data["userIds"],
         json!([bo.id])
@@ -144,7 +202,8 @@ async fn a_blocked_users_direct_messages_never_reach_the_blocker(backend: Backen
     assert!(!seen.iter().any(|event| event.data.to_string().contains("withheld")));
     assert_eq!(
         texts(&app, &ana, &with_bo).await,
-        ["after the unblock", "before the block"]
+        ["", "after the unblock", "before the block"],
+        "her own message is a tombstone now"
     );
 }
 
@@ -191,6 +250,8 @@ async fn a_blocked_users_requests_and_invitations_stay_pending_and_never_reach_t
     );
     let incoming = app.get("/api/v1/chat-request", Some(&ana.token)).await;
     assert_eq!(incoming.data(StatusCode::OK)["chatRequests"], json!([]));
+    let searched = app.get("/api/v1/conversation/search?name=Bo", Some(&ana.token)).await;
+    assert!(!searched.body.to_string().contains(&chat), "{}", searched.body);
     app.get_conversation(&ana.token, &chat)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
