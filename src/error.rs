@@ -191,14 +191,10 @@ impl ApiError {
         Self::invalid_fields([(field.to_string(), problem.into())])
     }
 
-    /// 422 with every failing field.
+    /// 422 with every failing field (see [`fields_message`] for its message).
     pub fn invalid_fields(fields: impl IntoIterator<Item = (String, String)>) -> Self {
         let fields: BTreeMap<String, String> = fields.into_iter().collect();
-        let message = fields
-            .iter()
-            .map(|(field, problem)| format!("{field}: {problem}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = fields_message(&fields);
         Self {
             fields: Some(fields),
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message)
@@ -301,6 +297,10 @@ impl From<StoreError> for ApiError {
                     Invalid::GroupTooLarge(max) => (
                         "participants",
                         format!("a group has at most {max} members, its owner included"),
+                    ),
+                    Invalid::UnusableAvatar => (
+                        "avatar",
+                        "must be the id of an image you uploaded (with its thumbnail)".into(),
                     ),
                     Invalid::TooManyBlocks(max) => ("ids", format!("at most {max} users can be blocked")),
                     Invalid::TooManySubscriptions(max) => {
@@ -508,6 +508,15 @@ pub fn envelope_framework_errors<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(request, replaced).map_into_right_body(),
     ))
+}
+
+/// The message of a 422 that lists `fields`: `field: problem; field: problem`.
+pub fn fields_message(fields: &BTreeMap<String, String>) -> String {
+    fields
+        .iter()
+        .map(|(field, problem)| format!("{field}: {problem}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -51,6 +51,14 @@ pub struct UserView {
     #[schema(example = "auto")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_status: Option<String>,
+    /// The profile photo (`PATCH /user/me` `avatar`), a signed link like every file link;
+    /// `null`: none.
+    #[schema(
+        example = "/api/v1/file/0190f3a4-5b6c-7d8e-9f00-112233445566?expires=1767225600&user=0190f3a4-5b6c-7d8e-9f00-112233445567&signature=9f2c"
+    )]
+    pub avatar_url: Option<String>,
+    /// Its 320-pixel thumbnail, signed; `null`: no photo.
+    pub avatar_thumbnail_url: Option<String>,
     /// `true` for a deleted account (shown as "Deleted user", with no profile); absent otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
@@ -68,6 +76,8 @@ impl UserView {
             phone: own.then_some(user.phone),
             presence_status: own.then_some(user.presence_status),
             deleted: user.deleted_at.is_some(),
+            avatar_url: user.avatar_id.map(|file| unsigned_file_path(file, "")),
+            avatar_thumbnail_url: user.avatar_id.map(|file| unsigned_file_path(file, "/thumbnail")),
             about: user.about,
             id: user.id,
             name: user.name,
@@ -431,8 +441,26 @@ pub fn file_path(id: Uuid, variant: &str) -> String {
     format!("/api/v1/file/{id}{variant}")
 }
 
-/// Signs, in `value`, every attachment's links with `sign(file, variant)` and sets each
-/// message's `files` to its attachments' links; whether there were any. One walk for every
+/// Where a file is before its link is signed for a reader (see [`sign_file_links`]).
+fn unsigned_file_path(file: Uuid, variant: &str) -> String {
+    format!("{UNSIGNED_FILE_PREFIX}{file}{variant}")
+}
+
+const UNSIGNED_FILE_PREFIX: &str = "/api/v1/file/";
+
+/// The file an unsigned avatar link names, and its variant (`""` or `/thumbnail`).
+fn unsigned_file(link: &str) -> Option<(Uuid, &str)> {
+    let rest = link.strip_prefix(UNSIGNED_FILE_PREFIX)?;
+    if rest.contains('?') {
+        return None;
+    }
+    let (id, variant) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Some((id.parse().ok()?, variant))
+}
+
+/// Signs, in `value`, every attachment's links and every user's avatar links with
+/// `sign(file, variant)`, and sets each message's `files` to its attachments' links; whether
+/// there were any. One walk for every
 /// answer and event that shows messages, so no route can hand out an unsigned link by
 /// forgetting.
 pub fn sign_file_links(value: &mut serde_json::Value, sign: &dyn Fn(Uuid, &str) -> String) -> bool {
@@ -443,6 +471,14 @@ pub fn sign_file_links(value: &mut serde_json::Value, sign: &dyn Fn(Uuid, &str) 
             .fold(false, |signed, item| sign_file_links(item, sign) | signed),
         Value::Object(object) => {
             let mut signed = false;
+            for key in ["avatarUrl", "avatarThumbnailUrl"] {
+                if let Some(Value::String(link)) = object.get_mut(key)
+                    && let Some((file, variant)) = unsigned_file(link)
+                {
+                    *link = sign(file, variant);
+                    signed = true;
+                }
+            }
             if let Some(Value::Array(attachments)) = object.get_mut("attachments") {
                 let mut urls = Vec::with_capacity(attachments.len());
                 for attachment in attachments.iter_mut() {

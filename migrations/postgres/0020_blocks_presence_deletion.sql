@@ -45,3 +45,7 @@ ALTER TABLE hidden_messages ADD COLUMN withheld BOOLEAN NOT NULL DEFAULT FALSE;
 
 -- Deleting an account with its messages walks them by sender.
 CREATE INDEX messages_by_sender ON messages (sender_id, conversation_id, seq) WHERE deleted_at IS NULL;
+
+-- The profile photo: an image its user uploaded through the files API (with a thumbnail).
+-- Readable by anyone who can see the user; a file that is someone's avatar is not an orphan.
+ALTER TABLE users ADD COLUMN avatar_id UUID REFERENCES files (id) ON DELETE SET NULL;

@@ -108,7 +108,9 @@ impl Drop for Subscription {
 impl Hub {
     /// Creates the hub and starts its dispatcher (and, through `fanout::start`, its listeners).
     pub async fn start(store: Store, settings: StreamSettings, instance: Uuid) -> crate::store::StoreResult<Arc<Self>> {
-        let (signals_sender, signals) = mpsc::channel(1024);
+        // Room for a burst (1,000 members coming online): past it, ephemeral events are
+        // dropped, never stored ones (a full queue already holds a reason to read the log).
+        let (signals_sender, signals) = mpsc::channel(8192);
         let fanout = fanout::start(&store, signals_sender);
         let presence = PresenceState::start(&store, instance, settings.presence_debounce).await?;
         let start_at = store.head_position().await?;
@@ -300,9 +302,10 @@ fn stored_frame(event: &StoredEvent, payload: String) -> Frame {
     }
 }
 
-/// Does this stored payload show files? Their links are then signed per recipient.
+/// Does this stored payload show files (attachments, avatars)? Their links are then signed
+/// per recipient.
 fn shows_files(payload: &str) -> bool {
-    payload.contains("\"attachments\":[{")
+    payload.contains("\"attachments\":[{") || payload.contains("\"avatarUrl\":\"")
 }
 
 /// A stored event's payload as `user` receives it: the file links it shows signed for them
@@ -349,9 +352,7 @@ async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor
             }
             Err(_elapsed) => {}
         }
-        for event in ephemeral {
-            deliver_ephemeral(&hub, event).await;
-        }
+        deliver_ephemeral(&hub, ephemeral).await;
         if hub.shutting_down.load(Ordering::Relaxed) {
             continue;
         }
@@ -411,68 +412,111 @@ async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store
     }
 }
 
-async fn deliver_ephemeral(hub: &Hub, event: EphemeralEvent) {
+/// Delivers a burst of ephemeral events, in order. The presence events among them are
+/// resolved together (two queries per [`PRESENCE_BATCH`] users, not two per event): 1,000
+/// members coming online at once is one burst.
+async fn deliver_ephemeral(hub: &Hub, events: Vec<EphemeralEvent>) {
     let connected = hub.connected_users();
-    if connected.is_empty() {
+    if connected.is_empty() || events.is_empty() {
         return;
     }
-    let frame = Frame {
-        position: None,
-        event: sse::Event::Data(sse::Data::new(event.payload).event(event.kind)),
+    let present: Vec<Uuid> = {
+        let mut users: Vec<Uuid> = events
+            .iter()
+            .filter_map(|event| match event.audience {
+                EphemeralAudience::PresenceOf { user } => Some(user),
+                EphemeralAudience::Conversation { .. } => None,
+            })
+            .collect();
+        users.sort();
+        users.dedup();
+        users
     };
-    match ephemeral_recipients(hub, &event.audience, &connected).await {
-        Ok((recipients, streams)) => {
-            hub.deliver_to_streams(
-                &streams
-                    .into_iter()
-                    .filter(|(_, user)| !recipients.contains(user))
-                    .collect::<Vec<_>>(),
-                &frame,
-            );
-            hub.deliver(recipients, &frame);
+    let audiences = match presence_audiences(hub, &present, &connected).await {
+        Ok(audiences) => audiences,
+        Err(error) => {
+            tracing::warn!(%error, "could not resolve presence recipients");
+            HashMap::new()
         }
-        Err(error) => tracing::warn!(%error, "could not resolve an ephemeral event's recipients"),
+    };
+    for event in events {
+        let frame = Frame {
+            position: None,
+            event: sse::Event::Data(sse::Data::new(event.payload).event(event.kind)),
+        };
+        match event.audience {
+            EphemeralAudience::PresenceOf { user } => {
+                if let Some((users, streams)) = audiences.get(&user) {
+                    let single: Vec<(Uuid, Uuid)> = streams
+                        .iter()
+                        .filter(|(_, user)| !users.contains(user))
+                        .copied()
+                        .collect();
+                    hub.deliver_to_streams(&single, &frame);
+                    hub.deliver(users.iter().copied(), &frame);
+                }
+            }
+            EphemeralAudience::Conversation { id, except } => {
+                match conversation_listeners(hub, id, except, &connected).await {
+                    Ok(users) => hub.deliver(users, &frame),
+                    Err(error) => tracing::warn!(%error, "could not resolve an ephemeral event's recipients"),
+                }
+            }
+        }
     }
 }
 
-/// Who on this instance receives an ephemeral event: users (all their streams), and single
-/// streams that subscribed to it (presence), as `(stream, user)`.
-async fn ephemeral_recipients(
+/// How many users' presence one pair of queries resolves.
+const PRESENCE_BATCH: usize = 500;
+
+/// For each of `targets`: the connected users told of their presence unasked, and the
+/// subscribed streams on this instance (`(stream, its user)`).
+async fn presence_audiences(
     hub: &Hub,
-    audience: &EphemeralAudience,
+    targets: &[Uuid],
     connected: &HashSet<Uuid>,
-) -> crate::store::StoreResult<(HashSet<Uuid>, Vec<(Uuid, Uuid)>)> {
-    match *audience {
-        EphemeralAudience::Conversation { id, except } => {
-            let mut users: HashSet<Uuid> = hub
-                .store
-                .members_of(&[id])
-                .await?
-                .into_iter()
-                .map(|(_, user, _)| user)
-                .filter(|user| Some(*user) != except && connected.contains(user))
-                .collect();
-            // What one does (typing) does not reach those they have a block with.
-            if let Some(actor) = except {
-                let listening: Vec<Uuid> = users.iter().copied().collect();
-                for blocked in hub.store.blocks_with(actor, &listening).await? {
-                    users.remove(&blocked);
-                }
+) -> crate::store::StoreResult<HashMap<Uuid, (HashSet<Uuid>, Vec<(Uuid, Uuid)>)>> {
+    let mut audiences: HashMap<Uuid, (HashSet<Uuid>, Vec<(Uuid, Uuid)>)> = HashMap::new();
+    for chunk in targets.chunks(PRESENCE_BATCH) {
+        for (target, recipient) in hub
+            .store
+            .presence_audiences(chunk, hub.settings.presence_group_max)
+            .await?
+        {
+            if connected.contains(&recipient) {
+                audiences.entry(target).or_default().0.insert(recipient);
             }
-            Ok((users, Vec::new()))
         }
-        EphemeralAudience::PresenceOf { user } => {
-            let users = hub
-                .store
-                .presence_audience(user, hub.settings.presence_group_max)
-                .await?
-                .into_iter()
-                .filter(|user| connected.contains(user))
-                .collect();
-            let streams = hub.store.presence_subscribers(user, hub.instance()).await?;
-            Ok((users, streams))
+        for (target, stream, user) in hub.store.presence_subscribers(chunk, hub.instance()).await? {
+            audiences.entry(target).or_default().1.push((stream, user));
         }
     }
+    Ok(audiences)
+}
+
+/// The connected members of a conversation but `except` (the one typing), less those who
+/// have a block with them either way.
+async fn conversation_listeners(
+    hub: &Hub,
+    conversation: Uuid,
+    except: Option<Uuid>,
+    connected: &HashSet<Uuid>,
+) -> crate::store::StoreResult<HashSet<Uuid>> {
+    let mut users: HashSet<Uuid> = hub
+        .store
+        .members_of(&[conversation])
+        .await?
+        .into_iter()
+        .map(|(_, user, _)| user)
+        .filter(|user| Some(*user) != except && connected.contains(user))
+        .collect();
+    if let Some(actor) = except {
+        let listening: Vec<Uuid> = users.iter().copied().collect();
+        for blocked in hub.store.blocks_with(actor, &listening).await? {
+            users.remove(&blocked);
+        }
+    }
+    Ok(users)
 }
 
 #[cfg(test)]

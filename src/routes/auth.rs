@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::envelope::{Success, respond};
+use super::envelope::{Success, respond, respond_signed};
 use super::extract::{Alias, FieldAliases, Json};
 use super::{collect_fields, field};
 use crate::auth::tokens::RefreshToken;
@@ -221,7 +221,8 @@ pub async fn logout(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
 
 fn session_response(status: StatusCode, issued: IssuedTokens, state: &AppState) -> HttpResponse {
     let cookie = refresh_cookie(issued.refresh_token.clone(), state);
-    let mut response = respond(
+    let reader = issued.user.id;
+    let mut response = respond_signed(
         status,
         AuthData {
             user: UserView::own(issued.user),
@@ -229,6 +230,7 @@ fn session_response(status: StatusCode, issued: IssuedTokens, state: &AppState) 
             refresh_token: issued.refresh_token,
             expires_at: issued.access_expires_at,
         },
+        &state.file_signer(reader),
     );
     // Cookie values here are hex, a dot and hex: always valid, so this cannot fail.
     let _ = response.add_cookie(&cookie);

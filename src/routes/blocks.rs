@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::envelope::{Success, ok};
+use super::envelope::{Success, ok, ok_signed};
 use super::extract::{FieldAliases, Json};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorEnvelope};
@@ -91,16 +91,7 @@ pub async fn block_users(
     caller: AuthUser,
     body: Json<BlockRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.check_rate_limit(Action::Profile, caller.user_id)?;
-    let ids = requested_ids(caller, &body.ids)?;
-    let user = caller.user_id;
-    let ids = state
-        .store
-        .block_users(user, &ids, store::now(), |ids| {
-            payloads::blocks_changed(user, ids, true)
-        })
-        .await?;
-    Ok(ok(BlockChangeData { ids }))
+    change_blocks(&state, caller, &body.ids, true).await
 }
 
 /// Unblock users.
@@ -125,15 +116,20 @@ pub async fn unblock_users(
     caller: AuthUser,
     body: Json<BlockRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    change_blocks(&state, caller, &body.ids, false).await
+}
+
+/// Blocks (or unblocks) `ids` for the caller: those whose state changed.
+async fn change_blocks(state: &AppState, caller: AuthUser, ids: &[Uuid], block: bool) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Profile, caller.user_id)?;
-    let ids = requested_ids(caller, &body.ids)?;
-    let user = caller.user_id;
-    let ids = state
-        .store
-        .unblock_users(user, &ids, store::now(), |ids| {
-            payloads::blocks_changed(user, ids, false)
-        })
-        .await?;
+    let ids = requested_ids(caller, ids)?;
+    let (user, now) = (caller.user_id, store::now());
+    let events = |ids: &[Uuid]| payloads::blocks_changed(user, ids, block);
+    let ids = if block {
+        state.store.block_users(user, &ids, now, events).await?
+    } else {
+        state.store.unblock_users(user, &ids, now, events).await?
+    };
     Ok(ok(BlockChangeData { ids }))
 }
 
@@ -158,5 +154,5 @@ pub async fn blocked_users(state: web::Data<AppState>, caller: AuthUser) -> Resu
             blocked_at: blocked.blocked_at,
         })
         .collect();
-    Ok(ok(BlockedData { users }))
+    Ok(ok_signed(BlockedData { users }, &state.file_signer(caller.user_id)))
 }

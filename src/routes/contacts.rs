@@ -163,11 +163,7 @@ pub struct ContactEntryFailure {
 impl ContactEntryFailure {
     fn invalid(index: usize, problems: Problems) -> Self {
         let fields: BTreeMap<String, String> = problems.into_iter().collect();
-        let message = fields
-            .iter()
-            .map(|(field, problem)| format!("{field}: {problem}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = crate::error::fields_message(&fields);
         Self {
             index,
             code: ErrorCode::ValidationFailed,

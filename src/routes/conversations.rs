@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::envelope::{Success, created, created_signed, ok, ok_signed};
+use super::envelope::{Success, created_signed, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
@@ -164,11 +164,10 @@ async fn start_direct(state: &AppState, caller: AuthUser, receiver: Option<Uuid>
             Ok(request) => {
                 let member = state.store.member_of(caller.user_id, request.chat_id).await?;
                 let conversation = state.store.conversation(&member).await?;
-                return Ok(created(ConversationData::new(ConversationView::seen_by(
-                    conversation,
-                    None,
-                    state.emails,
-                ))));
+                return Ok(created_signed(
+                    ConversationData::new(ConversationView::seen_by(conversation, None, state.emails)),
+                    &state.file_signer(caller.user_id),
+                ));
             }
             // The pair has a conversation: it is returned below, as for anyone.
             Err(store::StoreError::Conflict(store::Conflict::ChatExists)) => {}
@@ -235,10 +234,13 @@ async fn create_group(
             |created| payloads::group_created(created, state.emails),
         )
         .await?;
-    Ok(created(ConversationData {
-        conversation: ConversationView::seen_by(group.conversation, None, state.emails),
-        invited_ids: Some(group.invited.iter().map(|invitation| invitation.recipient_id).collect()),
-    }))
+    Ok(created_signed(
+        ConversationData {
+            conversation: ConversationView::seen_by(group.conversation, None, state.emails),
+            invited_ids: Some(group.invited.iter().map(|invitation| invitation.recipient_id).collect()),
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 /// The caller's conversations.
@@ -412,16 +414,19 @@ pub async fn update_conversation(
             payloads::group_changed(update)
         })
         .await?;
-    Ok(ok(ConversationData {
-        invited_ids: Some(
-            update
-                .invited
-                .iter()
-                .map(|invitation| invitation.recipient_id)
-                .collect(),
-        ),
-        conversation: ConversationView::seen_by(update.conversation, None, state.emails),
-    }))
+    Ok(ok_signed(
+        ConversationData {
+            invited_ids: Some(
+                update
+                    .invited
+                    .iter()
+                    .map(|invitation| invitation.recipient_id)
+                    .collect(),
+            ),
+            conversation: ConversationView::seen_by(update.conversation, None, state.emails),
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -615,12 +620,15 @@ pub async fn list_participants(
 ) -> Result<HttpResponse, ApiError> {
     let conversations = super::parse_id_list("cids", &query.cids, 100)?;
     let users = state.store.participants_of(caller.user_id, &conversations).await?;
-    Ok(ok(ParticipantsData {
-        users: users
-            .into_iter()
-            .map(|user| UserView::seen_by(user, Some(caller.user_id), state.emails))
-            .collect(),
-    }))
+    Ok(ok_signed(
+        ParticipantsData {
+            users: users
+                .into_iter()
+                .map(|user| UserView::seen_by(user, Some(caller.user_id), state.emails))
+                .collect(),
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

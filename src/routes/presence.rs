@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::envelope::{Success, ok};
+use super::envelope::{Success, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json};
 use super::users::{LastActivityData, UserData, activity_seen_by};
 use crate::auth::AuthUser;
@@ -89,9 +89,12 @@ pub async fn set_status(
     if online != was_online {
         state.hub.announce_presence(user, online).await;
     }
-    Ok(ok(UserData {
-        user: UserView::own(updated),
-    }))
+    Ok(ok_signed(
+        UserData {
+            user: UserView::own(updated),
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 impl FieldAliases for StatusRequest {}

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::envelope::{Success, ok};
+use super::envelope::{Success, ok, ok_signed};
 use super::extract::{Alias, FieldAliases, Json, Path, Query};
 use super::{collect_fields, field};
 use crate::auth::AuthUser;
@@ -74,9 +74,12 @@ pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
         .find_user(caller.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(ok(UserData {
-        user: UserView::own(user),
-    }))
+    Ok(ok_signed(
+        UserData {
+            user: UserView::own(user),
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 /// What `PATCH /user/me` changes; absent fields stay as they are.
@@ -96,6 +99,11 @@ pub struct UpdateMeRequest {
     pub email: Option<String>,
     /// The caller's password, to change `email`. Alias: `current_password`.
     pub current_password: Option<String>,
+    /// A file id: an image the caller uploaded (`POST /file/upload`), shown as `avatarUrl` and
+    /// `avatarThumbnailUrl` on every user object; `null` removes the photo.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub avatar: Option<Option<Uuid>>,
     /// `everyone` (the default): anyone may start a conversation with the caller or add them
     /// to a group. `requests`: `POST /conversation` to the caller opens a chat request and a
     /// group addition an invitation, both waiting for the caller to accept. Alias:
@@ -104,8 +112,10 @@ pub struct UpdateMeRequest {
 }
 
 /// A field that may be `null`: present (`Some(None)` for `null`) or absent (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(deserializer).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl FieldAliases for UpdateMeRequest {
@@ -117,7 +127,7 @@ impl FieldAliases for UpdateMeRequest {
 
 /// Change the caller's profile and settings.
 ///
-/// Any of `name`, `about`, `phone`, `email` (with `currentPassword`) and `messagePolicy`;
+/// Any of `name`, `about`, `avatar`, `phone`, `email` (with `currentPassword`) and `messagePolicy`;
 /// returns the caller's profile as `getme` does, and sends `user.updated` to the caller's
 /// streams and to everyone who shares an active conversation with them. A `messagePolicy`
 /// change applies to what others do from now on: conversations and groups the caller is in
@@ -189,6 +199,7 @@ pub async fn update_me(
         phone,
         email,
         message_policy: body.message_policy,
+        avatar: body.avatar,
     };
     let emails = state.emails;
     let user = state
@@ -197,9 +208,12 @@ pub async fn update_me(
             payloads::user_updated(user, partners, emails)
         })
         .await?;
-    Ok(ok(UserData {
-        user: UserView::own(user),
-    }))
+    Ok(ok_signed(
+        UserData {
+            user: UserView::own(user),
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -411,7 +425,7 @@ pub async fn users_by_ids(
             ));
         }
     }
-    Ok(ok(UsersByIdsData { users }))
+    Ok(ok_signed(UsersByIdsData { users }, &state.file_signer(caller.user_id)))
 }
 
 /// Search users by name, or find one by email.
@@ -482,13 +496,16 @@ pub async fn search_users(
         })
         .await?;
     let next_cursor = super::next_page(&mut users, limit, |user| user.id.to_string());
-    Ok(ok(UsersData {
-        users: users
-            .into_iter()
-            .map(|user| UserView::seen_by(user, Some(caller.user_id), state.emails))
-            .collect(),
-        next_cursor,
-    }))
+    Ok(ok_signed(
+        UsersData {
+            users: users
+                .into_iter()
+                .map(|user| UserView::seen_by(user, Some(caller.user_id), state.emails))
+                .collect(),
+            next_cursor,
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -587,8 +604,11 @@ pub async fn get_user(state: web::Data<AppState>, caller: AuthUser, id: Path<Uui
         .1
         .pop()
         .map_or(serde_json::Value::Null, |(_, activity)| activity);
-    Ok(ok(ProfileData {
-        user: UserView::seen_by(user, Some(caller.user_id), state.emails),
-        last_activity: activity,
-    }))
+    Ok(ok_signed(
+        ProfileData {
+            user: UserView::seen_by(user, Some(caller.user_id), state.emails),
+            last_activity: activity,
+        },
+        &state.file_signer(caller.user_id),
+    ))
 }

@@ -201,7 +201,10 @@ impl Store {
                    JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = ",
             );
             builder.push_bind(user);
-            builder.push(" WHERE mf.file_id = f.id))");
+            builder.push(
+                " WHERE mf.file_id = f.id)
+                  OR EXISTS (SELECT 1 FROM users au WHERE au.avatar_id = f.id AND au.deleted_at IS NULL))",
+            );
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
@@ -223,6 +226,7 @@ impl Store {
             let candidates: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT id FROM files f WHERE f.created_at < $1
                    AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = f.id)
+                   AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = f.id)
                  ORDER BY f.created_at LIMIT $2",
             )
             .bind(before)
@@ -233,7 +237,8 @@ impl Store {
             for id in candidates {
                 let deleted = sqlx::query(
                     "DELETE FROM files WHERE id = $1
-                       AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = $1)",
+                       AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = $1)
+                       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = $1)",
                 )
                 .bind(id)
                 .execute(pool)

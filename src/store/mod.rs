@@ -104,6 +104,8 @@ pub enum Invalid {
     TooManyBlocks(usize),
     /// A stream would subscribe to more users' presence than the limit (which it carries).
     TooManySubscriptions(usize),
+    /// An avatar that is not an image the user uploaded (with its thumbnail).
+    UnusableAvatar,
 }
 
 /// Which message of a request a [`Invalid::ForeignMessage`] is about.

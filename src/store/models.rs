@@ -19,6 +19,8 @@ pub struct User {
     pub presence_status: String,
     /// When the account was deleted: it shows as "Deleted user", with no profile.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Their profile photo (a file of theirs, an image with a thumbnail).
+    pub avatar_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -65,6 +67,8 @@ pub struct ProfileChanges {
     /// Lower-cased.
     pub email: Option<String>,
     pub message_policy: Option<crate::domain::MessagePolicy>,
+    /// `Some(None)` removes the photo.
+    pub avatar: Option<Option<Uuid>>,
 }
 
 #[derive(Clone, Debug)]

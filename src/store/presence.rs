@@ -6,9 +6,24 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, PRESENCE_AUDIENCE, push_ids};
+use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, blocked_between, push_ids};
 use super::tx::commit_with_events;
 use super::{Dialect, Invalid, NewEvent, Store, StoreError, StoreResult, User, with_backend, with_writer};
+
+/// `NotFound("stream")` unless `$stream` is an open stream of `$user`, read inside `$tx`.
+macro_rules! require_stream_of {
+    ($tx:ident, $stream:expr, $user:expr) => {
+        super::tx::store_body(async {
+            let owned: Option<i32> = sqlx::query_scalar("SELECT 1 FROM streams WHERE id = $1 AND user_id = $2")
+                .bind($stream)
+                .bind($user)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            owned.map(|_| ()).ok_or(StoreError::NotFound("stream"))
+        })
+        .await
+    };
+}
 
 impl Store {
     /// Everyone who shares an active conversation with `user` (not `user`): who may see
@@ -22,15 +37,38 @@ impl Store {
         })
     }
 
-    /// Who is told of `user`'s presence unasked (see `PRESENCE_AUDIENCE`): direct partners and
-    /// members of groups of at most `group_max` members, but for blocks.
-    pub async fn presence_audience(&self, user: Uuid, group_max: usize) -> StoreResult<Vec<Uuid>> {
+    /// Who is told of `targets`' presence unasked, as `(target, recipient)`: their direct
+    /// partners and the members of their groups of at most `group_max` members, but for blocks.
+    /// Larger groups subscribe (`POST /user/last-activity/subscribe`): told everyone, 1,000
+    /// members coming online would be 1,000 x 999 events. A group's size is counted only up to
+    /// `group_max + 1`. One query for a whole burst of presence changes.
+    pub async fn presence_audiences(&self, targets: &[Uuid], group_max: usize) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         with_backend!(self, |pool| {
-            Ok(sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(PRESENCE_AUDIENCE))
-                .bind(user)
-                .bind(i64::try_from(group_max).unwrap_or(i64::MAX))
-                .fetch_all(pool)
-                .await?)
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "WITH shared AS (
+                     SELECT mine.user_id AS target, c.id FROM participants mine
+                     JOIN conversations c ON c.id = mine.conversation_id
+                     WHERE {ACTIVE_CONVERSATION} AND mine.user_id IN "
+            ));
+            push_ids(&mut builder, targets.iter().copied());
+            builder.push(
+                " AND (c.kind = 'direct'
+                       OR (SELECT COUNT(*) FROM (SELECT 1 FROM participants n WHERE n.conversation_id = c.id LIMIT ",
+            );
+            builder.push_bind(i64::try_from(group_max).unwrap_or(i64::MAX - 1) + 1);
+            builder.push(") counted) <= ");
+            builder.push_bind(i64::try_from(group_max).unwrap_or(i64::MAX));
+            builder.push(concat!(
+                "))
+                 SELECT DISTINCT shared.target, other.user_id FROM shared
+                 JOIN participants other ON other.conversation_id = shared.id
+                 WHERE other.user_id <> shared.target AND NOT ",
+                blocked_between!("other.user_id", "shared.target")
+            ));
+            Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
 
@@ -66,14 +104,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             // One stream's subscriptions change one at a time: the cap holds under races.
             super::tx::lock_conversation!(tx, pool, stream)?;
-            let owned: Option<i32> = sqlx::query_scalar("SELECT 1 FROM streams WHERE id = $1 AND user_id = $2")
-                .bind(stream)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if owned.is_none() {
-                return Err(StoreError::NotFound("stream"));
-            }
+            require_stream_of!(tx, stream, user)?;
             if !targets.is_empty() {
                 let mut builder =
                     sqlx::QueryBuilder::new("INSERT INTO presence_subscriptions (stream_id, target_id) SELECT ");
@@ -100,14 +131,7 @@ impl Store {
     pub async fn unsubscribe_presence(&self, user: Uuid, stream: Uuid, targets: Option<&[Uuid]>) -> StoreResult<()> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let owned: Option<i32> = sqlx::query_scalar("SELECT 1 FROM streams WHERE id = $1 AND user_id = $2")
-                .bind(stream)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if owned.is_none() {
-                return Err(StoreError::NotFound("stream"));
-            }
+            require_stream_of!(tx, stream, user)?;
             if targets.is_some_and(<[Uuid]>::is_empty) {
                 return Ok(());
             }
@@ -123,28 +147,30 @@ impl Store {
         })
     }
 
-    /// The streams on `instance` subscribed to `target`'s presence, with their users.
-    pub async fn presence_subscribers(&self, target: Uuid, instance: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>> {
+    /// The streams on `instance` subscribed to the presence of `targets`, as `(target, stream,
+    /// its user)`. The visibility rules again, as of now: a block or a left conversation since
+    /// the subscription ends what it shows.
+    pub async fn presence_subscribers(&self, targets: &[Uuid], instance: Uuid) -> StoreResult<Vec<(Uuid, Uuid, Uuid)>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         with_backend!(self, |pool| {
-            Ok(sqlx::query_as(
-                // The visibility rules again, as of now: a block or a left conversation since
-                // the subscription ends what it shows.
-                sqlx::AssertSqlSafe(concat!(
-                    "SELECT s.id, s.user_id FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
-                     WHERE ps.target_id = $1 AND s.instance_id = $2
-                       AND EXISTS (SELECT 1 FROM participants mine
-                                   JOIN conversations c ON c.id = mine.conversation_id
-                                   JOIN participants other ON other.conversation_id = mine.conversation_id
-                                   WHERE mine.user_id = s.user_id AND other.user_id = $1
-                                     AND (c.request_status IS NULL OR c.request_status = 'accepted'))
-                       AND NOT ",
-                    super::sql::blocked_between!("s.user_id", "$1")
-                )),
-            )
-            .bind(target)
-            .bind(instance)
-            .fetch_all(pool)
-            .await?)
+            let mut builder = sqlx::QueryBuilder::new(
+                "SELECT ps.target_id, s.id, s.user_id FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
+                 WHERE s.instance_id = ",
+            );
+            builder.push_bind(instance);
+            builder.push(" AND ps.target_id IN ");
+            push_ids(&mut builder, targets.iter().copied());
+            builder.push(format!(
+                " AND EXISTS (SELECT 1 FROM participants mine
+                              JOIN conversations c ON c.id = mine.conversation_id
+                              JOIN participants other ON other.conversation_id = mine.conversation_id
+                              WHERE mine.user_id = s.user_id AND other.user_id = ps.target_id AND {ACTIVE_CONVERSATION})
+                  AND NOT {}",
+                blocked_between!("s.user_id", "ps.target_id")
+            ));
+            Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
 

@@ -5,7 +5,7 @@
 /// (`user_columns!(u)`).
 macro_rules! user_columns {
     () => {
-        "id, name, email, message_policy, about, phone, presence_status, deleted_at, created_at, updated_at"
+        "id, name, email, message_policy, about, phone, presence_status, deleted_at, avatar_id, created_at, updated_at"
     };
     ($alias:ident) => {
         concat!(
@@ -25,6 +25,8 @@ macro_rules! user_columns {
             ".presence_status, ",
             stringify!($alias),
             ".deleted_at, ",
+            stringify!($alias),
+            ".avatar_id, ",
             stringify!($alias),
             ".created_at, ",
             stringify!($alias),
@@ -110,24 +112,6 @@ pub(crate) const CONTACTS_OF: &str = concat!(
      WHERE mine.user_id = $1 AND other.user_id <> $1
        AND (c.request_status IS NULL OR c.request_status = 'accepted')
        AND NOT ",
-    blocked_between!("other.user_id", "$1")
-);
-
-/// Who is told, unasked, of user `$1`'s presence: their direct-conversation partners and the
-/// members of their groups of at most `$2` members (PRESENCE_GROUP_MAX_MEMBERS), but for
-/// blocks. Larger groups subscribe (`POST /user/last-activity/subscribe`): told everyone,
-/// 1,000 members coming online would be 1,000 x 999 events. A group's size is counted only
-/// up to `$2 + 1`.
-pub(crate) const PRESENCE_AUDIENCE: &str = concat!(
-    "WITH shared AS (
-         SELECT c.id FROM participants mine JOIN conversations c ON c.id = mine.conversation_id
-         WHERE mine.user_id = $1 AND (c.request_status IS NULL OR c.request_status = 'accepted')
-           AND (c.kind = 'direct'
-                OR (SELECT COUNT(*) FROM (SELECT 1 FROM participants n WHERE n.conversation_id = c.id
-                                          LIMIT $2 + 1) counted) <= $2))
-     SELECT DISTINCT other.user_id FROM shared
-     JOIN participants other ON other.conversation_id = shared.id
-     WHERE other.user_id <> $1 AND NOT ",
     blocked_between!("other.user_id", "$1")
 );
 

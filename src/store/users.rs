@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::sql::{ACTIVE_CONVERSATION, CONTACTS_OF, push_ids, user_columns};
 use super::tx::{commit_with_events, lock_conversation};
 use super::{
-    Conflict, Dialect, Forbidden, NewEvent, NewUser, ProfileChanges, Store, StoreError, StoreResult, User,
+    Conflict, Dialect, Forbidden, Invalid, NewEvent, NewUser, ProfileChanges, Store, StoreError, StoreResult, User,
     UserCredentials, UserSearch, is_unique_violation, with_backend, with_writer,
 };
 
@@ -87,8 +87,9 @@ impl Store {
                 .ok_or(StoreError::NotFound("user"))?;
             let differs = |change: Option<&String>, now: &String| change.is_some_and(|change| change != now);
             // What others see: only then are they told.
-            let public_changed =
-                differs(changes.name.as_ref(), &current.name) || differs(changes.about.as_ref(), &current.about);
+            let public_changed = differs(changes.name.as_ref(), &current.name)
+                || differs(changes.about.as_ref(), &current.about)
+                || changes.avatar.is_some_and(|avatar| avatar != current.avatar_id);
             let private_changed = differs(changes.email.as_ref(), &current.email)
                 || changes.phone.as_ref().is_some_and(|phone| *phone != current.phone)
                 || changes
@@ -117,6 +118,20 @@ impl Store {
                     return Err(StoreError::Conflict(conflict));
                 }
             }
+            if let Some(Some(avatar)) = changes.avatar {
+                // The user's own uploaded image, with its thumbnail.
+                let usable: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM files WHERE id = $1 AND owner_id = $2 AND state = 'ready'
+                       AND content_type LIKE 'image/%' AND thumbnail_type IS NOT NULL",
+                )
+                .bind(avatar)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if usable.is_none() {
+                    return Err(StoreError::Invalid(Invalid::UnusableAvatar));
+                }
+            }
             let mut update = sqlx::QueryBuilder::new("UPDATE users SET updated_at = ");
             update.push_bind(now);
             if let Some(name) = &changes.name {
@@ -134,6 +149,9 @@ impl Store {
             }
             if let Some(policy) = changes.message_policy {
                 update.push(", message_policy = ").push_bind(policy.as_str());
+            }
+            if let Some(avatar) = changes.avatar {
+                update.push(", avatar_id = ").push_bind(avatar);
             }
             update.push(" WHERE id = ").push_bind(user);
             update.push(concat!(" RETURNING ", user_columns!()));
@@ -272,7 +290,7 @@ impl Store {
             let freed_email = format!("deleted-{}@deleted.invalid", Uuid::now_v7().simple());
             let deleted: Option<User> = sqlx::query_as(concat!(
                 "UPDATE users SET name = 'Deleted user', search_name = '', email = $3, phone = NULL, about = '',
-                     password_hash = '!', presence_status = 'auto', deleted_at = $4, updated_at = $4
+                     password_hash = '!', presence_status = 'auto', avatar_id = NULL, deleted_at = $4, updated_at = $4
                  WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL
                  RETURNING ",
                 user_columns!()

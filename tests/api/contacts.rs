@@ -71,18 +71,6 @@ fn matches(contact: &Value, list: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Registers `name` with exactly `email`.
-async fn register_as(app: &TestApp, name: &str, email: &str) -> TestUser {
-    let reply = app.register(name, email, PASSWORD).await;
-    let data = reply.data(StatusCode::CREATED);
-    TestUser {
-        id: text(&data["user"]["_id"]),
-        name: name.to_string(),
-        email: email.to_string(),
-        token: text(&data["token"]),
-        refresh_token: text(&data["refreshToken"]),
-    }
-}
 
 async fn set_phone(app: &TestApp, user: &TestUser, phone: Value) {
     app.patch("/api/v1/user/me", Some(&user.token), &json!({ "phone": phone }))
@@ -276,7 +264,7 @@ async fn a_user_who_registers_later_is_matched_from_then_on(backend: Backend) {
     assert_eq!(matches(&stored, "email"), [Value::Null], "nobody has it yet");
 
     // Act
-    let cy = register_as(&app, "Cy", &address.to_uppercase()).await;
+    let cy = app.register_as("Cy", &address.to_uppercase()).await;
 
     // Assert
     let now = contact(&app, &ana, &id).await;

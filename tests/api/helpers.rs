@@ -457,6 +457,20 @@ impl TestApp {
     }
 
     /// Registers `name` with a unique email and returns the user with its session.
+    /// Registers `name` with exactly this `email` (searches and address books match emails,
+    /// so tests of those choose them).
+    pub async fn register_as(&self, name: &str, email: &str) -> TestUser {
+        let reply = self.register(name, email, PASSWORD).await;
+        let data = reply.data(StatusCode::CREATED);
+        TestUser {
+            id: text(&data["user"]["_id"]),
+            name: name.to_string(),
+            email: email.to_string(),
+            token: text(&data["token"]),
+            refresh_token: text(&data["refreshToken"]),
+        }
+    }
+
     pub async fn register_user(&self, name: &str) -> TestUser {
         let email = format!(
             "{}.{}@example.com",

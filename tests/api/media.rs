@@ -475,7 +475,87 @@ async fn messages_keep_image_and_link_urls_without_fetching_them(backend: Backen
     assert_eq!(quote["hasAttachments"], false, "nor does a quote of one: {quote}");
 }
 
+async fn a_profile_photo_shows_as_signed_links_to_everyone_who_sees_the_user(backend: Backend, files: FileBackend) {
+    let app = spawn_app_with_files(backend, files, &[]).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let stranger = app.register_user("Stranger").await;
+    app.direct_conversation(&ana, &bo).await;
+    let upload_one = |user: &TestUser, part: Part<'static>| {
+        let app = &app;
+        let user = user.clone();
+        async move { text(&upload(app, &user, &[part]).await.data(StatusCode::CREATED)["files"][0]["_id"]) }
+    };
+    let photo = upload_one(&ana, Part::file("me.png", "image/png", png_with_alpha(400, 400))).await;
+    let notes = upload_one(&ana, Part::file("notes.txt", "text/plain", text_bytes(100))).await;
+    let bos_photo = upload_one(&bo, Part::file("bo.png", "image/png", png_with_alpha(40, 40))).await;
+    let set = |avatar: Value| {
+        let app = &app;
+        let token = ana.token.clone();
+        async move {
+            app.patch("/api/v1/user/me", Some(&token), &json!({ "avatar": avatar }))
+                .await
+        }
+    };
+
+    // Only an image of her own.
+    for refused in [
+        json!(notes),
+        json!(bos_photo),
+        json!(uuid::Uuid::now_v7()),
+        json!("not an id"),
+    ] {
+        let reply = set(refused.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{refused}: {}",
+            reply.body
+        );
+    }
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    let me = set(json!(photo)).await.data(StatusCode::OK)["user"].clone();
+    for key in ["avatarUrl", "avatarThumbnailUrl"] {
+        assert!(
+            text(&me[key]).contains(&format!("user={}", ana.id)),
+            "{key} signed for her: {me}"
+        );
+    }
+
+    // Her partner is told, with links signed for him, which work without a header.
+    let told = bo_stream.next_of("user.updated").await.data["user"].clone();
+    let link = text(&told["avatarUrl"]);
+    assert!(link.contains(&format!("user={}", bo.id)), "{told}");
+    let (status, _, bytes) = fetch(&app, &link, None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, png_with_alpha(400, 400));
+    let (status, _, thumbnail) = fetch(&app, &text(&told["avatarThumbnailUrl"]), None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(image::load_from_memory(&thumbnail).unwrap().width(), 320);
+    // Anyone who sees her profile may see the photo.
+    let seen = app.get_user(&stranger.token, &ana.id).await;
+    let seen = seen.data(StatusCode::OK)["user"].clone();
+    let (status, _, _) = fetch(&app, &text(&seen["avatarUrl"]), None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    let listed = app.list_conversations(&bo.token, "").await;
+    assert!(
+        listed.data(StatusCode::OK).to_string().contains(&format!("{photo}?")),
+        "participants carry it signed: {}",
+        listed.body
+    );
+
+    // Removed: gone from her profile, and no longer readable by others.
+    let me = set(Value::Null).await.data(StatusCode::OK)["user"].clone();
+    assert_eq!(
+        (me["avatarUrl"].clone(), me["avatarThumbnailUrl"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let (status, _, _) = fetch(&app, &link, None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 every_store!(
+    a_profile_photo_shows_as_signed_links_to_everyone_who_sees_the_user,
     a_photo_gets_its_size_and_an_upright_thumbnail_without_exif,
     a_decompression_bomb_is_refused,
     a_two_step_upload_is_usable_once_its_bytes_arrived,

@@ -11,19 +11,6 @@ use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestUser, spawn_app, tex
 
 // ---- small tools -----------------------------------------------------------------------
 
-/// Registers `name` with exactly this `email` (searches match emails too, so tests that
-/// search choose them).
-async fn register_as(app: &TestApp, name: &str, email: &str) -> TestUser {
-    let reply = app.register(name, email, PASSWORD).await;
-    let data = reply.data(StatusCode::CREATED);
-    TestUser {
-        id: text(&data["user"]["_id"]),
-        name: name.to_string(),
-        email: email.to_string(),
-        token: text(&data["token"]),
-        refresh_token: text(&data["refreshToken"]),
-    }
-}
 
 /// The names of the users of a search page, in order.
 #[track_caller]
@@ -56,9 +43,11 @@ async fn all_pages(app: &TestApp, token: &str, keyword: &str, limit: u32) -> Vec
 
 /// The user's own profile: another user sees it without `email`, `messagePolicy`, `phone` and
 /// `presenceStatus`.
-const PROFILE_FIELDS: [&str; 9] = [
+const PROFILE_FIELDS: [&str; 11] = [
     "_id",
     "about",
+    "avatarThumbnailUrl",
+    "avatarUrl",
     "createdAt",
     "email",
     "messagePolicy",
@@ -156,10 +145,10 @@ async fn get_user_with_an_id_that_is_no_uuid_gets_400_invalid_path(backend: Back
 async fn search_finds_users_by_part_of_their_name_whatever_the_case(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
-    register_as(&app, "Mariana Souza", "mari@mail.test").await;
-    register_as(&app, "Ana Lima", "lima@mail.test").await;
-    register_as(&app, "Bruno Costa", "bruno@mail.test").await;
+    let caller = app.register_as("Searcher", "searcher@example.com").await;
+    app.register_as("Mariana Souza", "mari@mail.test").await;
+    app.register_as("Ana Lima", "lima@mail.test").await;
+    app.register_as("Bruno Costa", "bruno@mail.test").await;
     let cases: [(&str, &[&str]); 6] = [
         ("ana", &["Ana Lima", "Mariana Souza"]),
         ("ANA", &["Ana Lima", "Mariana Souza"]),
@@ -185,9 +174,9 @@ async fn search_finds_users_by_part_of_their_name_whatever_the_case(backend: Bac
 async fn search_finds_a_user_by_their_whole_email_only(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
-    register_as(&app, "Zed", "zed@wonderland.test").await;
-    register_as(&app, "Ana", "ana@mail.test").await;
+    let caller = app.register_as("Searcher", "searcher@example.com").await;
+    app.register_as("Zed", "zed@wonderland.test").await;
+    app.register_as("Ana", "ana@mail.test").await;
     let cases: [(&str, &[&str]); 6] = [
         ("zed@wonderland.test", &["Zed"]),
         ("ZED@Wonderland.TEST", &["Zed"]),
@@ -210,9 +199,9 @@ async fn search_finds_a_user_by_their_whole_email_only(backend: Backend) {
 async fn search_never_lists_the_caller(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let caller = register_as(&app, "Ana Lima", "ana.lima@mail.test").await;
-    register_as(&app, "Ana Souza", "ana.souza@mail.test").await;
-    register_as(&app, "Bia", "bia@mail.test").await;
+    let caller = app.register_as("Ana Lima", "ana.lima@mail.test").await;
+    app.register_as("Ana Souza", "ana.souza@mail.test").await;
+    app.register_as("Bia", "bia@mail.test").await;
 
     for (query, expected) in [("keyword=ana", vec!["Ana Souza"]), ("keyword=lima", vec![])] {
         // Act
@@ -226,12 +215,12 @@ async fn search_never_lists_the_caller(backend: Backend) {
 async fn search_keywords_match_percent_underscore_and_backslash_literally(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
-    register_as(&app, "50% off", "fifty@mail.test").await;
-    register_as(&app, "500 pages", "five.hundred@mail.test").await;
-    register_as(&app, "v5_beta", "beta@mail.test").await;
-    register_as(&app, "5x5", "fives@mail.test").await;
-    register_as(&app, "C:\\temp", "temp@mail.test").await;
+    let caller = app.register_as("Searcher", "searcher@example.com").await;
+    app.register_as("50% off", "fifty@mail.test").await;
+    app.register_as("500 pages", "five.hundred@mail.test").await;
+    app.register_as("v5_beta", "beta@mail.test").await;
+    app.register_as("5x5", "fives@mail.test").await;
+    app.register_as("C:\\temp", "temp@mail.test").await;
     let cases: [(&str, &[&str]); 7] = [
         ("50%", &["50% off"]),
         ("0%", &["50% off"]),
@@ -255,9 +244,9 @@ async fn search_keywords_match_percent_underscore_and_backslash_literally(backen
 async fn search_returns_20_users_by_default_and_up_to_100(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    let caller = app.register_as("Searcher", "searcher@example.com").await;
     for index in 1..=25 {
-        register_as(&app, &format!("User {index:02}"), &format!("user{index}@mail.test")).await;
+        app.register_as(&format!("User {index:02}"), &format!("user{index}@mail.test")).await;
     }
     let cases: [(&str, usize, bool); 5] = [
         ("keyword=user", 20, true),
@@ -371,7 +360,7 @@ async fn search_with_a_bad_limit_keyword_or_cursor_is_refused(backend: Backend) 
 async fn search_pages_through_every_match_exactly_once_in_name_order(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let caller = register_as(&app, "Searcher", "searcher@example.com").await;
+    let caller = app.register_as("Searcher", "searcher@example.com").await;
     for (name, email) in [
         ("Pager Eve", "eve@mail.test"),
         ("pager Ana", "ana@mail.test"),
@@ -380,7 +369,7 @@ async fn search_pages_through_every_match_exactly_once_in_name_order(backend: Ba
         ("PAGER Bob", "bob@mail.test"),
         ("Pager Dan", "dan@mail.test"),
     ] {
-        register_as(&app, name, email).await;
+        app.register_as(name, email).await;
     }
 
     // Act
