@@ -30,6 +30,8 @@ use crate::views;
         payloads::ResetData,
         payloads::ReadyData,
         payloads::BlocksChangedData,
+        payloads::ContactData,
+        payloads::ContactDeletedData,
         payloads::StarredData,
         payloads::RemovedData,
         payloads::FlagsChangedData,

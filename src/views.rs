@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::MessagePolicy;
-use crate::store::{Conversation, Message, MessageLink, StoredFile, User, UserRef};
+use crate::store::{Contact, Conversation, MatchedContactValue, Message, MessageLink, StoredFile, User, UserRef};
 
 /// Whose email a reader sees: their own always, other people's only where the deployment
 /// shows them to everyone (`USER_EMAILS_VISIBLE`, for company directories). Every view of a
@@ -507,5 +507,71 @@ pub fn sign_file_links(value: &mut serde_json::Value, sign: &dyn Fn(Uuid, &str) 
                 .fold(signed, |signed, (_, field)| sign_file_links(field, sign) | signed)
         }
         _ => false,
+    }
+}
+
+/// A contact, as its owner sees it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactView {
+    #[serde(rename = "_id")]
+    pub id: Uuid,
+    /// `null`: none.
+    #[schema(example = "Ana")]
+    pub first_name: Option<String>,
+    /// `null`: none.
+    #[schema(example = "Lima")]
+    pub last_name: Option<String>,
+    /// `null`: none.
+    #[schema(example = "Atelier Lima")]
+    pub company: Option<String>,
+    /// In the order given.
+    pub email: Vec<ContactValueView>,
+    /// In the order given.
+    pub phone: Vec<ContactValueView>,
+    pub created_at: DateTime<Utc>,
+    /// The last change of the contact itself: a match that appears or goes does not move it.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One email or phone of a contact.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactValueView {
+    /// The owner's word for it.
+    #[serde(rename = "type")]
+    #[schema(example = "mobile")]
+    pub label: String,
+    /// An email lower-cased, a phone in E.164.
+    #[schema(example = "+351912345678")]
+    pub value: String,
+    /// The registered user whose email (case-insensitively) or phone this is now; `null` when
+    /// nobody's, when that account is deleted, or when the caller and that user block each
+    /// other (either way).
+    pub matched_user_id: Option<Uuid>,
+}
+
+impl From<Contact> for ContactView {
+    fn from(contact: Contact) -> Self {
+        let values = |values: Vec<MatchedContactValue>| {
+            values
+                .into_iter()
+                .map(|value| ContactValueView {
+                    label: value.label,
+                    value: value.value,
+                    matched_user_id: value.matched_user_id,
+                })
+                .collect()
+        };
+        Self {
+            id: contact.id,
+            first_name: contact.first_name,
+            last_name: contact.last_name,
+            company: contact.company,
+            email: values(contact.emails),
+            phone: values(contact.phones),
+            created_at: contact.created_at,
+            updated_at: contact.updated_at,
+        }
     }
 }

@@ -330,6 +330,18 @@ pub fn stored_frame_for(event: &StoredEvent, user: Uuid, links: &crate::files::l
 /// The dispatcher: reads the log in order from `cursor` whenever told (or every second) and
 /// delivers each event to its recipients' streams on this instance.
 async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor: EventPosition) {
+    let (ephemeral_work, mut ephemeral_queue) = mpsc::channel::<Vec<EphemeralEvent>>(1024);
+    let worker = hub.clone();
+    tokio::spawn(async move {
+        while let Some(first) = ephemeral_queue.recv().await {
+            let mut burst = first;
+            // Whatever queued meanwhile is resolved together.
+            while let Ok(more) = ephemeral_queue.try_recv() {
+                burst.extend(more);
+            }
+            deliver_ephemeral(&worker, burst).await;
+        }
+    });
     // The newest transaction announced as committed: until the log shows it, read again soon.
     let mut announced: i64 = 0;
     let mut retry_delay = Duration::from_millis(1);
@@ -352,7 +364,11 @@ async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor
             }
             Err(_elapsed) => {}
         }
-        deliver_ephemeral(&hub, ephemeral).await;
+        // Off the dispatcher: resolving who sees a burst of presence changes must never hold
+        // up stored events. Dropped when that worker is far behind (ephemeral events may be).
+        if !ephemeral.is_empty() {
+            let _ = ephemeral_work.try_send(ephemeral);
+        }
         if hub.shutting_down.load(Ordering::Relaxed) {
             continue;
         }

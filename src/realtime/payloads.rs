@@ -6,9 +6,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::{
-    Audience, ChatRequest, Conversation, GroupCreated, GroupUpdate, InvitationAnswer, Message, NewEvent, User,
+    Audience, ChatRequest, Contact, Conversation, GroupCreated, GroupUpdate, InvitationAnswer, Message, NewEvent, User,
 };
-use crate::views::{ChatRequestView, ConversationType, ConversationView, EmailPolicy, MessageView, UserView};
+use crate::views::{
+    ChatRequestView, ContactView, ConversationType, ConversationView, EmailPolicy, MessageView, UserView,
+};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -35,6 +37,11 @@ pub const PRESENCE: &str = "presence";
 pub const RESET: &str = "reset";
 /// The first event of every stream: its `streamId`, for `POST /user/last-activity/subscribe`.
 pub const READY: &str = "ready";
+/// An address-book entry was created or changed, or deleted (to its owner's streams only:
+/// their other devices).
+pub const CONTACT_CREATED: &str = "contact.created";
+pub const CONTACT_UPDATED: &str = "contact.updated";
+pub const CONTACT_DELETED: &str = "contact.deleted";
 /// The caller blocked users (to their own streams: their other devices).
 pub const USER_BLOCKED: &str = "user.blocked";
 /// The caller unblocked users (to their own streams).
@@ -46,6 +53,40 @@ pub const USER_UNBLOCKED: &str = "user.unblocked";
 pub struct ReadyData {
     /// Names this stream in `POST /user/last-activity/subscribe`; valid while it is open.
     pub stream_id: Uuid,
+}
+
+/// `data` of `contact.created` and `contact.updated`.
+#[derive(Serialize, ToSchema)]
+pub struct ContactData {
+    pub contact: ContactView,
+}
+
+/// `data` of `contact.deleted`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactDeletedData {
+    pub contact_id: Uuid,
+}
+
+/// `contact.created` (or `.updated`) for each of `contacts`, to `owner`'s own streams.
+pub fn contacts_changed(owner: Uuid, contacts: &[&Contact], created: bool) -> Vec<NewEvent> {
+    let kind = if created { CONTACT_CREATED } else { CONTACT_UPDATED };
+    contacts
+        .iter()
+        .map(|contact| {
+            let contact = ContactView::from((*contact).clone());
+            NewEvent::new(kind, Audience::User(owner), json(&ContactData { contact }))
+        })
+        .collect()
+}
+
+/// `contact.deleted` to `owner`'s own streams.
+pub fn contact_deleted(owner: Uuid, contact: Uuid) -> Vec<NewEvent> {
+    vec![NewEvent::new(
+        CONTACT_DELETED,
+        Audience::User(owner),
+        json(&ContactDeletedData { contact_id: contact }),
+    )]
 }
 
 /// `data` of `user.blocked` and `user.unblocked`.

@@ -120,7 +120,12 @@ pub async fn unblock_users(
 }
 
 /// Blocks (or unblocks) `ids` for the caller: those whose state changed.
-async fn change_blocks(state: &AppState, caller: AuthUser, ids: &[Uuid], block: bool) -> Result<HttpResponse, ApiError> {
+async fn change_blocks(
+    state: &AppState,
+    caller: AuthUser,
+    ids: &[Uuid],
+    block: bool,
+) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Profile, caller.user_id)?;
     let ids = requested_ids(caller, ids)?;
     let (user, now) = (caller.user_id, store::now());

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -26,11 +25,13 @@ use crate::auth::AuthUser;
 use crate::domain::{Email, Name, Phone, page_limit};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::limits::Action;
+use crate::realtime::payloads;
 use crate::state::AppState;
 use crate::store::{
     self, Contact, ContactChanges, ContactCursor, ContactDetails, ContactListing, ContactUpdate, ContactValue,
-    MatchedContactValue, SavedContact,
+    SavedContact,
 };
+use crate::views::ContactView;
 
 /// Most emails, and most phones, one contact holds.
 pub const VALUES_MAX: usize = 10;
@@ -45,72 +46,6 @@ const DEFAULT_LABEL: &str = "other";
 
 /// Failing fields, each under its name in the request (`phone[2].value`), with what is wrong.
 type Problems = Vec<(String, String)>;
-
-/// A contact, as its owner sees it.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ContactView {
-    #[serde(rename = "_id")]
-    pub id: Uuid,
-    /// `null`: none.
-    #[schema(example = "Ana")]
-    pub first_name: Option<String>,
-    /// `null`: none.
-    #[schema(example = "Lima")]
-    pub last_name: Option<String>,
-    /// `null`: none.
-    #[schema(example = "Atelier Lima")]
-    pub company: Option<String>,
-    /// In the order given.
-    pub email: Vec<ContactValueView>,
-    /// In the order given.
-    pub phone: Vec<ContactValueView>,
-    pub created_at: DateTime<Utc>,
-    /// The last change of the contact itself: a match that appears or goes does not move it.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One email or phone of a contact.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ContactValueView {
-    /// The owner's word for it.
-    #[serde(rename = "type")]
-    #[schema(example = "mobile")]
-    pub label: String,
-    /// An email lower-cased, a phone in E.164.
-    #[schema(example = "+351912345678")]
-    pub value: String,
-    /// The registered user whose email (case-insensitively) or phone this is now; `null` when
-    /// nobody's, when that account is deleted, or when the caller and that user block each
-    /// other (either way).
-    pub matched_user_id: Option<Uuid>,
-}
-
-impl From<Contact> for ContactView {
-    fn from(contact: Contact) -> Self {
-        let values = |values: Vec<MatchedContactValue>| {
-            values
-                .into_iter()
-                .map(|value| ContactValueView {
-                    label: value.label,
-                    value: value.value,
-                    matched_user_id: value.matched_user_id,
-                })
-                .collect()
-        };
-        Self {
-            id: contact.id,
-            first_name: contact.first_name,
-            last_name: contact.last_name,
-            company: contact.company,
-            email: values(contact.emails),
-            phone: values(contact.phones),
-            created_at: contact.created_at,
-            updated_at: contact.updated_at,
-        }
-    }
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct ContactData {
@@ -472,7 +407,9 @@ pub async fn create_contact(
     let details = new_contact(body.into_inner()).map_err(ApiError::invalid_fields)?;
     let saved = state
         .store
-        .save_contacts(caller.user_id, &[details], CONTACTS_MAX, store::now())
+        .save_contacts(caller.user_id, &[details], CONTACTS_MAX, store::now(), |new| {
+            payloads::contacts_changed(caller.user_id, new, true)
+        })
         .await?;
     match saved.into_iter().next() {
         Some(SavedContact::Created(contact)) => Ok(created(ContactData::new(contact))),
@@ -532,7 +469,9 @@ pub async fn create_contacts(
     }
     let saved = state
         .store
-        .save_contacts(caller.user_id, &valid, CONTACTS_MAX, store::now())
+        .save_contacts(caller.user_id, &valid, CONTACTS_MAX, store::now(), |new| {
+            payloads::contacts_changed(caller.user_id, new, true)
+        })
         .await?;
     let mut contacts: Vec<Option<ContactView>> = std::iter::repeat_with(|| None).take(count).collect();
     let mut created_count = 0;
@@ -667,7 +606,9 @@ pub async fn update_contact(
     }
     let update = state
         .store
-        .update_contact(caller.user_id, id.into_inner(), &changes, store::now())
+        .update_contact(caller.user_id, id.into_inner(), &changes, store::now(), |contact| {
+            payloads::contacts_changed(caller.user_id, &[contact], false)
+        })
         .await?;
     match update {
         ContactUpdate::Updated(contact) => Ok(ok(ContactData::new(contact))),
@@ -701,7 +642,12 @@ pub async fn delete_contact(
 ) -> Result<HttpResponse, ApiError> {
     state.check_rate_limit(Action::Contacts, caller.user_id)?;
     let id = id.into_inner();
-    state.store.delete_contact(caller.user_id, id).await?;
+    state
+        .store
+        .delete_contact(caller.user_id, id, store::now(), || {
+            payloads::contact_deleted(caller.user_id, id)
+        })
+        .await?;
     Ok(ok(ContactDeletedData { contact_id: id }))
 }
 

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::sql::push_ids;
-use super::tx::lock_conversation;
-use super::{Dialect, Store, StoreError, StoreResult, with_backend, with_writer};
+use super::tx::{commit_with_events, lock_conversation};
+use super::{Dialect, NewEvent, Store, StoreError, StoreResult, with_backend, with_writer};
 
 /// One email or phone of a contact, as the owner gave it, normalised: an email lower-cased, a
 /// phone in E.164 (the forms `users.email` and `users.phone` are kept in).
@@ -368,6 +368,7 @@ impl Store {
         entries: &[ContactDetails],
         max_contacts: u32,
         now: DateTime<Utc>,
+        events: impl Fn(&[&Contact]) -> Vec<NewEvent>,
     ) -> StoreResult<Vec<SavedContact>> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -452,7 +453,14 @@ impl Store {
                 };
                 saved.push(outcome.ok_or(StoreError::NotFound("contact"))?);
             }
-            tx.commit().await?;
+            let new: Vec<&Contact> = saved
+                .iter()
+                .filter_map(|outcome| match outcome {
+                    SavedContact::Created(contact) => Some(contact),
+                    _ => None,
+                })
+                .collect();
+            commit_with_events!(self, tx, events(&new), now)?;
             Ok(saved)
         })
     }
@@ -500,6 +508,7 @@ impl Store {
         id: Uuid,
         changes: &ContactChanges,
         now: DateTime<Utc>,
+        events: impl Fn(&Contact) -> Vec<NewEvent>,
     ) -> StoreResult<ContactUpdate> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -548,13 +557,19 @@ impl Store {
             let updated = load_contacts!(&mut *tx, owner, &[id])?
                 .pop()
                 .ok_or(StoreError::NotFound("contact"))?;
-            tx.commit().await?;
+            commit_with_events!(self, tx, events(&updated), now)?;
             Ok(ContactUpdate::Updated(updated))
         })
     }
 
     /// Deletes `owner`'s contact `id`; `NotFound` for anyone else's, or an unknown id.
-    pub async fn delete_contact(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
+    pub async fn delete_contact(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        events: impl Fn() -> Vec<NewEvent>,
+    ) -> StoreResult<()> {
         with_writer!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // As `save_contacts` does: a contact it finds stays until it has answered.
@@ -567,7 +582,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound("contact"));
             }
-            tx.commit().await?;
+            commit_with_events!(self, tx, events(), now)?;
             Ok(())
         })
     }

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestUser, spawn_app, spawn_app_with, text};
+use crate::helpers::{Backend, Reply, TestApp, TestUser, spawn_app, spawn_app_with, text};
+use crate::sse::Auth;
 
 const CONTACTS: &str = "/api/v1/contact";
 const BATCH: &str = "/api/v1/contact/batch";
@@ -71,11 +72,46 @@ fn matches(contact: &Value, list: &str) -> Vec<Value> {
         .collect()
 }
 
-
 async fn set_phone(app: &TestApp, user: &TestUser, phone: Value) {
     app.patch("/api/v1/user/me", Some(&user.token), &json!({ "phone": phone }))
         .await
         .data(StatusCode::OK);
+}
+
+async fn the_owners_other_devices_follow_every_change(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    app.direct_conversation(&ana, &bo).await;
+    let mut other_device = app.open_stream(Auth::Bearer(&ana.token), None).await;
+    let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+
+    let made = created(&app, &ana, &entry("dora")).await;
+    let told = other_device.next_of("contact.created").await.data;
+    assert_eq!(told["contact"], made);
+    let reply = batch(&app, &ana, &[entry("dora"), entry("eli")]).await;
+    reply.data(StatusCode::OK);
+    let told = other_device.next_of("contact.created").await.data;
+    assert_eq!(told["contact"]["firstName"], "eli", "only the new entry is announced");
+    let id = text(&made["_id"]);
+    patch_contact(&app, &ana, &id, &json!({"company": "Atelier"}))
+        .await
+        .data(StatusCode::OK);
+    let told = other_device.next_of("contact.updated").await.data;
+    assert_eq!(told["contact"]["company"], "Atelier");
+    delete_contact(&app, &ana, &id).await.data(StatusCode::OK);
+    assert_eq!(other_device.next_of("contact.deleted").await.data["contactId"], id);
+
+    // Nobody else hears of them: Bo's stream carries Ana's next message and nothing before.
+    let conversation = app.direct_conversation(&ana, &bo).await;
+    app.send_text(&ana, &conversation, "marker").await;
+    let seen = bo_stream
+        .next_until(|event| event.event == "message.created" && event.data["content"] == "marker")
+        .await;
+    assert!(
+        !seen.iter().any(|event| event.event.starts_with("contact.")),
+        "{seen:?}"
+    );
 }
 
 async fn a_contact_is_stored_normalised_and_read_back(backend: Backend) {
@@ -588,6 +624,7 @@ async fn contact_writes_have_a_budget_of_their_own(backend: Backend) {
 }
 
 both_backends!(
+    the_owners_other_devices_follow_every_change,
     a_contact_is_stored_normalised_and_read_back,
     invalid_contacts_are_refused_naming_every_failing_field,
     a_batch_holds_1_to_500_entries,

@@ -87,7 +87,15 @@ async fn starting_a_direct_conversation_returns_201_with_both_participants(backe
     for participant in conversation["participants"].as_array().unwrap() {
         assert_eq!(
             keys(participant),
-            ["_id", "about", "createdAt", "name", "updatedAt"],
+            [
+                "_id",
+                "about",
+                "avatarThumbnailUrl",
+                "avatarUrl",
+                "createdAt",
+                "name",
+                "updatedAt"
+            ],
             "emails and phones are shown only to their owner (issues 9, 11): {participant}"
         );
     }

@@ -7,10 +7,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestUser, spawn_app, text};
+use crate::helpers::{Backend, Reply, TestApp, spawn_app, text};
 
 // ---- small tools -----------------------------------------------------------------------
-
 
 /// The names of the users of a search page, in order.
 #[track_caller]
@@ -246,7 +245,8 @@ async fn search_returns_20_users_by_default_and_up_to_100(backend: Backend) {
     let app = spawn_app(backend).await;
     let caller = app.register_as("Searcher", "searcher@example.com").await;
     for index in 1..=25 {
-        app.register_as(&format!("User {index:02}"), &format!("user{index}@mail.test")).await;
+        app.register_as(&format!("User {index:02}"), &format!("user{index}@mail.test"))
+            .await;
     }
     let cases: [(&str, usize, bool); 5] = [
         ("keyword=user", 20, true),
