@@ -485,14 +485,18 @@ async fn deliver_ephemeral(hub: &Hub, events: Vec<EphemeralEvent>) {
 /// How many users' presence one pair of queries resolves.
 const PRESENCE_BATCH: usize = 500;
 
+/// Per user whose presence changed: the connected users told unasked, and the subscribed
+/// streams on this instance (`(stream, its user)`).
+type PresenceAudiences = HashMap<Uuid, (HashSet<Uuid>, Vec<(Uuid, Uuid)>)>;
+
 /// For each of `targets`: the connected users told of their presence unasked, and the
 /// subscribed streams on this instance (`(stream, its user)`).
 async fn presence_audiences(
     hub: &Hub,
     targets: &[Uuid],
     connected: &HashSet<Uuid>,
-) -> crate::store::StoreResult<HashMap<Uuid, (HashSet<Uuid>, Vec<(Uuid, Uuid)>)>> {
-    let mut audiences: HashMap<Uuid, (HashSet<Uuid>, Vec<(Uuid, Uuid)>)> = HashMap::new();
+) -> crate::store::StoreResult<PresenceAudiences> {
+    let mut audiences = PresenceAudiences::new();
     for chunk in targets.chunks(PRESENCE_BATCH) {
         for (target, recipient) in hub
             .store

@@ -164,10 +164,10 @@ impl Store {
             builder.push_bind(instance);
             builder.push(" AND ps.target_id IN ");
             push_ids(&mut builder, targets.iter().copied());
-            builder.push(concat!(
+            builder.push(
                 " AND NOT EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.blocker_id = s.user_id AND ub.blocked_id = ps.target_id)
-                  AND NOT EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.blocker_id = ps.target_id AND ub.blocked_id = s.user_id)"
-            ));
+                  AND NOT EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.blocker_id = ps.target_id AND ub.blocked_id = s.user_id)",
+            );
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
