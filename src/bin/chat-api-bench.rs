@@ -298,10 +298,9 @@ impl Api {
         .map(|_| ())
     }
 
-    /// Opens `user`'s stream and forwards the `content` of every `message.created` to `sink`
-    /// with the instant it arrived. Resolves once the stream is open.
-    async fn listen(&self, user: &User, sink: Option<mpsc::UnboundedSender<(String, Instant)>>) -> Result<(), String> {
-        let mut response = self
+    /// `user`'s event stream, open.
+    async fn open_stream(&self, user: &User) -> Result<reqwest::Response, String> {
+        let response = self
             .client
             .get(format!("{}/api/v1/events/stream", self.base))
             .bearer_auth(&user.token)
@@ -311,6 +310,13 @@ impl Api {
         if !response.status().is_success() {
             return Err(format!("stream: {}", response.status()));
         }
+        Ok(response)
+    }
+
+    /// Opens `user`'s stream and forwards the `content` of every `message.created` to `sink`
+    /// with the instant it arrived. Resolves once the stream is open.
+    async fn listen(&self, user: &User, sink: Option<mpsc::UnboundedSender<(String, Instant)>>) -> Result<(), String> {
+        let mut response = self.open_stream(user).await?;
         tokio::spawn(async move {
             let mut buffer = String::new();
             while let Ok(Some(chunk)) = response.chunk().await {
@@ -344,16 +350,7 @@ impl Api {
 impl Api {
     /// Opens `user`'s stream, counting its `presence` events into `counted`; its `streamId`.
     async fn count_presence(&self, user: &User, counted: Arc<AtomicUsize>) -> Result<String, String> {
-        let mut response = self
-            .client
-            .get(format!("{}/api/v1/events/stream", self.base))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .map_err(|error| error.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("stream: {}", response.status()));
-        }
+        let mut response = self.open_stream(user).await?;
         let (ready_sender, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let mut ready_sender = Some(ready_sender);
