@@ -455,6 +455,7 @@ fn unsigned_file(link: &str) -> Option<(Uuid, &str)> {
         return None;
     }
     let (id, variant) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    matches!(variant, "" | "/thumbnail").then_some(())?;
     Some((id.parse().ok()?, variant))
 }
 
@@ -501,9 +502,10 @@ pub fn sign_file_links(value: &mut serde_json::Value, sign: &dyn Fn(Uuid, &str) 
                 }
                 signed = true;
             }
+            // `x` is the sender's own data, returned untouched.
             object
                 .iter_mut()
-                .filter(|(key, _)| key.as_str() != "attachments")
+                .filter(|(key, _)| key.as_str() != "attachments" && key.as_str() != "x")
                 .fold(signed, |signed, (_, field)| sign_file_links(field, sign) | signed)
         }
         _ => false,

@@ -49,3 +49,5 @@ CREATE INDEX messages_by_sender ON messages (sender_id, conversation_id, seq) WH
 -- The profile photo: an image its user uploaded through the files API (with a thumbnail).
 -- Readable by anyone who can see the user; a file that is someone's avatar is not an orphan.
 ALTER TABLE users ADD COLUMN avatar_id UUID REFERENCES files (id) ON DELETE SET NULL;
+-- "Is this file someone's photo": reads of avatars by others, the orphan sweeper, the foreign key.
+CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;

@@ -330,14 +330,16 @@ pub fn stored_frame_for(event: &StoredEvent, user: Uuid, links: &crate::files::l
 /// The dispatcher: reads the log in order from `cursor` whenever told (or every second) and
 /// delivers each event to its recipients' streams on this instance.
 async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor: EventPosition) {
-    let (ephemeral_work, mut ephemeral_queue) = mpsc::channel::<Vec<EphemeralEvent>>(1024);
+    let (presence_work, mut presence_queue) = mpsc::channel::<EphemeralEvent>(PRESENCE_QUEUE);
     let worker = hub.clone();
     tokio::spawn(async move {
-        while let Some(first) = ephemeral_queue.recv().await {
-            let mut burst = first;
-            // Whatever queued meanwhile is resolved together.
-            while let Ok(more) = ephemeral_queue.try_recv() {
-                burst.extend(more);
+        while let Some(first) = presence_queue.recv().await {
+            // Whatever queued meanwhile is resolved together, in order.
+            let mut burst = vec![first];
+            while burst.len() < PRESENCE_QUEUE
+                && let Ok(more) = presence_queue.try_recv()
+            {
+                burst.push(more);
             }
             deliver_ephemeral(&worker, burst).await;
         }
@@ -364,10 +366,17 @@ async fn dispatch(hub: Arc<Hub>, mut signals: mpsc::Receiver<Signal>, mut cursor
             }
             Err(_elapsed) => {}
         }
-        // Off the dispatcher: resolving who sees a burst of presence changes must never hold
-        // up stored events. Dropped when that worker is far behind (ephemeral events may be).
-        if !ephemeral.is_empty() {
-            let _ = ephemeral_work.try_send(ephemeral);
+        // Typing goes out here, before the stored events read below (a `typing` must not
+        // come after the message it announced). Presence goes to a worker of its own:
+        // resolving a burst of it must never hold up stored events.
+        let (presence, typing): (Vec<EphemeralEvent>, Vec<EphemeralEvent>) = ephemeral
+            .into_iter()
+            .partition(|event| matches!(event.audience, EphemeralAudience::PresenceOf { .. }));
+        deliver_ephemeral(&hub, typing).await;
+        for event in presence {
+            if presence_work.try_send(event).is_err() {
+                tracing::warn!("presence worker far behind: a presence event was dropped");
+            }
         }
         if hub.shutting_down.load(Ordering::Relaxed) {
             continue;
@@ -484,6 +493,10 @@ async fn deliver_ephemeral(hub: &Hub, events: Vec<EphemeralEvent>) {
 
 /// How many users' presence one pair of queries resolves.
 const PRESENCE_BATCH: usize = 500;
+
+/// Presence events waiting for the worker: a burst of 1,000 members coming online fits; past
+/// it they are dropped (with a warning), as every ephemeral event may be under overload.
+const PRESENCE_QUEUE: usize = 8192;
 
 /// Per user whose presence changed: the connected users told unasked, and the subscribed
 /// streams on this instance (`(stream, its user)`).

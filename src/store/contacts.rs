@@ -582,6 +582,16 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound("contact"));
             }
+            // Its earlier events showed its emails and phones: they leave the log with it (a
+            // stream resuming from before gets the `contact.deleted` alone).
+            sqlx::query(
+                "DELETE FROM events WHERE user_id = $1 AND kind IN ('contact.created', 'contact.updated')
+                   AND payload LIKE $2",
+            )
+            .bind(owner)
+            .bind(format!("%\"_id\":\"{id}\"%"))
+            .execute(&mut *tx)
+            .await?;
             commit_with_events!(self, tx, events(), now)?;
             Ok(())
         })

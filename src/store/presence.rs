@@ -148,19 +148,25 @@ impl Store {
     }
 
     /// The streams on `instance` subscribed to the presence of `targets`, as `(target, stream,
-    /// its user)`. A block since the subscription ends what it shows (checked here, as of now);
-    /// a conversation left since does not (a subscription lasts as long as its stream). Two
-    /// index lookups per subscription: checking the shared conversation too made PostgreSQL
-    /// join the whole of a large group with itself.
+    /// its user)`. The visibility rules again, as of now: a block or a conversation left since
+    /// the subscription ends what it shows. The shared-conversation check is a column, not a
+    /// condition, so that it runs as a few index lookups per subscription (as a condition,
+    /// PostgreSQL joined the whole of a large group with itself to check all at once).
     pub async fn presence_subscribers(&self, targets: &[Uuid], instance: Uuid) -> StoreResult<Vec<(Uuid, Uuid, Uuid)>> {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
         with_backend!(self, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(
-                "SELECT ps.target_id, s.id, s.user_id FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
-                 WHERE s.instance_id = ",
-            );
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT ps.target_id, s.id, s.user_id,
+                        EXISTS (SELECT 1 FROM participants mine
+                                JOIN conversations c ON c.id = mine.conversation_id
+                                JOIN participants other ON other.conversation_id = mine.conversation_id
+                                                       AND other.user_id = ps.target_id
+                                WHERE mine.user_id = s.user_id AND {ACTIVE_CONVERSATION}) AS shared
+                 FROM presence_subscriptions ps JOIN streams s ON s.id = ps.stream_id
+                 WHERE s.instance_id = "
+            ));
             builder.push_bind(instance);
             builder.push(" AND ps.target_id IN ");
             push_ids(&mut builder, targets.iter().copied());
@@ -168,7 +174,12 @@ impl Store {
                 " AND NOT EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.blocker_id = s.user_id AND ub.blocked_id = ps.target_id)
                   AND NOT EXISTS (SELECT 1 FROM user_blocks ub WHERE ub.blocker_id = ps.target_id AND ub.blocked_id = s.user_id)",
             );
-            Ok(builder.build_query_as().fetch_all(pool).await?)
+            let rows: Vec<(Uuid, Uuid, Uuid, bool)> = builder.build_query_as().fetch_all(pool).await?;
+            Ok(rows
+                .into_iter()
+                .filter(|(_, _, _, shared)| *shared)
+                .map(|(target, stream, user, _)| (target, stream, user))
+                .collect())
         })
     }
 

@@ -310,6 +310,8 @@ impl Store {
                 "DELETE FROM starred_messages WHERE user_id = $1",
                 "DELETE FROM user_blocks WHERE blocker_id = $1 OR blocked_id = $1",
                 "DELETE FROM contacts WHERE owner_id = $1",
+                // The address book's events held other people's emails and phones.
+                "DELETE FROM events WHERE user_id = $1 AND kind LIKE 'contact.%'",
                 "DELETE FROM presence_subscriptions WHERE target_id = $1",
                 "DELETE FROM streams WHERE user_id = $1",
                 "DELETE FROM presence WHERE user_id = $1",

@@ -481,6 +481,49 @@ async fn presence_reaches_small_groups_unasked_and_large_ones_by_subscription(ba
     assert!(!seen.iter().any(is_presence_of(&cy)), "{seen:?}");
 }
 
+async fn a_subscription_shows_nothing_once_the_shared_conversation_is_left(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[("PRESENCE_GROUP_MAX_MEMBERS", "2"), ("PRESENCE_DEBOUNCE_MS", "0")],
+    )
+    .await;
+    let ana = app.register_user("Ana").await;
+    let bo = app.register_user("Bo").await;
+    let cy = app.register_user("Cy").await;
+    let dan = app.register_user("Dan").await;
+    let group = app.group_conversation(&ana, "Crowd", &[&bo, &cy]).await;
+    app.direct_conversation(&ana, &dan).await;
+    let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
+    let stream_id = ana_stream.stream_id().await;
+    app.post(
+        "/api/v1/user/last-activity/subscribe",
+        Some(&ana.token),
+        &json!({"streamId": stream_id, "ids": [bo.id, cy.id]}),
+    )
+    .await
+    .data(StatusCode::OK);
+    let is_presence_of = |user: &TestUser| {
+        let id = user.id.clone();
+        move |event: &SseEvent| event.event == "presence" && event.data["userId"] == id
+    };
+    let _cy_stream = app.open_stream(Auth::Bearer(&cy.token), None).await;
+    ana_stream.next_until(is_presence_of(&cy)).await;
+
+    // Bo leaves the group: his presence no longer reaches Ana's subscribed stream.
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/conversation/{group}"),
+        Some(&bo.token),
+        None,
+    )
+    .await
+    .data(StatusCode::OK);
+    let _bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
+    let _dan_stream = app.open_stream(Auth::Bearer(&dan.token), None).await;
+    let seen = ana_stream.next_until(is_presence_of(&dan)).await;
+    assert!(!seen.iter().any(is_presence_of(&bo)), "{seen:?}");
+}
+
 async fn subscriptions_name_only_the_callers_open_streams_and_are_bounded(backend: Backend) {
     let app = spawn_app_with(backend, &[("SSE_KEEP_ALIVE_SECONDS", "1")]).await;
     let ana = app.register_user("Ana").await;
@@ -740,6 +783,7 @@ both_backends!(
     blocking_refuses_bad_lists_and_lists_the_blocked,
     presence_reaches_small_groups_unasked_and_large_ones_by_subscription,
     subscriptions_name_only_the_callers_open_streams_and_are_bounded,
+    a_subscription_shows_nothing_once_the_shared_conversation_is_left,
     an_offline_status_hides_a_connected_user,
     a_deleted_account_ends_its_sessions_frees_its_email_and_shows_as_deleted_user,
     deleting_an_account_with_its_messages_tombstones_them_for_everyone,
