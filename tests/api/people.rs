@@ -42,6 +42,12 @@ async fn texts(app: &TestApp, user: &TestUser, conversation: &str) -> Vec<String
     texts
 }
 
+/// Matches a `presence` event about `user`.
+fn presence_of(user: &TestUser) -> impl Fn(&SseEvent) -> bool + use<> {
+    let id = user.id.clone();
+    move |event: &SseEvent| event.event == "presence" && event.data["userId"] == id
+}
+
 /// The events of `stream` up to a `message.created` whose content is `marker`.
 async fn events_until_message(stream: &mut EventStream, marker: &str) -> Vec<SseEvent> {
     stream
@@ -432,16 +438,12 @@ async fn presence_reaches_small_groups_unasked_and_large_ones_by_subscription(ba
     app.direct_conversation(&ana, &dan).await;
     let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
     let stream_id = ana_stream.stream_id().await;
-    let is_presence_of = |user: &TestUser| {
-        let id = user.id.clone();
-        move |event: &SseEvent| event.event == "presence" && event.data["userId"] == id
-    };
 
     // Bo is only in the large group with Ana: not told unasked. Dan, a direct partner, is.
     let _bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
     let _dan_stream = app.open_stream(Auth::Bearer(&dan.token), None).await;
-    let seen = ana_stream.next_until(is_presence_of(&dan)).await;
-    assert!(!seen.iter().any(is_presence_of(&bo)), "{seen:?}");
+    let seen = ana_stream.next_until(presence_of(&dan)).await;
+    assert!(!seen.iter().any(presence_of(&bo)), "{seen:?}");
 
     let reply = app
         .post(
@@ -458,9 +460,9 @@ async fn presence_reaches_small_groups_unasked_and_large_ones_by_subscription(ba
     // Subscribed: Cy's presence now arrives; the stranger's does not.
     let stranger_stream = app.open_stream(Auth::Bearer(&stranger.token), None).await;
     let cy_stream = app.open_stream(Auth::Bearer(&cy.token), None).await;
-    let seen = ana_stream.next_until(is_presence_of(&cy)).await;
+    let seen = ana_stream.next_until(presence_of(&cy)).await;
     assert_eq!(seen.last().unwrap().data["status"], "online");
-    assert!(!seen.iter().any(is_presence_of(&stranger)), "{seen:?}");
+    assert!(!seen.iter().any(presence_of(&stranger)), "{seen:?}");
     drop(stranger_stream);
 
     // Unsubscribed from Cy: Cy going offline is not told, Bo going offline is.
@@ -474,9 +476,9 @@ async fn presence_reaches_small_groups_unasked_and_large_ones_by_subscription(ba
     drop(cy_stream);
     wait_until_offline(&app, &ana, &cy).await;
     drop(_bo_stream);
-    let seen = ana_stream.next_until(is_presence_of(&bo)).await;
+    let seen = ana_stream.next_until(presence_of(&bo)).await;
     assert_eq!(seen.last().unwrap().data["status"], "offline");
-    assert!(!seen.iter().any(is_presence_of(&cy)), "{seen:?}");
+    assert!(!seen.iter().any(presence_of(&cy)), "{seen:?}");
 }
 
 async fn a_subscription_shows_nothing_once_the_shared_conversation_is_left(backend: Backend) {
@@ -500,12 +502,8 @@ async fn a_subscription_shows_nothing_once_the_shared_conversation_is_left(backe
     )
     .await
     .data(StatusCode::OK);
-    let is_presence_of = |user: &TestUser| {
-        let id = user.id.clone();
-        move |event: &SseEvent| event.event == "presence" && event.data["userId"] == id
-    };
     let _cy_stream = app.open_stream(Auth::Bearer(&cy.token), None).await;
-    ana_stream.next_until(is_presence_of(&cy)).await;
+    ana_stream.next_until(presence_of(&cy)).await;
 
     // Bo leaves the group: his presence no longer reaches Ana's subscribed stream.
     app.call(
@@ -518,8 +516,8 @@ async fn a_subscription_shows_nothing_once_the_shared_conversation_is_left(backe
     .data(StatusCode::OK);
     let _bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
     let _dan_stream = app.open_stream(Auth::Bearer(&dan.token), None).await;
-    let seen = ana_stream.next_until(is_presence_of(&dan)).await;
-    assert!(!seen.iter().any(is_presence_of(&bo)), "{seen:?}");
+    let seen = ana_stream.next_until(presence_of(&dan)).await;
+    assert!(!seen.iter().any(presence_of(&bo)), "{seen:?}");
 }
 
 async fn subscriptions_name_only_the_callers_open_streams_and_are_bounded(backend: Backend) {
@@ -581,10 +579,6 @@ async fn an_offline_status_hides_a_connected_user(backend: Backend) {
     app.direct_conversation(&ana, &cy).await;
     let mut ana_stream = app.open_stream(Auth::Bearer(&ana.token), None).await;
     let mut bo_stream = app.open_stream(Auth::Bearer(&bo.token), None).await;
-    let presence_of = |user: &TestUser| {
-        let id = user.id.clone();
-        move |event: &SseEvent| event.event == "presence" && event.data["userId"] == id
-    };
     assert_eq!(
         ana_stream.next_until(presence_of(&bo)).await.last().unwrap().data["status"],
         "online"
