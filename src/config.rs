@@ -81,6 +81,24 @@ pub struct Config {
     pub presence_group_max_members: usize,
     /// Where uploads go and what they may be.
     pub files: FileSettings,
+    /// Push notifications: keys, FCM, the outbound URL rules, retries.
+    pub push: PushSettings,
+}
+
+/// `PUSH_*`, `VAPID_*`, `FCM_*` and `OUTBOUND_ALLOWED_HOSTS`.
+#[derive(Clone, Debug)]
+pub struct PushSettings {
+    /// `VAPID_PRIVATE_KEY`; `None`: generated once and kept beside the JWT secret.
+    pub vapid_private_key: Option<String>,
+    pub vapid_subject: String,
+    pub fcm_service_account_file: Option<PathBuf>,
+    pub fcm_api_base: String,
+    pub outbound: crate::outbound::OutboundPolicy,
+    /// `PUSH_PREVIEW`: show the message's text (else "New message").
+    pub preview: bool,
+    pub max_attempts: u32,
+    /// How long a push is worth delivering (Web Push `TTL`, FCM `ttl`): older ones are dropped.
+    pub ttl: Duration,
 }
 
 /// `FILE_STORE_URL` and the S3 variables, `FILE_MAX_BYTES`, `FILE_ALLOWED_TYPES`, `FILE_URL_TTL`.
@@ -153,6 +171,7 @@ impl Config {
         let files = file_settings(&get, &data_dir)?;
         Ok(Self {
             files,
+            push: push_settings(&get)?,
             database_url,
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
             bind: parse(&get, "BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
@@ -313,6 +332,41 @@ fn file_settings(
         quota_bytes: get("FILE_QUOTA_BYTES")
             .map(|_| positive(get, "FILE_QUOTA_BYTES", 1))
             .transpose()?,
+    })
+}
+
+/// `VAPID_*`, `FCM_*`, `PUSH_*` and `OUTBOUND_ALLOWED_HOSTS`.
+fn push_settings(get: &impl Fn(&str) -> Option<String>) -> Result<PushSettings, ConfigError> {
+    let vapid_subject = get("VAPID_SUBJECT").unwrap_or_else(|| "mailto:chat-api@localhost".into());
+    if !(vapid_subject.starts_with("mailto:") || vapid_subject.starts_with("https:")) {
+        return Err(ConfigError::Invalid {
+            name: "VAPID_SUBJECT",
+            reason: "must be a mailto: or https: URL (a contact for the push services)".into(),
+        });
+    }
+    let outbound = crate::outbound::OutboundPolicy::parse(&get("OUTBOUND_ALLOWED_HOSTS").unwrap_or_default()).map_err(
+        |reason| ConfigError::Invalid {
+            name: "OUTBOUND_ALLOWED_HOSTS",
+            reason,
+        },
+    )?;
+    let fcm_api_base = get("FCM_API_BASE").unwrap_or_else(|| "https://fcm.googleapis.com".into());
+    if !(fcm_api_base.starts_with("https://") || fcm_api_base.starts_with("http://")) {
+        return Err(ConfigError::Invalid {
+            name: "FCM_API_BASE",
+            reason: "must be an http(s):// URL".into(),
+        });
+    }
+    Ok(PushSettings {
+        vapid_private_key: get("VAPID_PRIVATE_KEY"),
+        vapid_subject,
+        fcm_service_account_file: get("FCM_SERVICE_ACCOUNT_FILE").map(PathBuf::from),
+        fcm_api_base,
+        outbound,
+        preview: parse(get, "PUSH_PREVIEW", true)?,
+        max_attempts: u32::try_from(positive(get, "PUSH_MAX_ATTEMPTS", 10)?).unwrap_or(u32::MAX),
+        // FCM keeps a message at most 28 days.
+        ttl: Duration::from_secs(at_most(get, "PUSH_TTL_SECONDS", 86_400, 28 * 86_400)?),
     })
 }
 

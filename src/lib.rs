@@ -11,6 +11,8 @@
 //! - [`limits`]: the per-user rate limits; [`error`]: the one error type and its JSON envelope; [`views`]: the JSON shapes of
 //!   resources; [`config`]: the environment.
 //! - [`files`]: the bytes of uploads (a local folder or S3), their sniffed types, signed links.
+//! - [`push`]: the push worker (Web Push, FCM) that reads the event log; [`outbound`]: the
+//!   rules for calling URLs that users supply.
 //! - [`store`]: the only SQL, for PostgreSQL and SQLite, with the authorization gate
 //!   (`store/access.rs`) that every conversation-scoped operation starts from.
 //! - [`domain`]: validated input types.
@@ -22,6 +24,8 @@ pub mod error;
 pub mod files;
 pub mod limits;
 pub mod openapi;
+pub mod outbound;
+pub mod push;
 pub mod realtime;
 pub mod routes;
 pub mod startup;

@@ -90,6 +90,8 @@ actions! {
     /// Creating, changing and deleting address-book contacts: a batch import (up to 500
     /// entries) counts once, like a single contact.
     Contacts = "contacts", "RATE_LIMIT_CONTACTS", "2/s,30";
+    /// Push events (`POST /push/event`): each may reach 100 people's devices.
+    PushEvent = "push_event", "RATE_LIMIT_PUSH_EVENT", "1/s,10";
 }
 
 /// A sustained rate and a burst: `20/s,100` is 20 a second with up to 100 at once

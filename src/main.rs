@@ -65,12 +65,14 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(address = %bind, port = application.port(), "chat-api listening");
     let handle = application.handle();
     let hub = application.hub();
+    let push = application.push();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown signal received: closing streams, finishing in-flight requests");
         // Streams first: an open stream is an in-flight request that would otherwise hold the
         // graceful stop for its whole timeout.
         hub.shutdown().await;
+        push.shutdown().await;
         handle.stop(true).await;
     });
     application.run_until_stopped().await?;

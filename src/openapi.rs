@@ -46,6 +46,7 @@ use crate::views;
         (name = "messages", description = "Sending and reading messages"),
         (name = "chat requests", description = "Direct conversations that wait for the recipient to accept"),
         (name = "events", description = "Real-time events: the SSE stream and its JSON twin"),
+        (name = "push", description = "Push notifications to devices and browsers without an open stream"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -21,6 +21,7 @@ use crate::auth::{AuthService, secret};
 use crate::config::Config;
 use crate::error::{ApiError, envelope_framework_errors, json_config, path_config, query_config};
 use crate::limits::RateLimits;
+use crate::push::PushService;
 use crate::realtime::{Hub, StreamSettings};
 use crate::routes;
 use crate::state::AppState;
@@ -41,6 +42,8 @@ pub enum StartupError {
     Auth(ApiError),
     #[error("cannot open the file store: {0}")]
     Files(#[from] crate::files::FileError),
+    #[error("cannot start push notifications: {0}")]
+    Push(#[from] crate::push::PushSetupError),
 }
 
 pub struct Application {
@@ -48,6 +51,7 @@ pub struct Application {
     server: Server,
     store: Store,
     hub: Arc<Hub>,
+    push: Arc<PushService>,
 }
 
 impl Application {
@@ -98,6 +102,15 @@ impl Application {
             file_links: file_links.clone(),
         };
         let hub = Hub::start(store.clone(), settings, Uuid::now_v7()).await?;
+        let push = PushService::start(
+            store.clone(),
+            config.push.clone(),
+            &secret_folder,
+            file_links.clone(),
+            hub.instance(),
+            hub.log_advanced(),
+        )
+        .await?;
         tokio::spawn(prune_events(store.clone(), config.event_retention));
         tokio::spawn(sweep_orphan_files(
             store.clone(),
@@ -113,6 +126,7 @@ impl Application {
             },
             store: store.clone(),
             hub: hub.clone(),
+            push: push.clone(),
             auth: auth.clone(),
             production: config.production,
             files: files.clone(),
@@ -174,6 +188,7 @@ impl Application {
             server,
             store,
             hub,
+            push,
         })
     }
 
@@ -190,6 +205,12 @@ impl Application {
     /// instead of holding the graceful stop up.
     pub fn hub(&self) -> Arc<Hub> {
         self.hub.clone()
+    }
+
+    /// The push worker: `shutdown` it at a graceful stop so that another instance takes its
+    /// lease over at once.
+    pub fn push(&self) -> Arc<PushService> {
+        self.push.clone()
     }
 
     /// Serves until stopped through [`Application::handle`], then closes the database pool.

@@ -18,6 +18,7 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub store: Store,
     pub hub: Arc<Hub>,
+    pub push: Arc<crate::push::PushService>,
     /// Also registered as app data of its own, for the `AuthUser` extractor.
     pub auth: web::Data<AuthService>,
     pub limits: RateLimits,

@@ -290,6 +290,11 @@ pub struct ConversationView {
     pub pinned: bool,
     /// Archived by the caller: listed with `?archived=true` only.
     pub archived: bool,
+    /// Muted by the caller (`POST /conversation/{id}/mute`): no push notifications for it.
+    pub muted: bool,
+    /// When the caller's mute ends; `null` when not muted or muted until they unmute.
+    #[schema(example = json!(null))]
+    pub muted_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// Time of the last activity: creation or the last message.
     pub updated_at: DateTime<Utc>,
@@ -324,6 +329,8 @@ impl ConversationView {
             unread_count: conversation.unread_count,
             pinned: conversation.pinned,
             archived: conversation.archived,
+            muted: conversation.mute.is_some(),
+            muted_until: conversation.mute.and_then(|mute| mute.until),
             created_at: conversation.created_at,
             updated_at: conversation.updated_at,
         }

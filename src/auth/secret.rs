@@ -1,31 +1,53 @@
-//! The JWT signing secret: `JWT_SECRET`, or one generated once and kept in the data folder
-//! (beside the SQLite file) so that tokens survive a restart.
+//! Secrets that are generated when not configured and kept in the data folder (beside the
+//! SQLite file) so that they survive a restart: the JWT signing secret (`JWT_SECRET`) and the
+//! VAPID key of Web Push (`VAPID_PRIVATE_KEY`).
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::auth::tokens::random_hex;
 
-const SECRET_FILE: &str = "jwt_secret";
+/// A secret kept in a file of the data folder when its variable is unset.
+pub struct KeptSecret {
+    /// The variable that sets it (for the warnings).
+    pub variable: &'static str,
+    pub file: &'static str,
+    /// Makes a new one (at least 32 characters, no surrounding whitespace).
+    pub generate: fn() -> String,
+}
+
+/// The JWT signing secret.
+pub const JWT_SECRET: KeptSecret = KeptSecret {
+    variable: "JWT_SECRET",
+    file: "jwt_secret",
+    generate: || random_hex(32),
+};
 
 pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
+    load_or_create(&JWT_SECRET, configured, data_dir)
+}
+
+/// `configured`, else the secret kept in `data_dir`, else a new one, kept there.
+pub fn load_or_create(kept: &KeptSecret, configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
     if let Some(secret) = configured {
         return Ok(secret.to_string());
     }
-    let path = data_dir.join(SECRET_FILE);
+    let variable = kept.variable;
+    let path = data_dir.join(kept.file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_string();
         if existing.len() >= 32 {
-            tracing::warn!(path = %path.display(), "JWT_SECRET is not set: using the secret generated earlier");
+            tracing::warn!(path = %path.display(), "{variable} is not set: using the secret generated earlier");
             return Ok(existing);
         }
     }
     std::fs::create_dir_all(data_dir)?;
-    let secret = random_hex(32);
+    let secret = (kept.generate)();
+    let file = kept.file;
     // Written whole to a file of its own, then linked into place: linking fails if the file
     // exists, so of two instances starting together on one folder exactly one secret wins,
     // and nobody ever reads a half-written one.
-    let draft = data_dir.join(format!("{SECRET_FILE}.{}.tmp", random_hex(8)));
+    let draft = data_dir.join(format!("{file}.{}.tmp", random_hex(8)));
     {
         let mut file = open_private(&draft)?;
         file.write_all(secret.as_bytes())?;
@@ -38,7 +60,7 @@ pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> std::io::R
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             let existing = std::fs::read_to_string(&path)?.trim().to_string();
             if existing.len() >= 32 {
-                tracing::warn!(path = %path.display(), "JWT_SECRET is not set: using the secret another start generated");
+                tracing::warn!(path = %path.display(), "{variable} is not set: using the secret another start generated");
                 return Ok(existing);
             }
             // A short leftover from before: replace it.
@@ -48,7 +70,7 @@ pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> std::io::R
     }
     tracing::warn!(
         path = %path.display(),
-        "JWT_SECRET is not set: generated a secret and saved it; set JWT_SECRET in production \
+        "{variable} is not set: generated a secret and saved it; set {variable} in production \
          (and the same one on every instance)"
     );
     Ok(secret)

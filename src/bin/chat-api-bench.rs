@@ -30,11 +30,13 @@ const USAGE: &str = "usage: chat-api-bench [options]
   --postgres-url URL          admin URL used to create and drop the bench database
                               (default postgres://postgres@127.0.0.1:5432/postgres)
   --only LIST                 comma-separated: throughput,latency,memory,group,history,flood,files,
-                              presence
+                              presence,push
                               (default: all but history, which fills a large history first,
                               flood, which measures latency twice, files, which writes
-                              about 1.5 GiB to the temporary folder, and presence, which starts
-                              servers of its own to count a large group's presence events)
+                              about 1.5 GiB to the temporary folder, and presence and push,
+                              which start servers of their own: presence counts a large
+                              group's presence events, push times Web Push to a local push
+                              service that decrypts every push)
   --senders N                 concurrent senders for throughput (default 16)
   --messages N                messages for throughput (default 10000)
   --receivers N               receivers for latency (default 100)
@@ -731,6 +733,253 @@ async fn presence(options: &Options) -> Result<Vec<(String, String)>, String> {
     Ok(rows)
 }
 
+/// How many users receive pushes in [`push`] (each in a direct conversation with the sender).
+const PUSH_RECIPIENTS: usize = 20;
+
+/// Web Push from commit to a local push service: messages to offline users, each with a
+/// browser subscription; the push service decrypts each push (RFC 8291) and notes when it came.
+/// Latency: from the send's answer (the commit is before it) to the push's arrival, paced at
+/// 50 messages a second; throughput: a burst of 2,000 messages, pushes per second until the
+/// last arrived. The limit beside it: the same push service taking encrypted pushes straight
+/// from 16 concurrent senders, without the chat server.
+async fn push(options: &Options) -> Result<Vec<(String, String)>, String> {
+    let receiver = PushReceiver::start().await?;
+    let server = Server::start_with(options, &[("OUTBOUND_ALLOWED_HOSTS", "127.0.0.1".to_string())]).await?;
+    let api = Api {
+        client: Client::builder().pool_max_idle_per_host(512).build().expect("client"),
+        base: server.base.clone(),
+    };
+    let result = push_runs(&api, &receiver).await;
+    server.stop(false).await;
+    let limit = receiver.direct_rate(&api.client).await;
+    receiver.stop().await;
+    let (paced, burst) = result?;
+    let limit = limit?;
+    Ok(vec![
+        (
+            "push: commit to Web Push received, 50 msg/s (p50 / p99)".into(),
+            format!("{} ms", percentiles(&paced)),
+        ),
+        (
+            "push: burst of 2,000 messages, pushes/s until the last arrived".into(),
+            format!(
+                "{burst:.0}/s · the local push service alone: {limit:.0}/s ({:.0} %)",
+                100.0 * burst / limit
+            ),
+        ),
+    ])
+}
+
+/// The paced latencies (ms, sorted) and the burst's pushes per second.
+async fn push_runs(api: &Api, receiver: &PushReceiver) -> Result<(Vec<f64>, f64), String> {
+    let sender = api.register_many(1, "pusher").await?.remove(0);
+    let recipients = api.register_many(PUSH_RECIPIENTS, "pushed").await?;
+    let mut chats = Vec::new();
+    for recipient in &recipients {
+        chats.push(api.direct(&sender, recipient).await?);
+        let keys = receiver.subscription();
+        api.post(
+            "/push/subscription",
+            Some(&recipient.token),
+            json!({"platform": "web", "webEndpoint": format!("{}/push/{}", receiver.base, keys.0),
+                   "webKeyAuth": keys.1, "webKeyP256dh": keys.2, "deviceUdid": "bench"}),
+        )
+        .await?;
+    }
+    // Paced: one message every 20 ms, each timed from its answer.
+    let mut sent_at = std::collections::HashMap::new();
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    for round in 0..200 {
+        ticks.tick().await;
+        let data = api
+            .post(
+                "/message",
+                Some(&sender.token),
+                json!({"convo_id": chats[round % chats.len()], "message": format!("paced {round}")}),
+            )
+            .await?;
+        sent_at.insert(
+            data["message"]["_id"].as_str().unwrap_or_default().to_string(),
+            Instant::now(),
+        );
+    }
+    let arrived = receiver.wait_for(200, Duration::from_secs(60)).await?;
+    let mut latencies: Vec<f64> = arrived
+        .iter()
+        .filter_map(|(message, at)| Some(at.saturating_duration_since(*sent_at.get(message)?).as_secs_f64() * 1000.0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    // Burst: 2,000 messages from 8 senders at once.
+    let started = Instant::now();
+    let limit = Arc::new(Semaphore::new(8));
+    let sends = (0..2000).map(|round| {
+        let (limit, chat, sender) = (limit.clone(), chats[round % chats.len()].clone(), &sender);
+        async move {
+            let _permit = limit.acquire().await.map_err(|error| error.to_string())?;
+            api.send(sender, &chat, &format!("burst {round}")).await
+        }
+    });
+    for sent in join_all(sends).await {
+        sent?;
+    }
+    let arrived = receiver.wait_for(2000, Duration::from_secs(300)).await?;
+    let last = arrived.iter().map(|(_, at)| *at).max().unwrap_or(started);
+    let rate = 2000.0 / last.saturating_duration_since(started).as_secs_f64().max(0.001);
+    Ok((latencies, rate))
+}
+
+/// The private keys of [`PushReceiver`]'s subscriptions, by endpoint id.
+type BrowserKeys =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, (web_push_native::p256::SecretKey, [u8; 16])>>>;
+
+/// A push service on loopback: decrypts each push with its subscription's key and notes the
+/// message it announces and when it came.
+struct PushReceiver {
+    base: String,
+    handle: actix_web::dev::ServerHandle,
+    keys: BrowserKeys,
+    arrived: Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
+}
+
+impl PushReceiver {
+    async fn start() -> Result<Self, String> {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        let keys: BrowserKeys = Default::default();
+        let arrived: Arc<std::sync::Mutex<Vec<(String, Instant)>>> = Default::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+        let base = format!("http://{}", listener.local_addr().map_err(|error| error.to_string())?);
+        let (server_keys, server_arrived) = (keys.clone(), arrived.clone());
+        let server = HttpServer::new(move || {
+            let (keys, arrived) = (server_keys.clone(), server_arrived.clone());
+            App::new().route(
+                "/push/{id}",
+                web::post().to(move |id: web::Path<String>, body: web::Bytes| {
+                    let (keys, arrived) = (keys.clone(), arrived.clone());
+                    async move {
+                        let key = keys
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .get(id.as_str())
+                            .cloned();
+                        let Some((secret, auth)) = key else {
+                            return HttpResponse::NotFound().finish();
+                        };
+                        let Ok(plain) = web_push_native::decrypt(body.to_vec(), &secret, &auth.into()) else {
+                            return HttpResponse::BadRequest().finish();
+                        };
+                        let message = serde_json::from_slice::<Value>(&plain).unwrap_or_default()["messageId"]
+                            .as_str()
+                            .unwrap_or("direct")
+                            .to_string();
+                        arrived
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push((message, Instant::now()));
+                        HttpResponse::Created().finish()
+                    }
+                }),
+            )
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|error| error.to_string())?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self {
+            base,
+            handle,
+            keys,
+            arrived,
+        })
+    }
+
+    /// A new browser's subscription: (endpoint id, auth, p256dh), base64url.
+    fn subscription(&self) -> (String, String, String) {
+        use base64::Engine;
+        use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let secret = loop {
+            let mut bytes = [0u8; 32];
+            let _ = getrandom::fill(&mut bytes);
+            if let Ok(secret) = web_push_native::p256::SecretKey::from_slice(&bytes) {
+                break secret;
+            }
+        };
+        let mut auth = [0u8; 16];
+        let _ = getrandom::fill(&mut auth);
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let p256dh = encode(secret.public_key().to_encoded_point(false).as_bytes());
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(id.clone(), (secret, auth));
+        (id, encode(&auth), p256dh)
+    }
+
+    /// Waits until `count` pushes in all have arrived; returns them (and forgets them).
+    async fn wait_for(&self, count: usize, within: Duration) -> Result<Vec<(String, Instant)>, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let mut arrived = self.arrived.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if arrived.len() >= count {
+                    return Ok(std::mem::take(&mut *arrived));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("{} of {count} pushes arrived", arrived.len()));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Pushes per second this service takes straight from 16 concurrent senders: 2,000 pushes
+    /// encrypted beforehand, so only the HTTP and the decryption count.
+    async fn direct_rate(&self, client: &Client) -> Result<f64, String> {
+        let (id, auth, p256dh) = self.subscription();
+        let decode = |text: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .map_err(|error| error.to_string())
+        };
+        let public =
+            web_push_native::p256::PublicKey::from_sec1_bytes(&decode(&p256dh)?).map_err(|error| error.to_string())?;
+        let auth: [u8; 16] = decode(&auth)?.try_into().map_err(|_| "auth".to_string())?;
+        let body = web_push_native::encrypt(br#"{"messageId":"direct"}"#.to_vec(), &public, &auth.into())
+            .map_err(|error| error.to_string())?;
+        let url = format!("{}/push/{id}", self.base);
+        let started = Instant::now();
+        let limit = Arc::new(Semaphore::new(16));
+        let posts = (0..2000).map(|_| {
+            let (limit, url, body) = (limit.clone(), url.clone(), body.clone());
+            async move {
+                let _permit = limit.acquire().await.map_err(|error| error.to_string())?;
+                client
+                    .post(url)
+                    .header("TTL", "60")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok::<_, String>(())
+            }
+        });
+        for posted in join_all(posts).await {
+            posted?;
+        }
+        let rate = 2000.0 / started.elapsed().as_secs_f64();
+        self.wait_for(2000, Duration::from_secs(30)).await?;
+        Ok(rate)
+    }
+
+    async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
 /// One run of [`presence`]: the number of `presence` events all members' streams received.
 async fn presence_storm(api: &Api, size: usize, subscriptions: usize) -> Result<usize, String> {
     let members = api.register_many(size, "present").await?;
@@ -1293,6 +1542,7 @@ async fn main() {
         "flood",
         "files",
         "presence",
+        "push",
     ] {
         if !options.runs(name) {
             continue;
@@ -1306,6 +1556,7 @@ async fn main() {
             "flood" => flood(&api, &options).await,
             "files" => files(&api, &server).await,
             "presence" => presence(&options).await,
+            "push" => push(&options).await,
             _ => memory(&api, &server, &options).await,
         };
         match result {

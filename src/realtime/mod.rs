@@ -78,6 +78,8 @@ pub struct Hub {
     subscribers: Mutex<HashMap<Uuid, Vec<Subscriber>>>,
     next_subscriber: AtomicU64,
     shutting_down: AtomicBool,
+    /// Rung whenever the dispatcher has read new events: the push worker reads the log then.
+    log_advanced: Arc<tokio::sync::Notify>,
 }
 
 /// An open stream's registration; dropping it unregisters the stream.
@@ -122,6 +124,7 @@ impl Hub {
             subscribers: Mutex::new(HashMap::new()),
             next_subscriber: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
+            log_advanced: Default::default(),
         });
         hub.start_presence();
         tokio::spawn(dispatch(hub.clone(), signals, start_at));
@@ -134,6 +137,12 @@ impl Hub {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Rung each time this instance's dispatcher has read new events from the log (on every
+    /// instance, for every event committed anywhere).
+    pub fn log_advanced(&self) -> Arc<tokio::sync::Notify> {
+        self.log_advanced.clone()
     }
 
     /// This instance's id (its presence and stream rows).
@@ -431,6 +440,7 @@ async fn read_and_deliver(hub: &Hub, cursor: &mut EventPosition) -> crate::store
             }
         }
         *cursor = last;
+        hub.log_advanced.notify_one();
         if !full {
             return Ok(());
         }

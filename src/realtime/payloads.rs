@@ -284,7 +284,7 @@ pub fn conversation_created(conversation: &Conversation, emails: EmailPolicy) ->
     ]
 }
 
-/// `data` of `conversation.updated` after a pin or archive toggle: the user's own flags.
+/// `data` of `conversation.updated` after a pin, archive or mute toggle: the user's own flags.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlagsChangedData {
@@ -292,15 +292,19 @@ pub struct FlagsChangedData {
     pub id: Uuid,
     pub pinned: bool,
     pub archived: bool,
+    pub muted: bool,
+    pub muted_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// `conversation.updated` to the user who pinned, unpinned, archived or unarchived: their
-/// flags only, so that other devices follow (not the whole conversation again).
+/// `conversation.updated` to the user who pinned, unpinned, archived, unarchived, muted or
+/// unmuted: their flags only, so that other devices follow (not the whole conversation again).
 pub fn flags_changed(user: Uuid, conversation: &Conversation) -> Vec<NewEvent> {
     let data = FlagsChangedData {
         id: conversation.id,
         pinned: conversation.pinned,
         archived: conversation.archived,
+        muted: conversation.mute.is_some(),
+        muted_until: conversation.mute.and_then(|mute| mute.until),
     };
     vec![NewEvent::new(CONVERSATION_UPDATED, Audience::User(user), json(&data))]
 }

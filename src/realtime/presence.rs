@@ -25,6 +25,11 @@ use crate::store::{self, Store, StoreResult};
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const ALIVE_FOR: Duration = Duration::from_secs(30);
 
+/// Instances that heartbeat after this are alive (their presence rows and streams count).
+pub fn alive_since(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    now - chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default()
+}
+
 enum Change {
     Connected {
         user: Uuid,
@@ -99,8 +104,7 @@ pub async fn last_activity(
     store: &Store,
     users: &[Uuid],
 ) -> StoreResult<HashMap<Uuid, (bool, Option<chrono::DateTime<Utc>>)>> {
-    let alive_since = store::now() - chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
-    store.presence_of(users, alive_since).await
+    store.presence_of(users, alive_since(store::now())).await
 }
 
 /// Whether `user` shows as online, by the database: a stream open anywhere, unless they

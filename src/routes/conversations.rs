@@ -568,6 +568,74 @@ pub async fn toggle_archive(
     }))
 }
 
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MuteRequest {
+    /// When the mute ends (RFC 3339, in the future); absent or `null`: until unmuted.
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub until: Option<String>,
+}
+
+impl FieldAliases for MuteRequest {}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MutedData {
+    pub muted: bool,
+    /// When the mute ends; `null` when not muted or muted until unmuted.
+    #[schema(example = json!(null))]
+    pub muted_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Mute or unmute a conversation (for the caller only).
+///
+/// Toggles the caller's mute: while muted, new messages of the conversation send the caller
+/// no push notifications (they still arrive on the caller's streams and count as unread).
+/// Muting takes `until` (RFC 3339, in the future; absent or `null`: until unmuted); calling
+/// again while muted unmutes, whatever the body. A mute whose `until` passed is over. Sends
+/// `conversation.updated` (`{_id, pinned, archived, muted, mutedUntil}`) to the caller's
+/// streams. The body may be empty.
+#[utoipa::path(
+    post, path = "/api/v1/conversation/{id}/mute", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation's id")),
+    request_body(content = Option<MuteRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new state", body = Success<MutedData>),
+        (status = 400, description = "The id is not a UUID, or the body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorEnvelope),
+        (status = 404, description = "No such conversation, or the caller is not in it", body = ErrorEnvelope),
+        (status = 422, description = "`until` is not an RFC 3339 time in the future (`validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "Past the caller's budget (`rate_limited`, with `Retry-After` and `RateLimit`)", body = ErrorEnvelope),
+    )
+)]
+#[post("/{id}/mute")]
+pub async fn toggle_mute(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let request: MuteRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        MuteRequest::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let now = store::now();
+    let until = match request.until.as_deref() {
+        None => None,
+        Some(raw) => match super::rfc3339_time("until", raw)? {
+            until if until > now => Some(until),
+            _ => return Err(ApiError::invalid_field("until", "must be in the future")),
+        },
+    };
+    let conversation = toggle(&state, caller, id.into_inner(), ConversationFlag::Muted { until }).await?;
+    Ok(ok(MutedData {
+        muted: conversation.mute.is_some(),
+        muted_until: conversation.mute.and_then(|mute| mute.until),
+    }))
+}
+
 async fn toggle(
     state: &AppState,
     caller: AuthUser,

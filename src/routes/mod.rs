@@ -13,6 +13,7 @@ pub mod files;
 pub mod health;
 pub mod messages;
 pub mod presence;
+pub mod push;
 pub mod stream;
 pub mod users;
 
@@ -86,6 +87,7 @@ route_table! {
             conversations::leave_conversation,
             conversations::toggle_pin,
             conversations::toggle_archive,
+            conversations::toggle_mute,
             conversations::mark_read,
             conversations::send_typing,
         ],
@@ -116,6 +118,13 @@ route_table! {
             chat_requests::decline_chat_request,
         ],
         "/events": [stream::create_ticket, stream::open_stream, stream::list_events],
+        "/push": [
+            push::vapid_public_key,
+            push::create_subscription,
+            push::list_subscriptions,
+            push::delete_subscription,
+            push::create_event,
+        ],
     }
 }
 

@@ -28,7 +28,8 @@ macro_rules! select_conversations {
     ($filter:literal, $order_limit:literal) => {
         concat!(
             "WITH page AS (
-                 SELECT p.conversation_id, p.user_id, p.last_read_seq, p.pinned_at, p.archived_at
+                 SELECT p.conversation_id, p.user_id, p.last_read_seq, p.pinned_at, p.archived_at,
+                        p.muted_at, p.muted_until
                  FROM participants p JOIN conversations c ON c.id = p.conversation_id
                  WHERE p.user_id = $1 ",
             $filter,
@@ -37,7 +38,7 @@ macro_rules! select_conversations {
             ")
              SELECT c.id, c.kind, c.name, c.owner_id, c.description, c.only_owner_renames, c.request_status,
                 (p.pinned_at IS NOT NULL) AS pinned, (p.archived_at IS NOT NULL) AS archived,
-                c.created_at, c.updated_at,
+                p.muted_at, p.muted_until, c.created_at, c.updated_at,
                 m.id AS last_message_id, m.seq AS last_message_seq, m.sender_id AS last_message_sender_id,
                 u.name AS last_message_sender_name, m.content AS last_message_content,
                 m.client_id AS last_message_client_id, m.created_at AS last_message_created_at,
@@ -92,6 +93,7 @@ fn new_conversation(
         unread_count: 0,
         pinned: false,
         archived: false,
+        mute: None,
         created_at: now,
         updated_at: now,
     }
@@ -446,13 +448,23 @@ impl Store {
                     "UPDATE participants SET archived_at = CASE WHEN archived_at IS NULL THEN $3 ELSE NULL END
                      WHERE conversation_id = $1 AND user_id = $2"
                 }
+                // Both assignments read the row as it was: a mute in force ends, otherwise
+                // one begins (a lapsed mute counts as none).
+                ConversationFlag::Muted { .. } => {
+                    "UPDATE participants SET
+                       muted_at = CASE WHEN muted_at IS NULL OR muted_until <= $3 THEN $3 ELSE NULL END,
+                       muted_until = CASE WHEN muted_at IS NULL OR muted_until <= $3 THEN $4 ELSE NULL END
+                     WHERE conversation_id = $1 AND user_id = $2"
+                }
             };
-            let updated = sqlx::query(sql)
+            let mut query = sqlx::query(sql)
                 .bind(member.conversation())
                 .bind(member.user())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                .bind(now);
+            if let ConversationFlag::Muted { until } = flag {
+                query = query.bind(until);
+            }
+            let updated = query.execute(&mut *tx).await?;
             if updated.rows_affected() == 0 {
                 // Left in between: the gate's answer no longer holds.
                 return Err(StoreError::NotFound("conversation"));

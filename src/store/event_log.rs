@@ -139,6 +139,8 @@ pub struct StoredEvent {
     pub kind: String,
     pub conversation_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
+    /// The message the event shows (see [`NewEvent::shows`]).
+    pub message_id: Option<Uuid>,
     pub payload: String,
 }
 
@@ -151,7 +153,8 @@ impl StoredEvent {
     }
 }
 
-const SELECT_EVENTS: &str = "SELECT e.tx_id, e.id, e.kind, e.conversation_id, e.user_id, e.payload FROM events e";
+const SELECT_EVENTS: &str =
+    "SELECT e.tx_id, e.id, e.kind, e.conversation_id, e.user_id, e.message_id, e.payload FROM events e";
 
 impl Store {
     /// The position of the newest event every reader can see: a client that loads its state

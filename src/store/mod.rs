@@ -21,6 +21,7 @@ mod messages;
 pub mod models;
 mod postgres;
 mod presence;
+mod push;
 mod search;
 mod sessions;
 mod sql;
@@ -39,6 +40,7 @@ pub use contacts::{
 pub use files::{FileState, StoredFile};
 pub use groups::{GroupChanges, GroupCreated, GroupUpdate, Left};
 pub use messages::Sent;
+pub use push::{DuePush, MessageRecipient, PUSH_SUBSCRIPTIONS_MAX, PushSubscription, PushedMessage, QueuedPush};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -194,6 +194,8 @@ pub struct Conversation {
     pub pinned: bool,
     /// Archived by this participant: out of their default list (new messages keep it there).
     pub archived: bool,
+    /// Muted by this participant: no pushes for it (its messages still arrive on streams).
+    pub mute: Option<Mute>,
     pub created_at: DateTime<Utc>,
     /// Time of the last activity (creation or last message): the list's sort key.
     pub updated_at: DateTime<Utc>,
@@ -208,11 +210,33 @@ pub struct ConversationCursor {
     pub id: Uuid,
 }
 
+/// A participant's mute of a conversation, in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mute {
+    /// When it ends; `None`: when the participant unmutes.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Mute {
+    /// The mute recorded as `muted_at`, `muted_until`, if it is still in force at `now`.
+    pub fn in_force(muted_at: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<Self> {
+        muted_at?;
+        match until {
+            Some(until) if until <= now => None,
+            until => Some(Self { until }),
+        }
+    }
+}
+
 /// Which of a participant's flags to toggle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConversationFlag {
     Pinned,
     Archived,
+    /// Mute until this time (`None`: until unmuted), or unmute if muted.
+    Muted {
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -356,6 +380,8 @@ pub(crate) struct ConversationRow {
     pub request_status: Option<String>,
     pub pinned: bool,
     pub archived: bool,
+    pub muted_at: Option<DateTime<Utc>>,
+    pub muted_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_message_id: Option<Uuid>,
@@ -429,6 +455,7 @@ impl ConversationRow {
             unread_count: self.unread_count,
             pinned: self.pinned,
             archived: self.archived,
+            mute: Mute::in_force(self.muted_at, self.muted_until, super::now()),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

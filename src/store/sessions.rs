@@ -86,6 +86,12 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if revoked.rows_affected() > 0 {
+                sqlx::query("DELETE FROM push_subscriptions WHERE session_id = $1")
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(if revoked.rows_affected() > 0 {
                 RefreshOutcome::ReuseDetected
@@ -95,14 +101,21 @@ impl Store {
         })
     }
 
-    /// Ends a session: its refresh token and every access token issued to it stop working.
+    /// Ends a session: its refresh token and every access token issued to it stop working,
+    /// and the push subscriptions it registered go.
     pub async fn revoke_session(&self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
         with_writer!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(session_id)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM push_subscriptions WHERE session_id = $1")
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             Ok(())
         })
     }

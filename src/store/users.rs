@@ -230,6 +230,11 @@ impl Store {
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1 AND session_id <> $2")
+                .bind(user)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(ended)
         })
@@ -308,6 +313,7 @@ impl Store {
                 .await?;
             for cleanup in [
                 "DELETE FROM starred_messages WHERE user_id = $1",
+                "DELETE FROM push_subscriptions WHERE user_id = $1",
                 "DELETE FROM user_blocks WHERE blocker_id = $1 OR blocked_id = $1",
                 "DELETE FROM contacts WHERE owner_id = $1",
                 // The address book's events held other people's emails and phones.

@@ -7,16 +7,18 @@ use std::path::Path;
 /// Each top-level module and its layer: a module may use only modules of lower layers (and
 /// itself). Read top to bottom, this is the README's architecture map.
 const LAYERS: &[(&str, u8)] = &[
-    ("startup", 8),   // entry: wires everything
-    ("openapi", 7),   // the document of the routes
-    ("routes", 6),    // HTTP layer
-    ("state", 5),     // what handlers share
+    ("startup", 9),   // entry: wires everything
+    ("openapi", 8),   // the document of the routes
+    ("routes", 7),    // HTTP layer
+    ("state", 6),     // what handlers share
+    ("push", 5),      // background worker: push notifications from the event log
     ("telemetry", 5), // logging setup
     ("auth", 4),      // services
     ("realtime", 4),  // hub, fan-out, presence, event payloads
     ("config", 4),    // the environment
     ("limits", 3),    // per-user rate limits
     ("files", 3),     // the bytes of uploads: local folder or S3
+    ("outbound", 3),  // the rules for calling URLs that users supply
     ("error", 2),     // the JSON error envelope, mapping store errors
     ("views", 2),     // JSON shapes shared by answers and event payloads
     ("store", 1),     // the only SQL

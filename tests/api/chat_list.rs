@@ -143,7 +143,7 @@ async fn pin_and_archive_send_conversation_updated_to_the_callers_streams(backen
     let updated = other_device.next_of("conversation.updated").await;
     assert_eq!(
         updated.data,
-        serde_json::json!({"_id": conversation, "pinned": true, "archived": false}),
+        serde_json::json!({"_id": conversation, "pinned": true, "archived": false, "muted": false, "mutedUntil": null}),
         "the flags only, not the conversation again (issue 9)"
     );
     bo_stream

@@ -17,6 +17,9 @@ use uuid::Uuid;
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const PASSWORD: &str = "correct horse battery";
+/// A fixed VAPID key, so that no test writes one into `./data` (PostgreSQL apps have no
+/// folder of their own); tests/api/push.rs also starts apps that generate theirs.
+pub const TEST_VAPID_PRIVATE_KEY: &str = "Ffnqvkyfun9BRYoIAathrl5t9xMjBR8LItOjFFfi3dM";
 
 /// Declares each listed `async fn name(backend: Backend)` as two tests, `sqlite::name` and
 /// `postgres::name`.
@@ -201,6 +204,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     handle: ServerHandle,
+    push: std::sync::Arc<chat_api::push::PushService>,
     /// `None` for a sibling instance: the first instance owns (and drops) the database.
     _database: Option<TestDatabase>,
     _files_folder: Option<FilesFolder>,
@@ -213,6 +217,19 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // `stop` sends the command at once; the returned future only waits for completion.
         drop(self.handle.stop(false));
+        // Tasks of the app outlive its server in the test's runtime: end the push worker,
+        // which would otherwise hold the push lease.
+        self.push.abort();
+    }
+}
+
+impl TestApp {
+    /// Ends this instance as a crash would: no more requests served, its push worker
+    /// stopped where it stands, nothing given back (its push lease lapses by itself). The
+    /// database stays, for the instances that go on.
+    pub fn crash(&self) {
+        drop(self.handle.stop(false));
+        self.push.abort();
     }
 }
 
@@ -261,6 +278,7 @@ async fn start_app(
         // Tests send faster than people; tests/api/rate_limits.rs turns the limits on.
         ("RATE_LIMITS".into(), "off".into()),
         ("PRESENCE_DEBOUNCE_MS".into(), "200".into()),
+        ("VAPID_PRIVATE_KEY".into(), TEST_VAPID_PRIVATE_KEY.into()),
     ]);
     for (name, value) in settings {
         environment.insert(name.to_string(), value.to_string());
@@ -276,6 +294,7 @@ async fn start_app(
     let application = Application::build(config).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
+    let push = application.push();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
@@ -286,6 +305,7 @@ async fn start_app(
             .unwrap(),
         database_url,
         handle,
+        push,
         _database: database,
         _files_folder: files_folder,
         file_store_url: environment["FILE_STORE_URL"].clone(),

@@ -27,6 +27,8 @@ mod messages;
 mod openapi;
 mod people;
 mod profiles;
+mod push;
+mod push_peers;
 mod rate_limits;
 mod realtime;
 mod receipts;

@@ -72,7 +72,7 @@ async fn listed(app: &TestApp, user: &TestUser, conversation: &str) -> Value {
 }
 
 /// Waits until `viewer` sees `user` offline (their streams' closing noticed).
-async fn wait_until_offline(app: &TestApp, viewer: &TestUser, user: &TestUser) {
+pub(crate) async fn wait_until_offline(app: &TestApp, viewer: &TestUser, user: &TestUser) {
     for _ in 0..200 {
         let reply = app
             .get(
