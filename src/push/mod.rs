@@ -166,6 +166,12 @@ impl PushService {
         })?;
         let vapid = Vapid::from_private_key(&private_key, settings.vapid_subject.clone())
             .map_err(|reason| PushSetupError::Invalid(format!("VAPID_PRIVATE_KEY {reason}")))?;
+        if settings.vapid_private_key.is_none() && store.kind() == crate::store::BackendKind::Postgres {
+            tracing::warn!(
+                "VAPID_PRIVATE_KEY is not set on PostgreSQL: instances that do not share DATA_DIR \
+                 each generate their own key, and Web Push fails for browsers that subscribed with another"
+            );
+        }
         let operator_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(SEND_TIMEOUT)

@@ -55,6 +55,15 @@ async fn subscribe_web(app: &TestApp, user: &TestUser, web: &WebPushService) -> 
     subscription
 }
 
+/// Waits until the push service has seen a request for `browser` (whatever it answered).
+async fn wait_for_attempt(web: &WebPushService, browser: &WebSubscription, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while web.attempts(browser) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no attempt at the push");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn message_ids(pushes: &[crate::push_peers::WebPush]) -> Vec<String> {
     pushes
         .iter()
@@ -308,11 +317,7 @@ async fn a_message_deleted_while_its_push_waits_is_not_sent(backend: Backend) {
     let browser = subscribe_web(&app, &bo, &web).await;
     web.respond(&browser, &[(503, Some(2))]);
     let regretted = app.send_text(&ana, &chat, "I regret this").await;
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    while web.attempts(&browser) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no attempt at the push");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_attempt(&web, &browser, WITHIN).await;
 
     // Act: deleted for everyone before the retry; then another message.
     let deleted = app.delete_message(&ana, &regretted, "all").await;
@@ -367,11 +372,7 @@ async fn a_crash_between_commit_and_push_still_delivers_after_restart(backend: B
     let browser = subscribe_web(&app, &bo, &web).await;
     web.respond(&browser, &[(503, Some(1)), (503, Some(1)), (503, Some(1))]);
     let sent = app.send_text(&ana, &chat, "do not lose me").await;
-    let deadline = tokio::time::Instant::now() + AFTER_TAKEOVER;
-    while web.attempts(&browser) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no attempt at the push");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_attempt(&web, &browser, AFTER_TAKEOVER).await;
 
     // Act: the instance dies; another starts on the same database.
     let restarted = app.spawn_sibling(&[("OUTBOUND_ALLOWED_HOSTS", "127.0.0.1")]).await;
