@@ -49,12 +49,14 @@ const DECIDE_BATCH: u32 = 500;
 /// New messages decided per transaction: bounds one step's rows (a message to a large group
 /// is one row per device of every offline member) and keeps each transaction short.
 const MESSAGES_PER_STEP: usize = 16;
-/// Pushes claimed from the outbox at a time, and sent at once.
-const SEND_BATCH: u32 = 64;
-const SEND_CONCURRENCY: usize = 16;
-/// At most this many of the pushes in flight go to one push-service host: a host that is slow
-/// (or a tarpit a user registered) holds up only its own pushes, never all of them.
-const PER_HOST: usize = 4;
+/// Pushes claimed from the outbox at a time, and sent at once (push services answer in tens
+/// of milliseconds, from far away: throughput needs many in flight).
+const SEND_BATCH: u32 = 256;
+const SEND_CONCURRENCY: usize = 64;
+/// At most this many of the pushes in flight go to one user's devices: a slow endpoint (or a
+/// tarpit a user registered) holds up only its own user's pushes, never everyone's. Not per
+/// host: most browsers' pushes go to one host (FCM's).
+const PER_USER: usize = 2;
 /// A push service gets this long to answer (and 3 s to accept the connection).
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// A claimed push is not due again for this long (see `Store::claim_due_pushes`).
@@ -407,13 +409,16 @@ impl PushService {
         }
     }
 
-    /// Records what an attempt at `push` came to. Errors are logged, not returned: the other
-    /// pushes' outcomes must be recorded whatever happens to one.
-    async fn record(&self, push: &DuePush, outcome: Outcome, now: DateTime<Utc>) {
+    /// Records what an attempt at `push` came to; a push that is done (sent, or given up on)
+    /// is added to `finished`, for the caller to remove with others in one statement. Errors
+    /// are logged, not returned: the other pushes' outcomes must be recorded whatever happens
+    /// to one.
+    async fn record(&self, push: &DuePush, outcome: Outcome, now: DateTime<Utc>, finished: &mut Vec<Uuid>) {
         let recorded = match outcome {
             Outcome::Sent => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                self.store.finish_pushes(&[push.push_id]).await
+                finished.push(push.push_id);
+                Ok(())
             }
             Outcome::Gone => {
                 self.stats.pruned.fetch_add(1, Ordering::Relaxed);
@@ -423,14 +428,16 @@ impl PushService {
             Outcome::Failed(reason) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(push = %push.push_id, %reason, "push failed: dropped");
-                self.store.finish_pushes(&[push.push_id]).await
+                finished.push(push.push_id);
+                Ok(())
             }
             Outcome::Retry { after, reason } => {
                 let attempts = push.attempts.saturating_add(1);
                 if u32::try_from(attempts).unwrap_or(u32::MAX) >= self.settings.max_attempts {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(push = %push.push_id, %reason, attempts, "push failed after every attempt: dropped");
-                    self.store.finish_pushes(&[push.push_id]).await
+                    finished.push(push.push_id);
+                    Ok(())
                 } else {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     // A Retry-After may lengthen the wait, never shorten it below the backoff.
@@ -592,13 +599,15 @@ async fn decide_continually(service: Arc<PushService>, log_advanced: Arc<Notify>
     }
 }
 
-/// The sender: keeps up to [`SEND_CONCURRENCY`] pushes in flight, at most [`PER_HOST`] of
-/// them to one host, claiming more from the outbox as slots free; each outcome is recorded as
-/// it comes, so a slow push never holds up the recording of others.
+/// The sender: keeps up to [`SEND_CONCURRENCY`] pushes in flight, at most [`PER_USER`] of
+/// them to one user's devices, claiming more from the outbox as slots free; each outcome is
+/// recorded as it comes (the finished ones removed together), so a slow push never holds up
+/// others.
 async fn send_continually(service: Arc<PushService>) {
+    type Flight = (DuePush, Outcome);
     let mut claimed: std::collections::VecDeque<DuePush> = Default::default();
-    let mut in_flight: tokio::task::JoinSet<(DuePush, String, Outcome)> = tokio::task::JoinSet::new();
-    let mut per_host: std::collections::HashMap<String, usize> = Default::default();
+    let mut in_flight: tokio::task::JoinSet<Flight> = tokio::task::JoinSet::new();
+    let mut per_user: std::collections::HashMap<Uuid, usize> = Default::default();
     loop {
         let stopping = service.stopping.load(Ordering::Relaxed);
         if stopping && in_flight.is_empty() {
@@ -621,55 +630,50 @@ async fn send_continually(service: Arc<PushService>) {
                 .await
             {
                 Ok(due) => {
-                    for push in due {
-                        if !claimed.iter().any(|known| known.push_id == push.push_id) {
-                            claimed.push_back(push);
-                        }
-                    }
+                    let known: std::collections::HashSet<Uuid> = claimed.iter().map(|push| push.push_id).collect();
+                    claimed.extend(due.into_iter().filter(|push| !known.contains(&push.push_id)));
                 }
                 Err(error) => tracing::warn!(%error, "claiming pushes failed; retrying"),
             }
         }
-        // Start what the slots and the per-host caps allow, oldest first.
+        // Start what the slots and the per-user caps allow, oldest first.
         let mut index = 0;
         while !stopping && in_flight.len() < SEND_CONCURRENCY && index < claimed.len() {
-            let host = host_of(&claimed[index].subscription);
-            if per_host.get(&host).copied().unwrap_or(0) >= PER_HOST {
+            let user = claimed[index].subscription.user_id;
+            if per_user.get(&user).copied().unwrap_or(0) >= PER_USER {
                 index += 1;
                 continue;
             }
             let Some(push) = claimed.remove(index) else { break };
-            *per_host.entry(host.clone()).or_default() += 1;
+            *per_user.entry(user).or_default() += 1;
             let worker = service.clone();
             in_flight.spawn(async move {
                 let outcome = worker.attempt(&push, crate::store::now()).await;
-                (push, host, outcome)
+                (push, outcome)
             });
         }
-        let wait_for_more = in_flight.len() < SEND_CONCURRENCY && claimed.is_empty();
+        let idle = in_flight.is_empty() || (in_flight.len() < SEND_CONCURRENCY && claimed.is_empty());
+        let mut done: Vec<Flight> = Vec::new();
         tokio::select! {
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Ok((push, host, outcome)) = done {
-                    if let Some(count) = per_host.get_mut(&host) {
-                        *count = count.saturating_sub(1);
-                    }
-                    service.record(&push, outcome, crate::store::now()).await;
-                }
-            }
-            _ = tokio::time::timeout(IDLE_POLL, service.queued.notified()), if wait_for_more || in_flight.is_empty() => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)), if !wait_for_more && !in_flight.is_empty() => {}
+            Some(Ok(flight)) = in_flight.join_next(), if !in_flight.is_empty() => done.push(flight),
+            _ = tokio::time::timeout(IDLE_POLL, service.queued.notified()), if idle => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)), if !idle => {}
         }
-    }
-}
-
-/// Where a push goes, for the per-host cap: the Web Push service's host, or FCM.
-fn host_of(subscription: &PushSubscription) -> String {
-    match subscription.web_endpoint.as_deref() {
-        Some(endpoint) => reqwest::Url::parse(endpoint)
-            .ok()
-            .and_then(|url| url.host_str().map(str::to_string))
-            .unwrap_or_default(),
-        None => "fcm".to_string(),
+        while let Some(Ok(flight)) = in_flight.try_join_next() {
+            done.push(flight);
+        }
+        let now = crate::store::now();
+        let mut finished = Vec::new();
+        for (push, outcome) in done {
+            if let Some(count) = per_user.get_mut(&push.subscription.user_id) {
+                *count = count.saturating_sub(1);
+            }
+            service.record(&push, outcome, now, &mut finished).await;
+        }
+        per_user.retain(|_, count| *count > 0);
+        if let Err(error) = service.store.finish_pushes(&finished).await {
+            tracing::warn!(%error, "could not remove finished pushes (they are sent again after the claim)");
+        }
     }
 }
 
