@@ -46,9 +46,11 @@ const LEASE: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Events read per step of deciding.
 const DECIDE_BATCH: u32 = 500;
-/// New messages decided per transaction: bounds one step's rows (a message to a large group
-/// is one row per device of every offline member) and keeps each transaction short.
-const MESSAGES_PER_STEP: usize = 16;
+/// New messages decided per transaction, at most; fewer while steps yield more than
+/// [`PUSHES_PER_STEP`] pushes (a message to a large group is one row per device of every
+/// offline member): short transactions, which on PostgreSQL hold nobody's reading of the log.
+const MESSAGES_PER_STEP: usize = 64;
+const PUSHES_PER_STEP: usize = 4000;
 /// Pushes claimed from the outbox at a time, and sent at once (push services answer in tens
 /// of milliseconds, from far away: throughput needs many in flight).
 const SEND_BATCH: u32 = 256;
@@ -304,6 +306,7 @@ impl PushService {
         self.queued.notify_one();
         // Set at start-up (`init_push_position`); unset only if the row was reset by hand.
         let mut position = stored.unwrap_or(crate::store::EventPosition::START);
+        let mut step_size = MESSAGES_PER_STEP;
         loop {
             let batch = self.store.events_after(position, DECIDE_BATCH).await?;
             let Some(last) = batch.last().map(|event| event.position()) else {
@@ -315,16 +318,18 @@ impl PushService {
                 .filter_map(|event| Some((event.message_id?, event.position())))
                 .collect();
             // A step per few messages, each moving the position to its last message's event;
-            // the last step moves it past the batch's other events too.
-            let mut steps: Vec<(&[(Uuid, crate::store::EventPosition)], crate::store::EventPosition)> = messages
-                .chunks(MESSAGES_PER_STEP)
-                .map(|step| (step, step.last().map_or(last, |(_, at)| *at)))
-                .collect();
-            match steps.last_mut() {
-                Some(final_step) => final_step.1 = last,
-                None => steps.push((&[], last)),
-            }
-            for (step, through) in steps {
+            // the last step moves it past the batch's other events too. Steps shrink while
+            // they yield many pushes (large groups) and grow back after: one transaction
+            // writes a bounded number of rows, however large the groups.
+            let mut next = 0;
+            loop {
+                let end = (next + step_size).min(messages.len());
+                let step = &messages[next..end];
+                let through = if end == messages.len() {
+                    last
+                } else {
+                    step[step.len() - 1].1
+                };
                 let ids: Vec<Uuid> = step.iter().map(|(id, _)| *id).collect();
                 let now = crate::store::now();
                 let pushes = self.message_pushes(&ids, now).await?;
@@ -339,6 +344,15 @@ impl PushService {
                 if !pushes.is_empty() {
                     self.stats.queued.fetch_add(pushes.len() as u64, Ordering::Relaxed);
                     self.queued.notify_one();
+                }
+                step_size = match pushes.len() {
+                    many if many > PUSHES_PER_STEP => (step_size / 2).max(1),
+                    few if few < PUSHES_PER_STEP / 4 => (step_size * 2).min(MESSAGES_PER_STEP),
+                    _ => step_size,
+                };
+                next = end;
+                if next >= messages.len() {
+                    break;
                 }
             }
             position = last;
