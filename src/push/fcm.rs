@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Outcome, retry_after};
+use super::{Outcome, retry_after, without_url};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 
@@ -234,16 +234,4 @@ fn message(device_token: &str, payload: &Value, topic: Option<&str>, ttl: Durati
             "apns": { "headers": apns_headers, "payload": { "aps": aps } },
         }
     })
-}
-
-/// A client error without the URL it was for (which may carry a device's push address).
-pub(super) fn without_url(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    kind.to_string()
 }

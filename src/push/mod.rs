@@ -234,7 +234,7 @@ impl PushService {
         let subscriptions = self.store.subscriptions_of_users(recipients, now).await?;
         let pushes: Vec<QueuedPush> = subscriptions
             .into_iter()
-            .map(|subscription| {
+            .map(|(subscription, _)| {
                 let push_id = Uuid::now_v7();
                 let payload = Payload {
                     title,
@@ -362,7 +362,8 @@ impl PushService {
         }
     }
 
-    /// The pushes for new messages `messages`: one per device of each recipient to tell.
+    /// The pushes for new messages `messages`: one per device of each recipient to tell (the
+    /// recipient's unread total read once, whatever their number of devices).
     async fn message_pushes(&self, messages: &[Uuid], now: DateTime<Utc>) -> StoreResult<Vec<QueuedPush>> {
         let recipients = self
             .store
@@ -373,6 +374,13 @@ impl PushService {
         }
         let mut shown: Vec<Uuid> = recipients.iter().map(|recipient| recipient.message_id).collect();
         shown.dedup();
+        let mut users: Vec<Uuid> = recipients.iter().map(|recipient| recipient.user_id).collect();
+        users.sort();
+        users.dedup();
+        let mut devices: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
+        for (subscription, user) in self.store.subscriptions_of_users(&users, now).await? {
+            devices.entry(user).or_default().push(subscription);
+        }
         let pushed: std::collections::HashMap<Uuid, PushedMessage> = self
             .store
             .pushed_messages(&shown)
@@ -382,11 +390,23 @@ impl PushService {
             .collect();
         Ok(recipients
             .iter()
-            .filter_map(|recipient| Some(self.message_push(pushed.get(&recipient.message_id)?, recipient, now)))
+            .filter_map(|recipient| Some((pushed.get(&recipient.message_id)?, recipient)))
+            .flat_map(|(message, recipient)| {
+                let subscriptions = devices.get(&recipient.user_id).map(Vec::as_slice).unwrap_or_default();
+                subscriptions
+                    .iter()
+                    .map(move |subscription| self.message_push(message, recipient, *subscription, now))
+            })
             .collect())
     }
 
-    fn message_push(&self, pushed: &PushedMessage, recipient: &MessageRecipient, now: DateTime<Utc>) -> QueuedPush {
+    fn message_push(
+        &self,
+        pushed: &PushedMessage,
+        recipient: &MessageRecipient,
+        subscription: Uuid,
+        now: DateTime<Utc>,
+    ) -> QueuedPush {
         let message = &pushed.message;
         let title = match &pushed.group_name {
             Some(group) => format!("{} in {group}", message.sender.name),
@@ -402,7 +422,7 @@ impl PushService {
             // Nothing of the content, not even a link to its file.
             ("New message".to_string(), None)
         };
-        let push_id = message_push_id(message.id, recipient.subscription_id);
+        let push_id = message_push_id(message.id, subscription);
         let payload = Payload {
             title: &title,
             body: &body,
@@ -416,7 +436,7 @@ impl PushService {
         };
         QueuedPush {
             id: push_id,
-            subscription: recipient.subscription_id,
+            subscription,
             message: Some(message.id),
             payload: serde_json::to_string(&payload).unwrap_or_default(),
             topic: Some(message.conversation_id.simple().to_string()),
@@ -538,7 +558,7 @@ impl PushService {
             Err(error) => {
                 return Outcome::Retry {
                     after: None,
-                    reason: format!("push service: {}", fcm::without_url(&error)),
+                    reason: format!("push service: {}", without_url(&error)),
                 };
             }
         };
@@ -590,6 +610,17 @@ fn backoff(attempts: i32) -> Duration {
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
     full - full.mul_f64(f64::from(byte[0]) / 512.0)
+}
+
+/// A client error without the URL it was for (which may carry a device's push address).
+fn without_url(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    }
 }
 
 /// A `Retry-After` in seconds (the HTTP-date form is read as no hint).

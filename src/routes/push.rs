@@ -160,6 +160,7 @@ pub async fn create_subscription(
             format!("must be 1 to {DEVICE_UDID_MAX} characters, without control characters or `/`"),
         ));
     }
+    let now = store::now();
     let mut subscription = PushSubscription {
         id: Uuid::now_v7(),
         user_id: caller.user_id,
@@ -170,8 +171,8 @@ pub async fn create_subscription(
         web_key_p256dh: None,
         device_token: None,
         device_udid: udid.to_string(),
-        created_at: store::now(),
-        updated_at: store::now(),
+        created_at: now,
+        updated_at: now,
     };
     match request.platform.as_str() {
         "web" => {

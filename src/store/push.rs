@@ -60,14 +60,12 @@ pub struct DuePush {
     pub subscription: PushSubscription,
 }
 
-/// One device to tell about one new message: who, on which subscription, with their unread
-/// total (the app badge).
+/// One user to tell about one new message, with their unread total (the app badge); their
+/// devices come from [`Store::subscriptions_of_users`].
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRecipient {
     pub message_id: Uuid,
     pub user_id: Uuid,
-    pub subscription_id: Uuid,
-    pub platform: String,
     pub unread_total: i64,
 }
 
@@ -364,7 +362,7 @@ impl Store {
         }
         with_backend!(self, |pool| {
             let mut builder = sqlx::QueryBuilder::new(concat!(
-                "SELECT m.id AS message_id, rp.user_id, s.id AS subscription_id, s.platform,
+                "SELECT m.id AS message_id, rp.user_id,
                     (SELECT CAST(COALESCE(SUM(",
                 unread_count!(),
                 "), 0) AS BIGINT)
@@ -376,8 +374,6 @@ impl Store {
                  JOIN conversations rc ON rc.id = m.conversation_id
                  JOIN participants rp ON rp.conversation_id = m.conversation_id AND rp.user_id <> m.sender_id
                  JOIN users ru ON ru.id = rp.user_id AND ru.deleted_at IS NULL
-                 JOIN push_subscriptions s ON s.user_id = rp.user_id
-                 JOIN sessions ss ON ss.id = s.session_id AND ss.revoked_at IS NULL
                  WHERE m.deleted_at IS NULL AND rp.joined_at <= m.created_at
                    AND NOT (COALESCE(rc.request_status, '') IN ('pending', 'declined') AND rc.requester_id <> rp.user_id)
                    AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = rp.user_id AND h.message_id = m.id)
@@ -396,11 +392,15 @@ impl Store {
                                 WHERE st.user_id = rp.user_id AND i.heartbeat_at > ",
             );
             builder.push_bind(alive_since);
-            builder.push(") AND ss.expires_at > ");
+            builder.push(
+                ") AND EXISTS (SELECT 1 FROM push_subscriptions s
+                     JOIN sessions ss ON ss.id = s.session_id AND ss.revoked_at IS NULL
+                     WHERE s.user_id = rp.user_id AND ss.expires_at > ",
+            );
             builder.push_bind(now);
-            builder.push(" AND m.id IN ");
+            builder.push(") AND m.id IN ");
             push_ids(&mut builder, messages.iter().copied());
-            builder.push(" ORDER BY m.id, rp.user_id, s.id");
+            builder.push(" ORDER BY m.id, rp.user_id");
             Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
@@ -456,20 +456,22 @@ impl Store {
         })
     }
 
-    /// The subscriptions of `users` (callers bound the list) of live sessions at `now`.
-    pub async fn subscriptions_of_users(&self, users: &[Uuid], now: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
+    /// The subscriptions of `users` (callers bound the list) of live sessions at `now`:
+    /// (subscription, user).
+    pub async fn subscriptions_of_users(&self, users: &[Uuid], now: DateTime<Utc>) -> StoreResult<Vec<(Uuid, Uuid)>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
         with_backend!(self, |pool| {
             let mut builder = sqlx::QueryBuilder::new(
-                "SELECT s.id FROM push_subscriptions s
+                "SELECT s.id, s.user_id FROM push_subscriptions s
                  JOIN sessions ss ON ss.id = s.session_id AND ss.revoked_at IS NULL AND ss.expires_at > ",
             );
             builder.push_bind(now);
             builder.push(" WHERE s.user_id IN ");
             push_ids(&mut builder, users.iter().copied());
-            Ok(builder.build_query_scalar().fetch_all(pool).await?)
+            builder.push(" ORDER BY s.user_id, s.id");
+            Ok(builder.build_query_as().fetch_all(pool).await?)
         })
     }
 }
